@@ -1,0 +1,42 @@
+# The two commands a new user needs:  make demo   and   make test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_DATE ?= 2026-01-31
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(abspath $(BIN))/python
+
+.PHONY: demo test lint lock bench clean install
+
+$(STAMP): setup.cfg constraints.txt pyproject.toml
+	@tools/preflight.sh $(PYTHON)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+install: $(STAMP)
+
+## make demo: generate a small marketplace, run the nightly DAG through Airflow's test runner
+demo: $(STAMP)
+	$(BIN)/ranking-jobs demo --ds $(DEMO_DATE)
+
+## make test: the whole suite (starts its own Redis, S3 API server, Spark, Airflow)
+test: $(STAMP)
+	@NEED_REDIS=1 tools/preflight.sh $(PYTHON)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## make lock: re-resolve constraints.txt from setup.cfg (needs network to PyPI)
+lock:
+	$(BIN)/uv pip compile setup.cfg --extra dev --python-version 3.11 -o constraints.txt
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf data var .pytest_cache

@@ -1,0 +1,104 @@
+"""Data contracts of the lake: table names, Arrow schemas and enumerations.
+
+Every writer casts to these schemas and every reader may rely on them; the raw
+validation suites are derived from the same definitions so the two can never
+drift apart.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+EVENT_TYPES = ("impression", "click", "like", "save", "add_to_bag", "purchase")
+SURFACES = ("home", "search", "similar")
+ITEM_STATUSES = ("available", "sold")
+CONDITIONS = ("new_with_tags", "very_good", "good", "satisfactory")
+
+# Graded relevance of the strongest interaction a user had with an item in the
+# label window: purchase > bag > like/save > click > shown only > not shown.
+LABEL_GRADES: dict[str, int] = {
+    "purchase": 5,
+    "add_to_bag": 4,
+    "like": 3,
+    "save": 3,
+    "click": 2,
+    "impression": 1,
+}
+NOT_SHOWN_GRADE = 0
+
+RAW_EVENTS = "raw/events"
+RAW_ITEMS = "raw/items"
+RAW_USERS = "raw/users"
+TRUTH_USERS = "truth/users"
+FEATURES_ITEM = "features/item_stats"
+FEATURES_USER = "features/user_stats"
+FEATURES_USER_CATEGORY = "features/user_category_affinity"
+TRAINING = "training"
+CANDIDATES = "candidates"
+RECOMMENDATIONS = "recommendations"
+POPULAR = "popular"
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("surface", pa.string(), nullable=False),
+        pa.field("query", pa.string()),
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("session_id", pa.string(), nullable=False),
+    ]
+)
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("seller_id", pa.int64(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("subcategory", pa.string(), nullable=False),
+        pa.field("brand", pa.string(), nullable=False),
+        pa.field("size", pa.string(), nullable=False),
+        pa.field("condition", pa.string(), nullable=False),
+        pa.field("colour", pa.string(), nullable=False),
+        pa.field("style", pa.string(), nullable=False),
+        pa.field("price", pa.float64(), nullable=False),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("listed_at", TS, nullable=False),
+        pa.field("sold_at", TS),
+        pa.field("status", pa.string(), nullable=False),
+    ]
+)
+
+USERS_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("signed_up_at", TS, nullable=False),
+        pa.field("country", pa.string(), nullable=False),
+        pa.field("declared_size", pa.string()),
+        pa.field("declared_styles", pa.list_(pa.string())),
+    ]
+)
+
+RAW_SCHEMAS: dict[str, pa.Schema] = {
+    RAW_EVENTS: EVENTS_SCHEMA,
+    RAW_ITEMS: ITEMS_SCHEMA,
+    RAW_USERS: USERS_SCHEMA,
+}
+
+# Final lists, one row per user, as written to recommendations/dt= and the
+# online store's user_recommendations feature view.
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("item_ids", pa.list_(pa.int64()), nullable=False),
+        pa.field("scores", pa.list_(pa.float32()), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("generated_at", TS, nullable=False),
+        pa.field("event_timestamp", TS, nullable=False),
+    ]
+)

@@ -1,0 +1,167 @@
+"""The lake: Parquet tables partitioned by ``dt=YYYY-MM-DD`` under one root.
+
+A partition is always replaced whole and never visible half-written: writers
+fill a staging folder beside the table (``<table>/.staging/``, which readers
+never list because they only match ``dt=*``) and swap it in by rename. The only
+window a reader can hit is a partition briefly *absent* during the swap, which
+reads as "not yet written", never as mixed data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from ranking_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PART_FILE = "part-0.parquet"
+
+
+class MissingPartitionError(FileNotFoundError):
+    """A stage needs a partition that no earlier step has written."""
+
+
+def _filesystem(settings: Settings, uri: str) -> tuple[pafs.FileSystem, str]:
+    if uri.startswith("s3://"):
+        s3 = pafs.S3FileSystem(endpoint_override=settings.s3_endpoint_url)
+        return s3, uri.removeprefix("s3://")
+    return pafs.LocalFileSystem(), uri
+
+
+def table_uri(settings: Settings, table: str) -> str:
+    return f"{settings.data_root}/{table}"
+
+
+def partition_uri(settings: Settings, table: str, ds: dt.date) -> str:
+    return f"{table_uri(settings, table)}/dt={ds.isoformat()}"
+
+
+def partition_glob(settings: Settings, table: str) -> str:
+    """Glob of every committed file of a table (what Feast's file sources point at)."""
+    return f"{table_uri(settings, table)}/dt=*/*.parquet"
+
+
+def list_partitions(settings: Settings, table: str) -> list[dt.date]:
+    fs, path = _filesystem(settings, table_uri(settings, table))
+    info = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    days = []
+    for entry in info:
+        name = entry.base_name
+        if entry.type == pafs.FileType.Directory and name.startswith("dt="):
+            days.append(dt.date.fromisoformat(name[3:]))
+    return sorted(days)
+
+
+def has_partition(settings: Settings, table: str, ds: dt.date) -> bool:
+    fs, path = _filesystem(settings, partition_uri(settings, table, ds))
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+@contextlib.contextmanager
+def staged_partition(settings: Settings, table: str, ds: dt.date) -> Iterator[str]:
+    """Yield a staging folder to write ``dt=ds`` into; swap it in when the block succeeds."""
+    final = partition_uri(settings, table, ds)
+    token = uuid.uuid4().hex[:12]
+    staging = f"{table_uri(settings, table)}/.staging/dt={ds.isoformat()}-{token}"
+    fs, staging_path = _filesystem(settings, staging)
+    fs.create_dir(staging_path, recursive=True)
+    try:
+        yield staging
+    except BaseException:
+        fs.delete_dir(staging_path)
+        raise
+    _swap_in(settings, staging, final, token)
+
+
+def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
+    fs, final_path = _filesystem(settings, final)
+    _, staging_path = _filesystem(settings, staging)
+    if isinstance(fs, pafs.LocalFileSystem):
+        final_p, staging_p = Path(final_path), Path(staging_path)
+        trash = final_p.parent / ".trash" / f"{final_p.name}-{token}"
+        if final_p.exists():
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            final_p.rename(trash)
+        staging_p.rename(final_p)
+        shutil.rmtree(trash, ignore_errors=True)
+        return
+    # Object stores have no rename: copy the finished files, then drop stale ones.
+    new_files = {
+        i.path.removeprefix(staging_path): i
+        for i in fs.get_file_info(pafs.FileSelector(staging_path, recursive=True))
+        if i.type == pafs.FileType.File
+    }
+    for rel in sorted(new_files):
+        fs.copy_file(staging_path + rel, final_path + rel)
+    existing = fs.get_file_info(pafs.FileSelector(final_path, recursive=True, allow_not_found=True))
+    for info in existing:
+        if info.type == pafs.FileType.File and info.path.removeprefix(final_path) not in new_files:
+            fs.delete_file(info.path)
+    fs.delete_dir(staging_path)
+
+
+def write_partition(
+    settings: Settings, table: str, ds: dt.date, data: pa.Table, *, sort_by: Iterable[str] = ()
+) -> str:
+    """Replace partition ``dt=ds`` of ``table`` with ``data``; return its URI."""
+    sort_keys = [(c, "ascending") for c in sort_by]
+    if sort_keys:
+        data = data.sort_by(sort_keys)
+    with staged_partition(settings, table, ds) as staging:
+        fs, path = _filesystem(settings, staging)
+        pq.write_table(data, f"{path}/{PART_FILE}", filesystem=fs, compression="zstd")
+    uri = partition_uri(settings, table, ds)
+    log.info("wrote %s rows to %s", f"{data.num_rows:,}", uri)
+    return uri
+
+
+def read_partition(
+    settings: Settings, table: str, ds: dt.date, columns: list[str] | None = None
+) -> pa.Table:
+    uri = partition_uri(settings, table, ds)
+    fs, path = _filesystem(settings, uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        raise MissingPartitionError(
+            f"partition {table}/dt={ds.isoformat()} does not exist under {settings.data_root}; "
+            f"run the step that writes it for {ds.isoformat()} first"
+        )
+    dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None)
+    return dataset.to_table(columns=columns)
+
+
+def read_days(
+    settings: Settings,
+    table: str,
+    days: Iterable[dt.date],
+    columns: list[str] | None = None,
+    *,
+    missing_ok: bool = False,
+) -> pa.Table:
+    """Concatenate several day partitions, adding no partition column."""
+    parts = []
+    for day in days:
+        try:
+            parts.append(read_partition(settings, table, day, columns))
+        except MissingPartitionError:
+            if not missing_ok:
+                raise
+    if not parts:
+        raise MissingPartitionError(f"no partitions of {table} for the requested days")
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def day_range(end: dt.date, days: int) -> list[dt.date]:
+    """The ``days`` days ending with ``end`` (inclusive), oldest first."""
+    return [end - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]

@@ -1,0 +1,127 @@
+"""One typed settings object for every stage.
+
+Every field is read from an environment variable named ``RANKING_<FIELD>``
+(upper case), so the CLI, the Airflow workers, docker-compose and the tests
+configure the pipeline the same way. Defaults run on one laptop: the lake under
+``./data``, state (Feast registry, SQLite online store, MLflow) under ``./var``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RANKING_"
+
+Scale = Literal["tiny", "small", "medium", "large"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # --- where things live -------------------------------------------------
+    data_root: str = Field("./data", description="Lake root: a folder or s3://bucket/prefix.")
+    state_dir: Path = Field(
+        Path("./var"), description="Local state: Feast registry, SQLite online store, MLflow."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 API endpoint for s3:// lake roots (MinIO, moto); None = AWS."
+    )
+
+    # --- synthetic marketplace ---------------------------------------------
+    scale: Scale = Field("tiny", description="Generator preset: tiny, small, medium, large.")
+    seed: int = Field(7, description="Seed of the synthetic marketplace.")
+    history_days: int = Field(
+        14, ge=3, description="Days of raw data the generator writes, ending on the run's date."
+    )
+
+    # --- features -----------------------------------------------------------
+    spark_master: str = Field("local[2]", description="Spark master URL.")
+    spark_driver_memory: str = Field("4g", description="Spark driver memory.")
+    spark_shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions.")
+    prior_strength: float = Field(
+        20.0, gt=0, description="Pseudo-impressions of the category prior in smoothed rates."
+    )
+
+    # --- Feast ---------------------------------------------------------------
+    feast_project: str = Field("marketplace_ranking", description="Feast project name.")
+    feast_repo: Path = Field(
+        Path(__file__).resolve().parents[1] / "feature_repo",
+        description="Feast repository folder (entity and feature view definitions).",
+    )
+    offline_store: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Engine of Feast's offline store over the lake's Parquet files."
+    )
+    online_store: Literal["sqlite", "redis"] = Field("sqlite", description="Feast online store.")
+    redis_url: str = Field("localhost:6379", description="Redis host:port for the online store.")
+
+    # --- training / model ----------------------------------------------------
+    train_days: int = Field(4, ge=1, description="As-of days in the training set.")
+    candidates_per_user: int = Field(120, ge=10, description="Candidates generated per user.")
+    num_boost_round: int = Field(300, ge=1, description="Maximum XGBoost boosting rounds.")
+    early_stopping_rounds: int = Field(25, ge=1, description="Early stopping patience.")
+    max_depth: int = Field(6, ge=1, description="XGBoost tree depth.")
+    learning_rate: float = Field(0.1, gt=0, description="XGBoost eta.")
+    nthread: int = Field(2, ge=1, description="XGBoost threads.")
+
+    # --- MLflow --------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default is a SQLite store in state_dir."
+    )
+    mlflow_experiment: str = Field("ranking_nightly", description="MLflow experiment name.")
+    registered_model: str = Field("marketplace_ranker", description="MLflow registered model.")
+
+    # --- evaluation / gate ---------------------------------------------------
+    eval_k: int = Field(10, ge=1, description="Cut-off of the gate's NDCG.")
+    min_gain_over_baseline: float = Field(
+        0.0, description="Required NDCG@k gain of the model over the popularity baseline."
+    )
+
+    # --- precompute / serving -----------------------------------------------
+    top_n: int = Field(100, ge=1, description="Length of each precomputed list.")
+    exclude_purchased: bool = Field(
+        True, description="Drop items the user already bought (off for repurchase domains)."
+    )
+    active_days: int = Field(30, ge=1, description="A user is active if seen in this many days.")
+    fallback_size: int = Field(100, ge=1, description="Length of the popular fallback list.")
+
+    @field_validator("data_root")
+    @classmethod
+    def _absolute_root(cls, v: str) -> str:
+        """Pin a local root to an absolute path so every process sees the same lake."""
+        if "://" in v:
+            return v.rstrip("/")
+        return str(Path(v).expanduser().resolve())
+
+    @field_validator("state_dir", "feast_repo")
+    @classmethod
+    def _absolute_dir(cls, v: Path) -> Path:
+        return Path(v).expanduser().resolve()
+
+    # --- derived -------------------------------------------------------------
+    @cached_property
+    def feast_dir(self) -> Path:
+        return self.state_dir / "feast"
+
+    @cached_property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @cached_property
+    def artifact_root(self) -> str:
+        return (self.state_dir / "mlartifacts").as_uri()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides winning (CLI flags, tests)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,63 @@
+"""The nightly stages, in order, as lazy references.
+
+This module imports nothing heavy so that the Airflow DAG file can read it at
+parse time; each stage's module is imported only when the stage runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    target: str  # "module:function", the function takes a RunContext
+    doc: str
+
+    def load(self) -> Callable[..., Mapping[str, Any]]:
+        module, func = self.target.split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+NIGHTLY: tuple[Stage, ...] = (
+    Stage("validate_raw", "ranking_jobs.validation:validate_raw",
+          "Great Expectations suites on the day's raw events, items and users."),
+    Stage("build_features", "ranking_jobs.features:build_features",
+          "Spark feature extraction for the snapshot date; registers views in Feast."),
+    Stage("build_training_set", "ranking_jobs.training:build_training_set",
+          "Candidates + impressions, graded labels, features joined point-in-time by Feast."),
+    Stage("validate_training_set", "ranking_jobs.validation:validate_training_set",
+          "Suite on the training set (labels, groups, feature coverage)."),
+    Stage("train_model", "ranking_jobs.training:train_model",
+          "XGBoost rank:ndcg with early stopping on a later day; logged to MLflow."),
+    Stage("evaluate_model", "ranking_jobs.evaluation:evaluate_model",
+          "Hold-out NDCG against baselines; the gate that moves the champion alias."),
+    Stage("precompute_lists", "ranking_jobs.precompute:precompute_lists",
+          "Top-N per active user with the champion, after business rules."),
+    Stage("validate_lists", "ranking_jobs.validation:validate_lists",
+          "Suite on the final lists before anything is published."),
+    Stage("publish_lists", "ranking_jobs.publish:publish_lists",
+          "Lists into the Feast online store (user_recommendations)."),
+    Stage("write_report", "ranking_jobs.report:write_report",
+          "One HTML report with the night's metrics and plots."),
+)
+
+STAGES: dict[str, Stage] = {s.name: s for s in NIGHTLY}
+
+
+def run_stage(name: str, ctx: Any) -> dict[str, Any]:
+    """Run one stage for a RunContext and log how long it took."""
+    stage = STAGES[name]
+    log.info("stage %s for %s (run %s) starting", name, ctx.ds_str, ctx.run_id)
+    started = time.perf_counter()
+    result = dict(stage.load()(ctx))
+    log.info("stage %s done in %.1fs: %s", name, time.perf_counter() - started, result)
+    return result

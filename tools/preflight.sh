@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Stops with a clear message when something the pipeline needs is missing.
+set -euo pipefail
+PY="${1:-python3}"
+need() { echo "error: $1" >&2; echo "  fix: $2" >&2; exit 3; }
+
+command -v "$PY" >/dev/null 2>&1 || need "$PY not found" "install Python 3.11+ (apt-get install python3 python3-venv)"
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || need "Python 3.11+ required, found $("$PY" -V 2>&1)" "install python3.11 or newer and run: make PYTHON=python3.11 ..."
+"$PY" -c 'import venv, ensurepip' 2>/dev/null \
+  || need "the Python venv module (with ensurepip) is missing" "apt-get install python3-venv"
+command -v java >/dev/null 2>&1 \
+  || need "Java not found: Spark needs a JDK 17 or 21" "apt-get install openjdk-17-jre-headless (or set JAVA_HOME)"
+java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]}')
+[ "${java_major:-0}" -ge 17 ] || need "Java ${java_major} found; Spark 4 needs 17 or newer" "apt-get install openjdk-17-jre-headless"
+if [ "${NEED_REDIS:-0}" = 1 ]; then
+  command -v redis-server >/dev/null 2>&1 \
+    || need "redis-server not found: the test suite starts a real Redis" "apt-get install redis-server"
+fi
