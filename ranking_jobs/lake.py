@@ -85,6 +85,27 @@ def staged_partition(settings: Settings, table: str, ds: dt.date) -> Iterator[st
     _swap_in(settings, staging, final, token)
 
 
+@contextlib.contextmanager
+def staged_partitions(settings: Settings, table: str, days: list[dt.date]) -> Iterator[str]:
+    """Yield a staging root to write ``dt=YYYY-MM-DD`` sub-folders into (e.g. Spark's
+    ``partitionBy("dt")``); each of ``days`` is swapped in when the block succeeds."""
+    token = uuid.uuid4().hex[:12]
+    staging = f"{table_uri(settings, table)}/.staging/multi-{token}"
+    fs, staging_path = _filesystem(settings, staging)
+    fs.create_dir(staging_path, recursive=True)
+    try:
+        yield staging
+        for day in days:
+            part = f"{staging}/dt={day.isoformat()}"
+            _, part_path = _filesystem(settings, part)
+            if fs.get_file_info(part_path).type != pafs.FileType.Directory:
+                fs.create_dir(part_path)  # an empty day is still a written day
+            _swap_in(settings, part, partition_uri(settings, table, day), token)
+    finally:
+        if fs.get_file_info(staging_path).type == pafs.FileType.Directory:
+            fs.delete_dir(staging_path)
+
+
 def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
     fs, final_path = _filesystem(settings, final)
     _, staging_path = _filesystem(settings, staging)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         Path(__file__).resolve().parents[1] / "feature_repo",
         description="Feast repository folder (entity and feature view definitions).",
     )
+    dags_folder: Path = Field(
+        Path(__file__).resolve().parents[1] / "dags", description="Airflow DAG folder."
+    )
     offline_store: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Engine of Feast's offline store over the lake's Parquet files."
     )
@@ -78,7 +81,24 @@ class Settings(BaseSettings):
     # --- evaluation / gate ---------------------------------------------------
     eval_k: int = Field(10, ge=1, description="Cut-off of the gate's NDCG.")
     min_gain_over_baseline: float = Field(
-        0.0, description="Required NDCG@k gain of the model over the popularity baseline."
+        0.0, description="Lower CI bound the NDCG@k gain over the best baseline must exceed."
+    )
+    champion_tolerance: float = Field(
+        0.01, ge=0, description="How much worse than the champion's NDCG@k a model may be."
+    )
+
+    # --- validation (Great Expectations suites) -------------------------------
+    min_referential_integrity: float = Field(
+        0.99, ge=0, le=1, description="Least share of events whose item/user is in that day's data."
+    )
+    volume_window_days: int = Field(
+        7, ge=1, description="Earlier days whose event volume forms the day-volume band."
+    )
+    volume_min_ratio: float = Field(
+        0.2, ge=0, description="Least day volume as a multiple of the trailing median."
+    )
+    volume_max_ratio: float = Field(
+        5.0, gt=0, description="Largest day volume as a multiple of the trailing median."
     )
 
     # --- precompute / serving -----------------------------------------------
@@ -97,7 +117,7 @@ class Settings(BaseSettings):
             return v.rstrip("/")
         return str(Path(v).expanduser().resolve())
 
-    @field_validator("state_dir", "feast_repo")
+    @field_validator("state_dir", "feast_repo", "dags_folder")
     @classmethod
     def _absolute_dir(cls, v: Path) -> Path:
         return Path(v).expanduser().resolve()

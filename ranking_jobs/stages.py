@@ -7,10 +7,13 @@ parse time; each stage's module is imported only when the stage runs.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -59,5 +62,26 @@ def run_stage(name: str, ctx: Any) -> dict[str, Any]:
     log.info("stage %s for %s (run %s) starting", name, ctx.ds_str, ctx.run_id)
     started = time.perf_counter()
     result = dict(stage.load()(ctx))
-    log.info("stage %s done in %.1fs: %s", name, time.perf_counter() - started, result)
+    seconds = time.perf_counter() - started
+    summary_path = write_summary(ctx, name, {**result, "seconds": round(seconds, 2)})
+    log.info("stage %s done in %.1fs (summary %s)", name, seconds, summary_path)
     return result
+
+
+def summary_dir(ctx: Any) -> Path:
+    return Path(ctx.settings.reports_dir) / ctx.ds_str
+
+
+def write_summary(ctx: Any, name: str, result: Mapping[str, Any]) -> Path:
+    """Each stage's result as JSON beside the night's report (written whole, then renamed)."""
+    path = summary_dir(ctx) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def read_summary(ctx: Any, name: str) -> dict[str, Any] | None:
+    path = summary_dir(ctx) / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,76 @@
+"""Nightly ranking DAG: wiring only; every task is one call into ``ranking_jobs``.
+
+Parsed constantly by the dag-processor, so nothing heavy is imported here:
+``ranking_jobs.stages`` is a list of names, and each task imports its stage
+module only when it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from ranking_jobs.stages import NIGHTLY
+
+DOC = """
+### ranking_nightly
+
+Processes the UTC day `[data_interval_start, data_interval_end)` (partition
+`dt={{ ds }}`) at 02:00 UTC the next morning:
+
+validate raw data → Spark features into Feast → point-in-time training set →
+XGBoost `rank:ndcg` → evaluation gate (moves the `champion` alias) → top-N lists
+with the champion → list validation → publish to the Feast online store → HTML
+report.
+
+*Reruns and backfills* replace the day's partitions whole; a backfill of an old
+day never replaces fresher lists that are already live. A failed validation or
+gate stops the run before anything is published, so the last good lists stay
+live. Every task is `ranking-jobs <task_id> --ds {{ ds }}` on the command line.
+"""
+
+DEFAULT_ARGS = {
+    "owner": "ranking",
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=20),
+}
+
+
+def _stage_task(name: str, doc: str):
+    def run(**context: object) -> dict:
+        from ranking_jobs.airflow_glue import run_from_airflow
+
+        return run_from_airflow(name, context)
+
+    run.__name__ = name
+    run.__doc__ = doc
+    return task(task_id=name, doc_md=doc)(run)
+
+
+@dag(
+    dag_id="ranking_nightly",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["ranking", "nightly", "feast", "xgboost"],
+    doc_md=DOC,
+    params={
+        "scale": Param(None, type=["null", "string"], description="Override RANKING_SCALE."),
+        "top_n": Param(None, type=["null", "integer"], minimum=1, description="List length."),
+    },
+)
+def ranking_nightly() -> None:
+    previous = None
+    for stage in NIGHTLY:
+        current = _stage_task(stage.name, stage.doc)()
+        if previous is not None:
+            previous >> current
+        previous = current
+
+
+ranking_nightly()

@@ -1,0 +1,110 @@
+"""Feast objects of the ranking pipeline: entities, file sources and feature views.
+
+``definitions(settings)`` builds them for a given lake; the pipeline applies
+them on every run (``ranking_jobs.feast_store.apply_definitions``). The module-
+level objects at the bottom are the same definitions for Feast's own CLI, built
+from the RANKING_* environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.data_format import ParquetFormat
+from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
+
+from ranking_jobs import contracts as C
+from ranking_jobs import lake
+from ranking_jobs.features import columns as cols
+from ranking_jobs.settings import Settings, load_settings
+
+# A daily snapshot is valid until the next one; two days tolerate one late night.
+SNAPSHOT_TTL = dt.timedelta(days=2)
+
+user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64,
+              description="A marketplace member (buyer and possibly seller).")
+item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64,
+              description="A one-of-a-kind listing.")
+category = Entity(name="category", join_keys=["category"], value_type=ValueType.STRING,
+                  description="A listing category (tops, dresses, ...).")
+segment = Entity(name="segment", join_keys=["segment"], value_type=ValueType.STRING,
+                 description="Audience of a non-personalised list, e.g. 'global'.")
+
+
+def _source(settings: Settings, table: str) -> FileSource:
+    return FileSource(
+        name=table.replace("/", "__"),
+        path=lake.partition_glob(settings, table),
+        file_format=ParquetFormat(),
+        timestamp_field="event_timestamp",
+        s3_endpoint_override=settings.s3_endpoint_url,
+    )
+
+
+def _fields(names: list[str], dtype: object) -> list[Field]:
+    return [Field(name=n, dtype=dtype) for n in names]
+
+
+def definitions(settings: Settings) -> list[object]:
+    item_stats = FeatureView(
+        name="item_stats",
+        entities=[item],
+        ttl=SNAPSHOT_TTL,
+        schema=_fields(cols.ITEM_COUNTS + cols.ITEM_INTS, Int64)
+        + _fields(cols.ITEM_FLOATS, Float64),
+        source=_source(settings, C.FEATURES_ITEM),
+        online=True,
+        description="Item popularity, smoothed rates, age, price and seller quality.",
+    )
+    user_stats = FeatureView(
+        name="user_stats",
+        entities=[user],
+        ttl=SNAPSHOT_TTL,
+        schema=_fields(cols.USER_COUNTS + cols.USER_INTS, Int64)
+        + _fields(cols.USER_FLOATS, Float64),
+        source=_source(settings, C.FEATURES_USER),
+        online=True,
+        description="User activity over windows, recency, price level, breadth.",
+    )
+    user_category_affinity = FeatureView(
+        name="user_category_affinity",
+        entities=[user, category],
+        ttl=SNAPSHOT_TTL,
+        schema=_fields(cols.AFFINITY_FLOATS, Float64),
+        source=_source(settings, C.FEATURES_USER_CATEGORY),
+        online=True,
+        description="Time-decayed share of the user's interactions in a category.",
+    )
+    list_fields = [
+        Field(name="item_ids", dtype=Array(Int64)),
+        Field(name="scores", dtype=Array(Float32)),
+        Field(name="model_version", dtype=String),
+        Field(name="run_id", dtype=String),
+        Field(name="generated_at", dtype=UnixTimestamp),
+    ]
+    user_recommendations = FeatureView(
+        name="user_recommendations",
+        entities=[user],
+        ttl=dt.timedelta(0),
+        schema=list_fields,
+        source=_source(settings, C.RECOMMENDATIONS),
+        online=True,
+        description="Precomputed top-N list per user, with the model and run that made it.",
+    )
+    popular_items = FeatureView(
+        name="popular_items",
+        entities=[segment],
+        ttl=dt.timedelta(0),
+        schema=list_fields,
+        source=_source(settings, C.POPULAR),
+        online=True,
+        description="Fallback list for users without a personalised one.",
+    )
+    return [user, item, category, segment, item_stats, user_stats, user_category_affinity,
+            user_recommendations, popular_items]
+
+
+_cli_objects = definitions(load_settings())
+(item_stats, user_stats, user_category_affinity,
+ user_recommendations, popular_items) = _cli_objects[4:]

@@ -1,0 +1,33 @@
+"""Turns an Airflow task context into a RunContext and runs one stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from ranking_jobs.context import RunContext
+from ranking_jobs.settings import load_settings
+from ranking_jobs.stages import run_stage
+
+
+def context_from_airflow(context: Mapping[str, Any]) -> RunContext:
+    """The processed day is the date of the data interval start (02:00 UTC of ``ds``)."""
+    start = context.get("data_interval_start") or context["logical_date"]
+    end = context.get("data_interval_end")
+    if end is not None and start is not None and end <= start:
+        raise ValueError(
+            f"empty data interval {start}..{end}: the DAG needs a data-interval timetable"
+        )
+    params = {k: v for k, v in (context.get("params") or {}).items() if v is not None}
+    settings = load_settings(**params)
+    run_id = str(context.get("run_id") or f"airflow__{start:%Y-%m-%d}")
+    ds = start.astimezone(dt.UTC).date() if isinstance(start, dt.datetime) else start
+    return RunContext.create(ds, settings, run_id)
+
+
+def run_from_airflow(name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    from ranking_jobs.logs import setup_logging
+
+    setup_logging()
+    return run_stage(name, context_from_airflow(context))

@@ -1,0 +1,114 @@
+"""``ranking-jobs``: one subcommand per stage, the whole night, the demo and reads.
+
+Every subcommand builds the same RunContext the Airflow tasks build, so running
+``ranking-jobs build_features --ds 2026-01-31`` is exactly the Airflow task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ranking_jobs.context import RunContext
+from ranking_jobs.settings import ENV_PREFIX, Settings, load_settings
+from ranking_jobs.stages import NIGHTLY, run_stage
+
+log = logging.getLogger("ranking_jobs.cli")
+
+
+def _common(p: argparse.ArgumentParser, *, ds: bool = True) -> None:
+    if ds:
+        p.add_argument("--ds", required=True, metavar="YYYY-MM-DD",
+                       help="logical date: the UTC day whose partition dt=YYYY-MM-DD is processed")
+        p.add_argument("--run-id", default=None,
+                       help="run id stamped on every published row (default manual__<ds>)")
+    p.add_argument("--data-root", default=None,
+                   help=f"lake root, a folder or s3://bucket/prefix ({ENV_PREFIX}DATA_ROOT, "
+                        "default ./data)")
+    p.add_argument("--state-dir", default=None,
+                   help=f"registry, online store, MLflow and reports ({ENV_PREFIX}STATE_DIR, "
+                        "default ./var)")
+    p.add_argument("--scale", default=None, choices=["tiny", "small", "medium", "large"],
+                   help=f"synthetic marketplace preset ({ENV_PREFIX}SCALE, default tiny)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ranking-jobs",
+        description="Nightly ranking pipeline of the marketplace. Every option also reads "
+                    f"its {ENV_PREFIX}* environment variable; flags win.",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("generate", help="write a synthetic marketplace ending on --ds")
+    _common(p)
+    for stage in NIGHTLY:
+        _common(sub.add_parser(stage.name, help=stage.doc, description=stage.doc))
+    p = sub.add_parser("night", help="run every nightly stage in order, without Airflow")
+    _common(p)
+    p = sub.add_parser("airflow-test",
+                       help="run the ranking_nightly DAG for --ds through `airflow dags test`")
+    _common(p)
+    p = sub.add_parser("demo", help="generate data, run the DAG through Airflow's test runner, "
+                                    "print three users' lists and where to look")
+    _common(p)
+    p = sub.add_parser("recommend", help="a user's list from the online store (or the fallback)")
+    _common(p, ds=False)
+    p.add_argument("--user", type=int, required=True, help="user id")
+    p.add_argument("--limit", type=int, default=20, help="items to return (default 20)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(data_root=args.data_root, state_dir=args.state_dir, scale=args.scale)
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ranking_jobs.logs import setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"error: bad settings: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "recommend":
+        from ranking_jobs.serving import recommend
+
+        _print(recommend(settings, args.user, args.limit).as_dict())
+        return 0
+
+    ctx = RunContext.create(args.ds, settings, args.run_id)
+    if args.command == "generate":
+        from ranking_jobs.data import generate
+
+        _print(generate(ctx))
+    elif args.command == "night":
+        for stage in NIGHTLY:
+            run_stage(stage.name, ctx)
+    elif args.command == "airflow-test":
+        from ranking_jobs.airflow_runner import run_dag_test
+
+        return run_dag_test(settings, ctx.ds)
+    elif args.command == "demo":
+        from ranking_jobs.demo import run_demo
+
+        return run_demo(ctx)
+    else:
+        _print(run_stage(args.command, ctx))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Names of the feature columns, shared by the Spark transforms, Feast and the model.
+
+Kept free of Spark imports so the Feast repository and the trainer can read it;
+a test checks the transforms produce exactly these columns.
+"""
+
+from __future__ import annotations
+
+WINDOWS = (1, 7, 30)
+EVENT_COUNTS = ("impressions", "clicks", "likes", "saves", "bag_adds", "purchases")
+
+ITEM_COUNTS = [f"{name}_{w}d" for w in WINDOWS for name in EVENT_COUNTS]
+ITEM_FLOATS = [
+    "ctr_7d", "ctr_30d", "conversion_30d", "category_ctr_30d", "brand_ctr_30d",
+    "age_days", "price", "price_rel_category", "seller_conversion_30d",
+]
+ITEM_INTS = ["is_available", "seller_sales_30d"]
+
+USER_COUNTS = [f"user_{c}" for c in ITEM_COUNTS]
+USER_FLOATS = ["user_days_since_active", "user_price_level"]
+USER_INTS = ["user_category_breadth"]
+
+AFFINITY_FLOATS = ["category_affinity"]
+
+# Computed at join time from a (user, item) pair, never stored.
+CROSS_FLOATS = ["price_distance"]
+
+MODEL_FEATURES = [
+    *ITEM_COUNTS, *ITEM_FLOATS, *ITEM_INTS,
+    *USER_COUNTS, *USER_FLOATS, *USER_INTS,
+    *AFFINITY_FLOATS, *CROSS_FLOATS,
+]

@@ -1,0 +1,45 @@
+"""Lake reads that training and precompute share: the item table, affinities, purchases."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow.compute as pc
+
+from ranking_jobs import contracts as C
+from ranking_jobs import lake
+from ranking_jobs.settings import Settings
+
+PURCHASE_LOOKBACK_DAYS = 365
+
+
+def item_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
+    """Listings of the snapshot with their popularity counts and availability."""
+    raw = lake.read_partition(
+        settings, C.RAW_ITEMS, snapshot, ["item_id", "category", "seller_id", "brand"]
+    ).to_pandas()
+    stats = lake.read_partition(
+        settings, C.FEATURES_ITEM, snapshot,
+        ["item_id", "is_available", "impressions_7d", "clicks_7d", "likes_7d", "saves_7d",
+         "bag_adds_7d", "purchases_7d"],
+    ).to_pandas()
+    return raw.merge(stats, on="item_id", how="inner")
+
+
+def affinity_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
+    return lake.read_partition(
+        settings, C.FEATURES_USER_CATEGORY, snapshot, ["user_id", "category", "category_affinity"]
+    ).to_pandas()
+
+
+def purchases_until(settings: Settings, last_day: dt.date) -> pd.DataFrame:
+    """(user_id, item_id) of every purchase up to the end of ``last_day``."""
+    days = lake.day_range(last_day, PURCHASE_LOOKBACK_DAYS)
+    present = set(lake.list_partitions(settings, C.RAW_EVENTS))
+    days = [d for d in days if d in present]
+    if not days:
+        return pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
+    events = lake.read_days(settings, C.RAW_EVENTS, days, ["user_id", "item_id", "event_type"])
+    bought = events.filter(pc.equal(events["event_type"], "purchase"))
+    return bought.select(["user_id", "item_id"]).to_pandas().drop_duplicates()

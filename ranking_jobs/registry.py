@@ -1,0 +1,121 @@
+"""MLflow tracking and the model registry: one experiment, a champion alias."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ranking_jobs.settings import Settings
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def label(self) -> str:
+        """What every published row carries: ``<registered model>/v<version>``."""
+        return f"{self.name}/v{self.version}"
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def client(settings: Settings) -> MlflowClient:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    if mlflow.get_experiment_by_name(settings.mlflow_experiment) is None:
+        mlflow.create_experiment(settings.mlflow_experiment,
+                                 artifact_location=settings.artifact_root)
+    mlflow.set_experiment(settings.mlflow_experiment)
+    return mlflow.MlflowClient()
+
+
+def log_and_register(
+    settings: Settings,
+    booster: xgb.Booster,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: dict[str, Any],
+) -> ModelRef:
+    """One MLflow run per training; the model in XGBoost's own format, registered."""
+    import mlflow
+    import mlflow.xgboost
+    import xgboost
+
+    from ranking_jobs import __version__
+
+    mlc = client(settings)
+    with mlflow.start_run(run_name=tags.get("ds")) as run:
+        mlflow.set_tags({**tags, "xgboost_version": xgboost.__version__,
+                         "ranking_jobs_version": __version__})
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, payload in artifacts.items():
+                path = Path(tmp) / name
+                path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+                mlflow.log_artifact(str(path))
+        info = mlflow.xgboost.log_model(
+            booster, name="model", model_format="ubj",
+            pip_requirements=[f"xgboost=={xgboost.__version__}"],
+        )
+    version = mlflow.register_model(info.model_uri, settings.registered_model)
+    for key, value in tags.items():
+        mlc.set_model_version_tag(settings.registered_model, version.version, key, value)
+    ref = ModelRef(settings.registered_model, str(version.version), run.info.run_id)
+    log.info("registered %s (MLflow run %s)", ref.label, ref.run_id)
+    return ref
+
+
+def champion(settings: Settings) -> ModelRef | None:
+    from mlflow.exceptions import MlflowException
+
+    mlc = client(settings)
+    try:
+        mv = mlc.get_model_version_by_alias(settings.registered_model, CHAMPION)
+    except MlflowException:
+        return None
+    return ModelRef(settings.registered_model, str(mv.version), mv.run_id)
+
+
+def promote(settings: Settings, ref: ModelRef, reasons: list[str]) -> None:
+    mlc = client(settings)
+    mlc.set_registered_model_alias(ref.name, CHAMPION, ref.version)
+    mlc.set_model_version_tag(ref.name, ref.version, "gate", "promoted: " + "; ".join(reasons))
+    log.info("promoted %s to @%s", ref.label, CHAMPION)
+
+
+def record_refusal(settings: Settings, ref: ModelRef, reasons: list[str]) -> None:
+    client(settings).set_model_version_tag(
+        ref.name, ref.version, "gate", "refused: " + "; ".join(reasons)
+    )
+
+
+def load_booster(settings: Settings, ref: ModelRef) -> xgb.Booster:
+    import mlflow.xgboost
+
+    client(settings)
+    return mlflow.xgboost.load_model(ref.uri)

@@ -1,0 +1,71 @@
+"""Report stage: one self-contained HTML page per night, from the stages' summaries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pyarrow.compute as pc
+
+from ranking_jobs import contracts as C
+from ranking_jobs import lake
+from ranking_jobs.context import RunContext
+from ranking_jobs.report.html import ReportData, render_report
+from ranking_jobs.stages import read_summary, summary_dir
+
+log = logging.getLogger(__name__)
+
+
+def metric_history(ctx: RunContext, metric: str) -> list[dict[str, Any]]:
+    """The model's and baselines' hold-out metric on every earlier night with a summary."""
+    history = []
+    for folder in sorted(ctx.settings.reports_dir.glob("*/evaluate_model.json")):
+        if folder.parent.name > ctx.ds_str:
+            continue
+        data = json.loads(folder.read_text())
+        history.append({"ds": folder.parent.name,
+                        "metrics": {m: v.get(metric) for m, v in data["metrics"].items()}})
+    return history
+
+
+def write_report(ctx: RunContext) -> dict[str, Any]:
+    settings = ctx.settings
+    evaluation = read_summary(ctx, "evaluate_model") or {}
+    trained = read_summary(ctx, "train_model") or {}
+    precomputed = read_summary(ctx, "precompute_lists") or {}
+    published = read_summary(ctx, "publish_lists") or {}
+    metric = f"ndcg@{settings.eval_k}"
+
+    scores = None
+    if lake.has_partition(settings, C.RECOMMENDATIONS, ctx.ds):
+        lists = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds, ["scores"])
+        scores = pc.list_flatten(lists["scores"]).to_numpy(zero_copy_only=False)
+
+    metrics = evaluation.get("metrics")
+    ndcg_by_k = ({m: {k: v[f"ndcg@{k}"] for k in (5, 10, 20) if f"ndcg@{k}" in v}
+                  for m, v in metrics.items()} if metrics else None)
+    list_stats = {**precomputed.get("list_length", {}),
+                  "users": precomputed.get("users"),
+                  "distinct items": precomputed.get("distinct_items"),
+                  "available catalogue": precomputed.get("catalogue_available"),
+                  "published": published.get("published")} if precomputed else None
+    data = ReportData(
+        title=f"Nightly ranking report {ctx.ds_str}",
+        ds=ctx.ds_str,
+        run_id=ctx.run_id,
+        model_version=precomputed.get("model_version") or trained.get("model"),
+        promoted=evaluation.get("promoted"),
+        gate_reasons=evaluation.get("reasons", []),
+        metrics=metrics,
+        ndcg_by_k=ndcg_by_k,
+        learning_curves=trained.get("learning_curves"),
+        learning_curve_metric=metric,
+        feature_importance=trained.get("importance_gain"),
+        score_distribution=scores,
+        list_stats=list_stats,
+        metric_history=metric_history(ctx, metric),
+    )
+    path = render_report(data, summary_dir(ctx) / "report.html")
+    log.info("report written to %s", path)
+    return {"report": str(path)}

@@ -1,0 +1,409 @@
+"""One self-contained HTML report of a nightly run.
+
+:func:`render_report` turns a plain :class:`ReportData` into a single HTML file
+that opens offline: plotly.js is inlined once in the page head and every figure
+only references it. Every section is optional; a section without data shows a
+short "not available" note instead. Figures get fixed element ids and nothing
+in the page depends on the clock, so the same data renders to the same bytes.
+
+The score histogram is binned here with numpy and drawn as bars, so the file
+stays small however many scores the night produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NOT_AVAILABLE", "SECTION_TITLES", "ReportData", "build_html", "render_report"]
+
+NOT_AVAILABLE = "Not available for this run."
+
+SECTION_TITLES: dict[str, str] = {
+    "gate": "Gate decision",
+    "metrics": "Metrics",
+    "ndcg_by_k": "NDCG by cut-off",
+    "learning_curves": "Learning curves",
+    "feature_importance": "Feature importance",
+    "score_distribution": "Score distribution",
+    "list_stats": "List coverage and length",
+    "metric_history": "Metric history",
+}
+
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+_HIST_BINS = 50
+
+
+@dataclass
+class ReportData:
+    """Everything the report can show; leave a field empty to skip its section.
+
+    * ``promoted`` / ``gate_reasons``: the evaluation gate's decision (``None``: no gate ran).
+    * ``metrics``: method -> metric -> value, e.g. ``{"model": {"ndcg@10": 0.41}}``.
+    * ``ndcg_by_k``: method -> k -> NDCG@k, drawn as grouped bars.
+    * ``learning_curves``: split -> one value per boosting round, or XGBoost's
+      ``evals_result`` shape split -> metric -> values.
+    * ``feature_importance``: feature -> gain; the ``max_features`` largest are drawn.
+    * ``score_distribution``: the scores of the night's lists (any length).
+    * ``list_stats``: coverage / length statistics, name -> value.
+    * ``metric_history``: past runs, each ``{"ds": ..., "metrics": {...}}`` or a
+      flat ``{"ds": ..., "ndcg@10": ...}``.
+    """
+
+    title: str = "Nightly ranking report"
+    ds: str | dt.date | None = None
+    run_id: str | None = None
+    model_version: str | None = None
+    promoted: bool | None = None
+    gate_reasons: list[str] = field(default_factory=list)
+    metrics: Mapping[str, Mapping[str, Any]] | None = None
+    ndcg_by_k: Mapping[str, Mapping[int | str, float]] | None = None
+    learning_curves: Mapping[str, Any] | None = None
+    learning_curve_metric: str = "metric"
+    feature_importance: Mapping[str, float] | None = None
+    max_features: int = 30
+    score_distribution: ArrayLike | None = None
+    list_stats: Mapping[str, Any] | None = None
+    metric_history: Sequence[Mapping[str, Any]] | None = None
+    generated_at: str | dt.datetime | None = None
+
+
+# --- small helpers -----------------------------------------------------------------
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: object) -> str:
+    """Display form of a table cell: 4 decimals for floats, integers without decimals."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return "—"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.4f}"
+    return str(value)
+
+
+def _cell(value: object) -> str:
+    title = ""
+    if isinstance(value, float | np.floating) and math.isfinite(float(value)):
+        title = f' title="{float(value)!r}"'
+    return f"<td class='num'{title}>{_esc(_fmt(value))}</td>"
+
+
+def _not_available(reason: str = NOT_AVAILABLE) -> str:
+    return f"<p class='na'>{_esc(reason)}</p>"
+
+
+def _is_empty(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, np.ndarray):
+        return value.size == 0
+    if isinstance(value, Mapping):
+        return len(value) == 0 or all(_is_empty(v) for v in value.values())
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return len(value) == 0
+    return False
+
+
+def _figure_html(fig: Any, div_id: str) -> str:
+    fig.update_layout(template="plotly_white", margin={"l": 60, "r": 20, "t": 30, "b": 50})
+    return fig.to_html(
+        full_html=False, include_plotlyjs=False, div_id=div_id, config=_PLOTLY_CONFIG
+    )
+
+
+def _k_sort_key(k: object) -> tuple[int, float, str]:
+    try:
+        return (0, float(str(k).lstrip("@")), "")
+    except ValueError:
+        return (1, 0.0, str(k))
+
+
+# --- sections ------------------------------------------------------------------------
+
+
+def _gate(data: ReportData) -> str:
+    if data.promoted is None:
+        return _not_available()
+    verdict = "PROMOTED" if data.promoted else "NOT PROMOTED"
+    css = "ok" if data.promoted else "bad"
+    reasons = "".join(f"<li>{_esc(r)}</li>" for r in data.gate_reasons)
+    body = f"<p class='verdict {css}'>{verdict}</p>"
+    if reasons:
+        body += f"<ul class='reasons'>{reasons}</ul>"
+    return body
+
+
+def _metrics(data: ReportData) -> str:
+    if _is_empty(data.metrics):
+        return _not_available()
+    assert data.metrics is not None
+    columns: list[str] = []
+    for values in data.metrics.values():
+        for name in values:
+            if name not in columns:
+                columns.append(name)
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    rows = []
+    for method, values in data.metrics.items():
+        cells = "".join(_cell(values.get(c)) for c in columns)
+        rows.append(f"<tr><th scope='row'>{_esc(method)}</th>{cells}</tr>")
+    return (
+        "<table class='metrics'><thead><tr><th>method</th>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _ndcg_by_k(data: ReportData) -> str:
+    if _is_empty(data.ndcg_by_k):
+        return _not_available()
+    import plotly.graph_objects as go
+
+    assert data.ndcg_by_k is not None
+    fig = go.Figure()
+    for method, by_k in data.ndcg_by_k.items():
+        ks = sorted(by_k, key=_k_sort_key)
+        fig.add_bar(
+            name=str(method),
+            x=[f"@{str(k).lstrip('@')}" for k in ks],
+            y=[float(by_k[k]) for k in ks],
+        )
+    fig.update_layout(barmode="group", height=380, yaxis_title="NDCG", xaxis_title="cut-off")
+    return _figure_html(fig, "fig-ndcg-by-k")
+
+
+def _learning_curves(data: ReportData) -> str:
+    if _is_empty(data.learning_curves):
+        return _not_available()
+    import plotly.graph_objects as go
+
+    assert data.learning_curves is not None
+    series: dict[str, Sequence[float]] = {}
+    for split, values in data.learning_curves.items():
+        if isinstance(values, Mapping):  # XGBoost evals_result: split -> metric -> values
+            for metric, curve in values.items():
+                series[f"{split} {metric}"] = curve
+        else:
+            series[str(split)] = values
+    fig = go.Figure()
+    for name, curve in series.items():
+        y = np.asarray(curve, dtype=np.float64)
+        fig.add_scatter(name=name, x=np.arange(1, len(y) + 1), y=y, mode="lines")
+    fig.update_layout(
+        height=380, xaxis_title="boosting round", yaxis_title=data.learning_curve_metric
+    )
+    return _figure_html(fig, "fig-learning-curves")
+
+
+def _feature_importance(data: ReportData) -> str:
+    if _is_empty(data.feature_importance):
+        return _not_available()
+    import plotly.graph_objects as go
+
+    assert data.feature_importance is not None
+    items = sorted(
+        ((str(k), float(v)) for k, v in data.feature_importance.items()),
+        key=lambda kv: (-kv[1], kv[0]),
+    )
+    shown = items[: max(1, data.max_features)]
+    names = [k for k, _ in reversed(shown)]  # largest at the top
+    gains = [v for _, v in reversed(shown)]
+    fig = go.Figure(go.Bar(x=gains, y=names, orientation="h"))
+    fig.update_layout(height=max(300, 22 * len(shown) + 80), xaxis_title="gain")
+    note = ""
+    if len(items) > len(shown):
+        note = f"<p class='note'>Top {len(shown)} of {len(items)} features by gain.</p>"
+    return note + _figure_html(fig, "fig-feature-importance")
+
+
+def _score_distribution(data: ReportData) -> str:
+    if data.score_distribution is None:
+        return _not_available()
+    scores = np.asarray(data.score_distribution, dtype=np.float64).ravel()
+    finite = scores[np.isfinite(scores)]
+    if finite.size == 0:
+        return _not_available()
+    import plotly.graph_objects as go
+
+    counts, edges = np.histogram(finite, bins=_HIST_BINS)
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(go.Bar(x=centres, y=counts, width=np.diff(edges), marker_line_width=0))
+    fig.update_layout(height=340, xaxis_title="score", yaxis_title="count", bargap=0)
+    p = np.percentile(finite, [1, 50, 99])
+    summary = (
+        f"{finite.size:,} scores; mean {finite.mean():.4f}, "
+        f"p1 {p[0]:.4f}, median {p[1]:.4f}, p99 {p[2]:.4f}"
+    )
+    if finite.size < scores.size:
+        summary += f"; {scores.size - finite.size:,} non-finite left out"
+    return f"<p class='note'>{_esc(summary)}.</p>" + _figure_html(fig, "fig-score-distribution")
+
+
+def _list_stats(data: ReportData) -> str:
+    if _is_empty(data.list_stats):
+        return _not_available()
+    assert data.list_stats is not None
+    rows = "".join(
+        f"<tr><th scope='row'>{_esc(k)}</th>{_cell(v)}</tr>" for k, v in data.list_stats.items()
+    )
+    return f"<table class='kv'><tbody>{rows}</tbody></table>"
+
+
+def _metric_history(data: ReportData) -> str:
+    if _is_empty(data.metric_history):
+        return _not_available()
+    import plotly.graph_objects as go
+
+    assert data.metric_history is not None
+    points: list[tuple[str, dict[str, float]]] = []
+    for entry in data.metric_history:
+        if "ds" not in entry:
+            raise ValueError(f"metric history entry without 'ds': {dict(entry)!r}")
+        values = entry.get("metrics")
+        if not isinstance(values, Mapping):
+            values = {k: v for k, v in entry.items() if k != "ds"}
+        numeric = {
+            str(k): float(v)
+            for k, v in values.items()
+            if isinstance(v, int | float | np.number) and not isinstance(v, bool)
+        }
+        points.append((str(entry["ds"]), numeric))
+    points.sort(key=lambda p: p[0])
+    names: list[str] = []
+    for _, values in points:
+        names.extend(n for n in values if n not in names)
+    if not names:
+        return _not_available()
+    fig = go.Figure()
+    for name in names:
+        fig.add_scatter(
+            name=name,
+            x=[ds for ds, _ in points],
+            y=[values.get(name, math.nan) for _, values in points],
+            mode="lines+markers",
+        )
+    fig.update_layout(height=380, xaxis_title="run date", xaxis_type="category")
+    return _figure_html(fig, "fig-metric-history")
+
+
+_SECTIONS: dict[str, Callable[[ReportData], str]] = {
+    "gate": _gate,
+    "metrics": _metrics,
+    "ndcg_by_k": _ndcg_by_k,
+    "learning_curves": _learning_curves,
+    "feature_importance": _feature_importance,
+    "score_distribution": _score_distribution,
+    "list_stats": _list_stats,
+    "metric_history": _metric_history,
+}
+
+_CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1100px; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: .25rem; }
+section { margin: 2rem 0; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: .25rem; }
+table { border-collapse: collapse; font-size: .9rem; }
+th, td { border: 1px solid #ddd; padding: .3rem .6rem; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+thead th { background: #f5f5f5; }
+.meta th { background: #f5f5f5; }
+.na { color: #777; font-style: italic; }
+.error { color: #a00; }
+.note { color: #555; font-size: .9rem; }
+.verdict { font-weight: bold; font-size: 1.2rem; }
+.verdict.ok { color: #137333; }
+.verdict.bad { color: #a50e0e; }
+"""
+
+
+def build_html(data: ReportData, *, strict: bool = False) -> str:
+    """The report as one HTML string.
+
+    A section whose data cannot be drawn shows an error note (and is logged)
+    instead of failing the whole report; ``strict=True`` raises instead.
+    """
+    from plotly.offline import get_plotlyjs
+
+    meta_rows = [
+        ("Logical date", data.ds),
+        ("Run id", data.run_id),
+        ("Model version", data.model_version),
+        ("Generated at", data.generated_at),
+    ]
+    meta = "".join(
+        f"<tr><th scope='row'>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
+        for k, v in meta_rows
+        if v is not None
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{_esc(data.title)}</title>",
+        f"<style>{_CSS}</style>",
+        f"<script type='text/javascript'>{get_plotlyjs()}</script>",
+        "</head><body>",
+        f"<h1>{_esc(data.title)}</h1>",
+    ]
+    if meta:
+        parts.append(f"<table class='meta'><tbody>{meta}</tbody></table>")
+    for key, render in _SECTIONS.items():
+        try:
+            body = render(data)
+        except Exception as exc:
+            if strict:
+                raise
+            log.exception("report section %r could not be rendered", key)
+            body = f"<p class='error'>Could not be rendered: {_esc(repr(exc))}</p>"
+        parts.append(f"<section id='{key}'><h2>{_esc(SECTION_TITLES[key])}</h2>{body}</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_report(data: ReportData, path: Path, *, strict: bool = False) -> Path:
+    """Write the report to ``path`` atomically (temp file beside it, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = build_html(data, strict=strict)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be read
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    log.info("report written to %s (%d bytes)", path, len(text.encode("utf-8")))
+    return path

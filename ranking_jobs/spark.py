@@ -1,0 +1,39 @@
+"""One way to get a SparkSession: UTC, loopback, the venv's Python, settings-driven."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from ranking_jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
+    """Local mode by default; a cluster when ``RANKING_SPARK_MASTER`` points at one."""
+    if settings.spark_master.startswith("local"):
+        # Spark otherwise binds to a non-loopback address and its Python workers
+        # pick whatever python3 is first on PATH.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.appName(app)
+        .master(settings.spark_master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,50 @@
+"""Training stage: the point-in-time training set and the LambdaMART model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ranking_jobs import contracts as C
+from ranking_jobs import lake
+from ranking_jobs.context import RunContext
+from ranking_jobs.features.columns import MODEL_FEATURES
+from ranking_jobs.training.dataset import build_training_set
+
+log = logging.getLogger(__name__)
+
+__all__ = ["build_training_set", "train_model"]
+
+
+def train_model(ctx: RunContext) -> dict[str, Any]:
+    from ranking_jobs import registry
+    from ranking_jobs.training import model
+
+    settings = ctx.settings
+    table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
+    train = table[table["split"] == "train"]
+    valid = table[table["split"] == "valid"]
+    booster, history = model.fit(settings, train, valid)
+    metric = f"ndcg@{settings.eval_k}"
+    best_valid = float(history["valid"][metric][booster.num_boosted_rounds() - 1])
+    importance = booster.get_score(importance_type="gain")
+    ref = registry.log_and_register(
+        settings,
+        booster,
+        params={**{k: str(v) for k, v in model.xgb_params(settings).items()},
+                "num_boost_round": settings.num_boost_round,
+                "early_stopping_rounds": settings.early_stopping_rounds},
+        metrics={f"valid_{metric.replace('@', '_at_')}": best_valid, "best_iteration": booster.num_boosted_rounds(),
+                 "train_rows": len(train), "valid_rows": len(valid)},
+        tags={"ds": ctx.ds_str, "pipeline_run_id": ctx.run_id,
+              "training_fingerprint": model.fingerprint(train)},
+        artifacts={"features.json": {"features": list(MODEL_FEATURES),
+                                     "dtype": "float32", "missing": "NaN"},
+                   "learning_curves.json": history,
+                   "importance_gain.json": importance},
+    )
+    log.info("trained %s: %d rounds, valid %s %.4f", ref.label,
+             booster.num_boosted_rounds(), metric, best_valid)
+    return {"model_version": ref.version, "model": ref.label, "mlflow_run_id": ref.run_id,
+            "rounds": booster.num_boosted_rounds(), f"valid_{metric}": best_valid,
+            "learning_curves": history, "importance_gain": importance}
