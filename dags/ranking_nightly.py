@@ -16,8 +16,11 @@ from ranking_jobs.stages import NIGHTLY
 DOC = """
 ### ranking_nightly
 
-Processes the UTC day `[data_interval_start, data_interval_end)` (partition
-`dt={{ ds }}`) at 02:00 UTC the next morning:
+Processes the UTC day D of `data_interval_start` (partition `dt=D`); the run
+for D starts at 02:00 UTC on D+1, when its interval `[D 02:00, D+1 02:00)` ends.
+A manual trigger gets the last *complete* interval before its logical date, so
+to (re)process day D by hand trigger with logical date D+1 02:00 UTC, or use a
+backfill over D.
 
 validate raw data → Spark features into Feast → point-in-time training set →
 XGBoost `rank:ndcg` → evaluation gate (moves the `champion` alias) → top-N lists
@@ -27,7 +30,7 @@ report.
 *Reruns and backfills* replace the day's partitions whole; a backfill of an old
 day never replaces fresher lists that are already live. A failed validation or
 gate stops the run before anything is published, so the last good lists stay
-live. Every task is `ranking-jobs <task_id> --ds {{ ds }}` on the command line.
+live. Every task is `ranking-jobs <task_id> --ds D` on the command line.
 """
 
 DEFAULT_ARGS = {

@@ -52,6 +52,15 @@ def _airflow_bin() -> str:
     return str(local) if local.exists() else (shutil.which("airflow") or "airflow")
 
 
+def logical_date_for(ds: dt.date) -> str:
+    """The logical date whose inferred data interval is the run for day ``ds``.
+
+    A manual run (``dags test``, the UI's trigger) gets the last *complete* interval
+    before its logical date, so processing day D means triggering at D+1 02:00 UTC.
+    """
+    return f"{ds + dt.timedelta(days=1)}T02:00:00+00:00"
+
+
 def run_dag_test(settings: Settings, ds: dt.date) -> int:
     """Migrate Airflow's DB if needed, then run one DAG run for ``ds``; return the exit code."""
     env = airflow_env(settings)
@@ -59,5 +68,5 @@ def run_dag_test(settings: Settings, ds: dt.date) -> int:
     subprocess.run([airflow, "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     log.info("airflow dags test %s %s (AIRFLOW_HOME=%s)", DAG_ID, ds, env["AIRFLOW_HOME"])
-    proc = subprocess.run([airflow, "dags", "test", DAG_ID, ds.isoformat()], env=env)
+    proc = subprocess.run([airflow, "dags", "test", DAG_ID, logical_date_for(ds)], env=env)
     return proc.returncode

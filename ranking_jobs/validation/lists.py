@@ -1,0 +1,165 @@
+"""Suite of the final lists (recommendations/dt=ds) before anything is published.
+
+Per-list rules (sorted scores, duplicates, sold items, own listings) are computed
+as derived per-user columns with vectorised Arrow/numpy code, then asserted by
+GX, so a failure names the rule, the derived column and example offending item
+ids or positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ranking_jobs import contracts as C
+from ranking_jobs import lake
+from ranking_jobs.context import RunContext
+from ranking_jobs.validation.common import finish, read_required, session_for
+from ranking_jobs.validation.frames import to_frame
+from ranking_jobs.validation.spec import (
+    Rule,
+    SuiteSpec,
+    between,
+    is_null,
+    row_count,
+    schema_rules,
+    unique,
+)
+
+ITEM_IDS_LENGTH = "item_ids_length"
+SCORES_LENGTH = "scores_length"
+SCORES_NOT_DESCENDING_AT = "scores_not_descending_at"  # first position whose score rises
+DUPLICATE_ITEM = "item_ids_duplicate"  # first item id repeated within the list
+SOLD_ITEM = "item_ids_sold"  # first listed item that is sold in raw/items dt=ds
+OWN_LISTING = "item_ids_own_listing"  # first listed item whose seller is the user
+CHUNK_ROWS = 200_000
+
+
+def lists_spec(top_n: int) -> SuiteSpec:
+    return SuiteSpec(
+        "recommendations",
+        [
+            row_count("there must be lists to publish", min_value=1),
+            *schema_rules(C.RECOMMENDATIONS_SCHEMA),
+            unique("user_id", "one list per user"),
+            between(
+                ITEM_IDS_LENGTH,
+                f"each list holds 1..{top_n} items (settings.top_n)",
+                min_value=1,
+                max_value=top_n,
+            ),
+            Rule(
+                "expect_column_pair_values_to_be_equal",
+                {"column_A": ITEM_IDS_LENGTH, "column_B": SCORES_LENGTH},
+                "item_ids and scores must have equal lengths",
+            ),
+            is_null(SCORES_NOT_DESCENDING_AT, "scores must be sorted descending"),
+            is_null(DUPLICATE_ITEM, "no item twice in one list"),
+            is_null(SOLD_ITEM, "no item that is sold in raw/items of the day"),
+            is_null(OWN_LISTING, "no item the user sells themself"),
+            Rule(
+                "expect_column_value_lengths_to_be_between",
+                {"column": "model_version", "min_value": 1},
+                "model_version must be non-empty",
+            ),
+        ],
+    )
+
+
+def _first_per_row(rows: np.ndarray, values: np.ndarray, n: int) -> pd.Series:
+    """Per row, the value at the row's first flagged element (null when none)."""
+    out = np.full(n, None, dtype=object)
+    if len(rows):
+        first_rows, first_idx = np.unique(rows, return_index=True)
+        out[first_rows] = values[first_idx].tolist()
+    return pd.Series(out, dtype=object)
+
+
+def _is_list(table: pa.Table, name: str) -> bool:
+    return name in table.column_names and (
+        pa.types.is_list(table.schema.field(name).type)
+        or pa.types.is_large_list(table.schema.field(name).type)
+    )
+
+
+def _chunk_checks(
+    chunk: pa.Table, sold_ids: np.ndarray, sellers: pd.Series
+) -> dict[str, pd.Series | np.ndarray]:
+    n = chunk.num_rows
+    out: dict[str, Any] = {}
+    if _is_list(chunk, "item_ids"):
+        ids = chunk.column("item_ids").combine_chunks()
+        lengths = pc.list_value_length(ids)
+        out[ITEM_IDS_LENGTH] = lengths.to_pandas()
+        parents = pc.list_parent_indices(ids).to_numpy()
+        flat = pc.list_flatten(ids)
+        if pa.types.is_integer(flat.type):
+            items = pc.fill_null(flat, -1).to_numpy().astype(np.int64, copy=False)
+            dup = pd.DataFrame({"r": parents, "i": items}).duplicated().to_numpy() & (items >= 0)
+            out[DUPLICATE_ITEM] = _first_per_row(parents[dup], items[dup], n)
+            sold = np.isin(items, sold_ids)
+            out[SOLD_ITEM] = _first_per_row(parents[sold], items[sold], n)
+            if "user_id" in chunk.column_names and pa.types.is_integer(
+                chunk.schema.field("user_id").type
+            ):
+                users = pc.fill_null(chunk.column("user_id"), -1).to_numpy()
+                seller = sellers.reindex(items).to_numpy(dtype=np.float64, na_value=np.nan)
+                own = seller == users[parents]
+                out[OWN_LISTING] = _first_per_row(parents[own], items[own], n)
+    if _is_list(chunk, "scores"):
+        scores_col = chunk.column("scores").combine_chunks()
+        lengths = pc.list_value_length(scores_col)
+        out[SCORES_LENGTH] = lengths.to_pandas()
+        parents = pc.list_parent_indices(scores_col).to_numpy()
+        flat = pc.list_flatten(scores_col)
+        if pa.types.is_floating(flat.type) or pa.types.is_integer(flat.type):
+            scores = pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False)
+            starts = np.concatenate([[0], np.cumsum(pc.fill_null(lengths, 0).to_numpy())])[:-1]
+            rise = np.nonzero((scores[1:] > scores[:-1]) & (parents[1:] == parents[:-1]))[0] + 1
+            rows = parents[rise]
+            out[SCORES_NOT_DESCENDING_AT] = _first_per_row(rows, rise - starts[rows], n)
+    return out
+
+
+def with_list_checks(table: pa.Table, items: pa.Table) -> pd.DataFrame:
+    """The lists as a pandas frame plus the derived per-user check columns."""
+    item_frame = items.select(
+        [c for c in ("item_id", "seller_id", "status") if c in items.column_names]
+    ).to_pandas()
+    sold_ids = (
+        item_frame.loc[item_frame.get("status") == "sold", "item_id"].to_numpy(np.int64)
+        if {"item_id", "status"} <= set(item_frame.columns)
+        else np.empty(0, np.int64)
+    )
+    sellers = (
+        item_frame.drop_duplicates("item_id").set_index("item_id")["seller_id"].astype("float64")
+        if {"item_id", "seller_id"} <= set(item_frame.columns)
+        else pd.Series(dtype="float64")
+    )
+    parts = [
+        pd.DataFrame(_chunk_checks(table.slice(offset, CHUNK_ROWS), sold_ids, sellers))
+        for offset in range(0, max(table.num_rows, 1), CHUNK_ROWS)
+    ]
+    checks = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    df = to_frame(table)
+    for column in checks.columns:
+        df[column] = checks[column].to_numpy()
+    return df
+
+
+def validate_lists(ctx: RunContext) -> dict[str, Any]:
+    """Validate recommendations/dt=ctx.ds against raw/items dt=ctx.ds."""
+    tables = read_required(ctx, [C.RECOMMENDATIONS, C.RAW_ITEMS], ctx.ds)
+    df = with_list_checks(tables[C.RECOMMENDATIONS], tables[C.RAW_ITEMS])
+    session = session_for(ctx, "validate_lists")
+    summary = session.check(
+        df,
+        lists_spec(ctx.settings.top_n),
+        C.RECOMMENDATIONS,
+        location=lake.partition_uri(ctx.settings, C.RECOMMENDATIONS, ctx.ds),
+    )
+    return finish(ctx, "validate_lists", session, [summary])
