@@ -11,6 +11,7 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from ranking_jobs.settings import load_settings
 from ranking_jobs.stages import NIGHTLY
 
 DOC = """
@@ -35,7 +36,7 @@ live. Every task is `ranking-jobs <task_id> --ds D` on the command line.
 
 DEFAULT_ARGS = {
     "owner": "ranking",
-    "retries": 2,
+    "retries": load_settings().task_retries,
     "retry_delay": dt.timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=20),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,8 +21,7 @@ def context_from_airflow(context: Mapping[str, Any]) -> RunContext:
     params = {k: v for k, v in (context.get("params") or {}).items() if v is not None}
     settings = load_settings(**params)
     run_id = str(context.get("run_id") or f"airflow__{start:%Y-%m-%d}")
-    ds = start.astimezone(dt.UTC).date() if isinstance(start, dt.datetime) else start
-    return RunContext.create(ds, settings, run_id)
+    return RunContext.create(start, settings, run_id)
 
 
 def run_from_airflow(name: str, context: Mapping[str, Any]) -> dict[str, Any]:

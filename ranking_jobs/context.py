@@ -12,11 +12,15 @@ DAY = dt.timedelta(days=1)
 
 
 def parse_ds(value: str | dt.date | dt.datetime) -> dt.date:
-    """Accept 2026-01-31, a date or a datetime (Airflow's logical date)."""
+    """Accept 2026-01-31, a date or a datetime (Airflow's pendulum ones included).
+
+    Always returns a plain ``datetime.date``: Spark rejects pendulum's subclass.
+    """
     if isinstance(value, dt.datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+        value = value.astimezone(UTC) if value.tzinfo else value
+        return dt.date(value.year, value.month, value.day)
     if isinstance(value, dt.date):
-        return value
+        return dt.date(value.year, value.month, value.day)
     try:
         return dt.date.fromisoformat(value[:10])
     except ValueError as exc:

@@ -17,7 +17,8 @@ def run_demo(ctx: RunContext, sample_users: int = 3) -> int:
     from ranking_jobs.data import generate
     from ranking_jobs.serving import RecommendationClient
 
-    settings = ctx.settings
+    # A demo should fail fast rather than sit in Airflow's retry back-off.
+    settings = ctx.settings.model_copy(update={"task_retries": 0})
     started = time.perf_counter()
     summary = generate(ctx)
     log.info("generated marketplace: %s", summary)

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         None, description="S3 API endpoint for s3:// lake roots (MinIO, moto); None = AWS."
     )
 
+    # --- orchestration ---------------------------------------------------------
+    task_retries: int = Field(2, ge=0, description="Airflow retries per task (with backoff).")
+
     # --- synthetic marketplace ---------------------------------------------
     scale: Scale = Field("tiny", description="Generator preset: tiny, small, medium, large.")
     seed: int = Field(7, description="Seed of the synthetic marketplace.")
