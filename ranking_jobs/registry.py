@@ -90,6 +90,19 @@ def log_and_register(
     return ref
 
 
+def find_version(settings: Settings, tags: dict[str, str]) -> ModelRef | None:
+    """An already registered version carrying all of ``tags`` (a rerun of the same training)."""
+    mlc = client(settings)
+    try:
+        versions = mlc.search_model_versions(f"name='{settings.registered_model}'")
+    except Exception:  # noqa: BLE001 - no such registered model yet
+        return None
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        if all(mv.tags.get(k) == v for k, v in tags.items()):
+            return ModelRef(settings.registered_model, str(mv.version), mv.run_id)
+    return None
+
+
 def champion(settings: Settings) -> ModelRef | None:
     from mlflow.exceptions import MlflowException
 

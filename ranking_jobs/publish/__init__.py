@@ -3,6 +3,11 @@
 A marker file records which logical day is live. A backfill of an older day
 writes its partitions but does not touch the online store, so fresher lists
 that are already live are never replaced by older ones.
+
+Rows go to the online store stamped with the publish time, not the day's
+as-of time: Feast's Redis store skips a write whose timestamp is not newer
+than the stored one, so a rerun of the same day must carry a newer stamp to
+really replace its lists. The as-of time stays in ``generated_at``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
@@ -53,6 +60,9 @@ def publish_lists(ctx: RunContext) -> dict[str, Any]:
 
     lists = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).to_pandas()
     popular = lake.read_partition(settings, C.POPULAR, ctx.ds).to_pandas()
+    stamp = pd.Timestamp(dt.datetime.now(dt.UTC))
+    lists["event_timestamp"] = stamp
+    popular["event_timestamp"] = stamp
     store = feature_store(settings)
     with timed(log, "published lists", "lists") as t:
         store.write_to_online_store("user_recommendations", lists)
@@ -60,7 +70,7 @@ def publish_lists(ctx: RunContext) -> dict[str, Any]:
         t["count"] = len(lists)
     marker = {"ds": ctx.ds_str, "run_id": ctx.run_id,
               "model_version": str(lists["model_version"].iloc[0]) if len(lists) else "",
-              "users": len(lists), "published_at": dt.datetime.now(dt.UTC).isoformat()}
+              "users": len(lists), "published_at": stamp.isoformat()}
     _write_marker(settings, marker)
     return {"published": True, **marker, "lists_per_second": round(len(lists) / t["seconds"])
             if t["seconds"] else None}

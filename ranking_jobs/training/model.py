@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,16 @@ def fit(
 
 def predict(booster: xgb.Booster, df: pd.DataFrame) -> np.ndarray:
     return booster.inplace_predict(feature_matrix(df), validate_features=False)
+
+
+def booster_fingerprint(booster: xgb.Booster) -> str:
+    """Hash of the model file's bytes (XGBoost's UBJSON format)."""
+    return hashlib.sha256(bytes(booster.save_raw("ubj"))).hexdigest()[:16]
+
+
+def params_fingerprint(params: dict[str, Any]) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def fingerprint(df: pd.DataFrame) -> str:
