@@ -7,22 +7,30 @@ Every subcommand builds the same RunContext the Airflow tasks build, so running
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ranking_jobs.context import RunContext
+from ranking_jobs.context import RunContext, parse_ds
 from ranking_jobs.settings import ENV_PREFIX, Settings, load_settings
 from ranking_jobs.stages import NIGHTLY, run_stage
 
 log = logging.getLogger("ranking_jobs.cli")
 
 
+def _ds_arg(value: str) -> dt.date:
+    try:
+        return parse_ds(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _common(p: argparse.ArgumentParser, *, ds: bool = True) -> None:
     if ds:
-        p.add_argument("--ds", required=True, metavar="YYYY-MM-DD",
+        p.add_argument("--ds", required=True, metavar="YYYY-MM-DD", type=_ds_arg,
                        help="logical date: the UTC day whose partition dt=YYYY-MM-DD is processed")
         p.add_argument("--run-id", default=None,
                        help="run id stamped on every published row (default manual__<ds>)")

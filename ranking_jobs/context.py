@@ -22,9 +22,10 @@ def parse_ds(value: str | dt.date | dt.datetime) -> dt.date:
     if isinstance(value, dt.date):
         return dt.date(value.year, value.month, value.day)
     try:
-        return dt.date.fromisoformat(value[:10])
-    except ValueError as exc:
+        parsed = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"logical date must look like YYYY-MM-DD, got {value!r}") from exc
+    return parse_ds(parsed)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -79,10 +80,10 @@ def staged_partition(settings: Settings, table: str, ds: dt.date) -> Iterator[st
     fs.create_dir(staging_path, recursive=True)
     try:
         yield staging
-    except BaseException:
-        fs.delete_dir(staging_path)
-        raise
-    _swap_in(settings, staging, final, token)
+        _swap_in(settings, staging, final, token)
+    finally:
+        if fs.get_file_info(staging_path).type == pafs.FileType.Directory:
+            fs.delete_dir(staging_path)
 
 
 @contextlib.contextmanager
@@ -115,10 +116,18 @@ def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
         if final_p.exists():
             trash.parent.mkdir(parents=True, exist_ok=True)
             final_p.rename(trash)
-        staging_p.rename(final_p)
+        try:
+            staging_p.rename(final_p)
+        except OSError:
+            if trash.exists() and not final_p.exists():
+                trash.rename(final_p)  # put the previous partition back
+            raise
         shutil.rmtree(trash, ignore_errors=True)
         return
     # Object stores have no rename: copy the finished files, then drop stale ones.
+    # A multi-file partition can look mixed for a moment here; only a local lake
+    # gives the all-or-nothing swap.
+    fs.create_dir(final_path, recursive=True)  # an empty day is still a written day
     new_files = {
         i.path.removeprefix(staging_path): i
         for i in fs.get_file_info(pafs.FileSelector(staging_path, recursive=True))
@@ -148,18 +157,42 @@ def write_partition(
     return uri
 
 
+_READ_ATTEMPTS = 5
+
+
+def _folder_identity(fs: pafs.FileSystem, path: str) -> object | None:
+    """What is at ``path`` now: the folder's inode locally, None when absent."""
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return None
+    if isinstance(fs, pafs.LocalFileSystem):
+        try:
+            return os.stat(path).st_ino
+        except FileNotFoundError:
+            return None
+    return True  # object stores have no rename: nothing to compare
+
+
 def read_partition(
     settings: Settings, table: str, ds: dt.date, columns: list[str] | None = None
 ) -> pa.Table:
+    """Read one partition whole; a read that raced a swap is retried, never returned torn."""
     uri = partition_uri(settings, table, ds)
     fs, path = _filesystem(settings, uri)
-    if fs.get_file_info(path).type != pafs.FileType.Directory:
-        raise MissingPartitionError(
-            f"partition {table}/dt={ds.isoformat()} does not exist under {settings.data_root}; "
-            f"run the step that writes it for {ds.isoformat()} first"
-        )
-    dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None)
-    return dataset.to_table(columns=columns)
+    for _ in range(_READ_ATTEMPTS):
+        before = _folder_identity(fs, path)
+        if before is None:
+            break
+        try:
+            data = pads.dataset(path, filesystem=fs, format="parquet",
+                                partitioning=None).to_table(columns=columns)
+        except FileNotFoundError:
+            continue  # swapped while listing or opening: read the new version
+        if _folder_identity(fs, path) == before:
+            return data
+    raise MissingPartitionError(
+        f"partition {table}/dt={ds.isoformat()} does not exist under {settings.data_root}; "
+        f"run the step that writes it for {ds.isoformat()} first"
+    )
 
 
 def read_days(

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # --- features -----------------------------------------------------------
     spark_master: str = Field("local[2]", description="Spark master URL.")
     spark_driver_memory: str = Field("4g", description="Spark driver memory.")
-    spark_shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions.")
+    spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions.")
     prior_strength: float = Field(
         20.0, gt=0, description="Pseudo-impressions of the category prior in smoothed rates."
     )

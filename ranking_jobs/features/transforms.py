@@ -81,7 +81,8 @@ def item_stats(snap_events: DataFrame, item_snapshots: DataFrame, prior_strength
     ``item_snapshots``: the raw items partitions with their ``dt`` and ``snapshot_end``.
     """
     counts = windowed_counts(snap_events, ["item_id"])
-    base = item_snapshots.join(counts, ["dt", END, "item_id"], "left").fillna(0, subset=ITEM_COUNTS)
+    base = (item_snapshots.join(counts, ["dt", END, "item_id"], "left")
+            .fillna(0, subset=ITEM_COUNTS).cache())  # read by six aggregates below
 
     def prior(keys: list[str], succ: str, trials: str, alias: str) -> DataFrame:
         return base.groupBy("dt", *keys).agg(
