@@ -65,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="generate data, run the DAG through Airflow's test runner, "
                                     "print three users' lists and where to look")
     _common(p)
+    p = sub.add_parser("import", help="load a real data set into raw/events, raw/items, "
+                                      "raw/users for every day of --start..--end")
+    _common(p, ds=False)
+    p.add_argument("source", choices=["uci", "interactions"],
+                   help="uci: the UCI Online Retail parquet; interactions: a CSV/Parquet log "
+                        "with user_id, item_id, timestamp and event_type or weight")
+    p.add_argument("path", help="the file to import")
+    p.add_argument("--items", default=None, help="items table (interactions only)")
+    p.add_argument("--users", default=None, help="users table (interactions only)")
+    p.add_argument("--start", default=None, metavar="YYYY-MM-DD",
+                   help="first day to write (default: the data's first day)")
+    p.add_argument("--end", default=None, metavar="YYYY-MM-DD",
+                   help="last day to write (default: the data's last day)")
     p = sub.add_parser("recommend", help="a user's list from the online store (or the fallback)")
     _common(p, ds=False)
     p.add_argument("--user", type=int, required=True, help="user id")
@@ -95,6 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ranking_jobs.serving import recommend
 
         _print(recommend(settings, args.user, args.limit).as_dict())
+        return 0
+
+    if args.command == "import":
+        from ranking_jobs.data.adapters import run_import
+
+        try:
+            _print(run_import(settings, args.source, args.path, items=args.items,
+                              users=args.users, start=args.start, end=args.end))
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
 
     ctx = RunContext.create(args.ds, settings, args.run_id)

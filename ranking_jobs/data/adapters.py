@@ -26,7 +26,7 @@ says so in ``recommended_settings``. Mapping:
   0-based row of the source file, zero-padded so ids sort in file order),
   ``ts`` = ``InvoiceDate`` read as UTC (the file has UK local time without a zone;
   summer times are therefore one hour late, which moves no line across a day
-  because the shop sold between 06:00 and 21:00), ``surface='home'``,
+  because every line is between 06:00 and 20:59), ``surface='home'``,
   ``position=0``, ``query`` null, ``session_id`` = ``InvoiceNo``. A line with
   ``Quantity > 1`` is still *one* event: the contracts have no quantity and
   the ranking label is "bought it", not "how many" (the count of such lines is
@@ -55,14 +55,19 @@ says so in ``recommended_settings``. Mapping:
   ``status='available'`` and ``sold_at`` null forever, ``seller_id=0`` (the shop;
   0 is no CustomerID), ``brand='uci'``, ``size='one size'``,
   ``condition='new_with_tags'`` (retail stock). ``category``/``subcategory``
-  come from the product's most frequent description through
-  :data:`UCI_CATEGORY_RULES`, ``colour`` from the first colour word
+  come from the product's most frequent description through the keyword table
+  :data:`UCI_CATEGORY_RULES` (bag, mug_cup, candle_light, card_wrap, box_tin,
+  cushion_textile, sign, jewellery, toy_game, kitchen, home_decor, else other;
+  Christmas words win over all of them as ``christmas``, keeping the matched
+  subcategory or ``decoration``), ``colour`` from the first colour word
   (:data:`UCI_COLOURS`, else ``multicolour``), ``style`` is ``vintage`` when the
   description says so (:data:`UCI_VINTAGE`), else ``classic``.
 
 :func:`import_interactions` - a generic importer for any interaction log
 (CSV or Parquet) with optional item and user tables; see its docstring for the
 columns, defaults, the weight -> event type mapping and the id mapping.
+
+:func:`run_import` - the entry point of the ``ranking-jobs import`` subcommand.
 """
 
 from __future__ import annotations
@@ -177,6 +182,24 @@ UCI_CATEGORY_RULES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("game", r"\bGAMES?\b|\bPUZZLES?\b|\bDOMINOES\b|\bSKITTLES\b"),
             ("toy", r"\bTOYS?\b|\bDOLLY?\b|\bTEDDY\b|\bSPACEBOY\b|\bPLAYHOUSE\b"),
+        ),
+    ),
+    (
+        "kitchen",
+        (
+            ("tableware", r"\bPLATES?\b|\bBOWLS?\b|\bNAPKINS?\b|\bCUTLERY\b|\bCOASTERS?\b"),
+            ("baking", r"\bCAKE|\bBAKING\b|\bCOOKIE|\bJELLY MOULD"),
+            ("storage", r"\bJARS?\b|\bBOTTLES?\b|\bTRAYS?\b|\bTEAPOT|\bTEA COSY"),
+        ),
+    ),
+    (
+        "home_decor",
+        (
+            ("frame", r"\bFRAMES?\b"),
+            ("clock", r"\bCLOCKS?\b"),
+            ("mirror", r"\bMIRRORS?\b"),
+            ("garland", r"\bBUNTING\b|\bGARLANDS?\b|\bWREATH"),
+            ("decoration", r"\bDECORATIONS?\b|\bORNAMENTS?\b|\bHANGING\b|\bVASES?\b"),
         ),
     ),
 )
@@ -321,15 +344,12 @@ def load_uci_online_retail(
     dropped = {name: int(((reason == name) & in_range).sum()) for name in UCI_DROP_REASONS}
     flagged = {name: int((flags[name] & in_range).sum()) for name in UCI_DROP_REASONS}
     for name in UCI_DROP_REASONS:
-        log.info("UCI %s: dropped %s line(s) as %s", days[0], f"{dropped[name]:,}", name)
+        log.info(
+            "UCI %s..%s: dropped %s line(s) as %s", days[0], days[-1], f"{dropped[name]:,}", name
+        )
 
     written = _write_days(settings, days, events, items, users)
-    id_map = items[["item_id"]].merge(
-        pd.DataFrame({"item_id": item_of.to_numpy(), "stock_code": item_of.index}),
-        on="item_id",
-        how="right",
-    )
-    id_map = id_map.merge(
+    id_map = pd.DataFrame({"item_id": item_of.to_numpy(), "stock_code": item_of.index}).merge(
         items[["item_id", "description", "category", "subcategory"]], on="item_id", how="left"
     )
     id_map["is_listing"] = id_map["item_id"].isin(items["item_id"])
@@ -351,7 +371,7 @@ def load_uci_online_retail(
         "end": days[-1].isoformat(),
         "days": len(days),
         "lines_in_range": lines_in_range,
-        "kept": int(len(events)),
+        "kept": len(events),
         "dropped": dropped,
         "dropped_total": int(sum(dropped.values())),
         "flagged": flagged,
@@ -395,7 +415,7 @@ def _uci_listings(
     listed = df.groupby("code")["ts"].min()
     # Most frequent description among usable lines (ties: alphabetical).
     desc = (
-        use.loc[use["description"] != ""]
+        use.loc[~use["description"].isin(["", "nan", "?"])]
         .groupby(["code", "description"])
         .size()
         .rename("n")
@@ -421,7 +441,7 @@ def _uci_listings(
             "style": [uci_style(t) for t in text],
             "price": price.to_numpy(np.float64),
             "currency": UCI_CURRENCY,
-            "listed_at": listed.reindex(code).to_numpy(),
+            "listed_at": listed.reindex(code).reset_index(drop=True),
             "sold_at": pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]"),
             "status": "available",
             "description": text,
@@ -437,7 +457,7 @@ def _uci_users(df: pd.DataFrame, customer: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "user_id": first["user_id"].to_numpy(np.int64),
-            "signed_up_at": first["ts"].to_numpy(),
+            "signed_up_at": first["ts"].reset_index(drop=True),
             "country": first["Country"].astype("string").fillna("Unspecified").to_numpy(),
             "declared_size": None,
             "declared_styles": None,
@@ -540,7 +560,7 @@ def import_interactions(
     _require(df, src, INTERACTIONS_REQUIRED)
     if "event_type" not in df.columns and "weight" not in df.columns:
         raise ValueError(
-            f"{src}: needs column 'event_type' (one of {list(C.EVENT_TYPES)}) or a numeric "
+            f"{src}: needs 'event_type' (a column, one of {list(C.EVENT_TYPES)}) or a numeric "
             f"column 'weight'; found {list(df.columns)}"
         )
     df = df.reset_index(drop=True)
@@ -568,7 +588,7 @@ def import_interactions(
         dropped["non_positive_weight"] = int(drop.sum())
         if drop.any():
             log.info("%s: dropped %s row(s) with weight <= 0", src, f"{int(drop.sum()):,}")
-        df = df.loc[~drop]
+        df = df.loc[~drop].copy()
         if df.empty:
             raise ValueError(f"{src}: every row has weight <= 0, nothing to import")
 
@@ -576,21 +596,17 @@ def import_interactions(
     users_df = _read_side(users, "user_id") if users is not None else None
 
     # --- ids ----------------------------------------------------------------------
-    user_cols: list[tuple[str, str, pd.DataFrame]] = [(src, "user_id", df)]
-    item_cols: list[tuple[str, str, pd.DataFrame]] = [(src, "item_id", df)]
+    user_cols: list[IdColumn] = [(src, "user_id", df, False)]
+    item_cols: list[IdColumn] = [(src, "item_id", df, False)]
     if users_df is not None:
-        user_cols.append((str(users), "user_id", users_df))
+        user_cols.append((str(users), "user_id", users_df, False))
     if items_df is not None:
-        item_cols.append((str(items), "item_id", items_df))
-        if "seller_id" in items_df.columns:
-            items_df["seller_id"] = items_df["seller_id"].where(
-                items_df["seller_id"].notna(), ITEM_DEFAULTS["seller_id"]
-            )
-            user_cols.append((str(items), "seller_id", items_df))
-    id_info = {
-        "users": _resolve_ids(settings, "user", user_cols),
-        "items": _resolve_ids(settings, "item", item_cols),
-    }
+        item_cols.append((str(items), "item_id", items_df, False))
+        if "seller_id" in items_df.columns:  # null = no seller (0), never mapped
+            user_cols.append((str(items), "seller_id", items_df, True))
+    user_ids, user_map = _resolve_ids(settings, "user", user_cols)
+    item_ids, item_map = _resolve_ids(settings, "item", item_cols)
+    id_info = {"users": user_ids, "items": item_ids}
 
     # --- events -------------------------------------------------------------------
     first_day, last_day = _day_of(df["ts"].min()), _day_of(df["ts"].max())
@@ -624,6 +640,10 @@ def import_interactions(
     earliest = df["ts"].min()
     item_table, item_info = _items_table(items_df, str(items), first_seen_item, earliest)
     user_table, user_info = _users_table(users_df, str(users), first_seen_user, earliest)
+    # Id maps are extended only once every input has been checked.
+    for kind, new_map in (("user", user_map), ("item", item_map)):
+        if new_map is not None:
+            _write_import_file(settings, ID_MAP_FILES[kind], new_map)
 
     written = _write_days(settings, days, events, item_table, user_table)
     for name, count in written["dangling_events"].items():
@@ -643,7 +663,7 @@ def import_interactions(
         "event_type_from": mapping,
         "dropped": dropped,
         "out_of_range": out_of_range,
-        "kept": int(len(events)),
+        "kept": len(events),
         "event_types": {k: int(v) for k, v in events["event_type"].value_counts().items()},
         "start": days[0].isoformat(),
         "end": days[-1].isoformat(),
@@ -714,6 +734,7 @@ def _items_table(
         info["ignored_columns"] = sorted(set(table.columns) - set(contract))
         info["columns_defaulted"] = [c for c in contract if c not in table.columns]
     added = sorted(set(first_seen.index) - set(table["item_id"]))
+    given_nulls = {c: int(table[c].isna().sum()) for c in ITEM_DEFAULTS if c in table.columns}
     info["rows_given"] = 0 if given is None else len(given)
     info["added_from_interactions"] = len(added) if given is not None else 0
     if given is not None and added:
@@ -725,13 +746,11 @@ def _items_table(
         )
     table = pd.concat([table, pd.DataFrame({"item_id": np.array(added, np.int64)})])
     table = table.reset_index(drop=True)
-    filled: dict[str, int] = {}
     for col, default in ITEM_DEFAULTS.items():
         if col not in table.columns:
             table[col] = default
             continue
         nulls = table[col].isna()
-        filled[col] = int(nulls.sum())
         table[col] = table[col].where(~nulls, default)
         if col == "price":
             price = pd.to_numeric(table[col], errors="coerce")
@@ -743,13 +762,15 @@ def _items_table(
             bad = ~table[col].isin(C.CONDITIONS)
             if bad.any():
                 _fail(src, col, f"is not one of {list(C.CONDITIONS)}", table.index[bad], table[col])
-        elif col != "seller_id":
+        elif col == "seller_id":
+            table[col] = table[col].astype(np.int64)
+        else:
             table[col] = table[col].astype(str)
-    seen = first_seen.reindex(table["item_id"]).fillna(earliest).to_numpy()
+    seen = first_seen.reindex(table["item_id"]).fillna(earliest).set_axis(table.index)
     table["listed_at"] = _optional_ts(table, "listed_at", src, seen)
     table["sold_at"] = _optional_ts(table, "sold_at", src, None)
     table["status"] = "available"  # derived per snapshot from sold_at
-    info["nulls_filled"] = {k: v for k, v in filled.items() if v}
+    info["nulls_filled"] = {k: v for k, v in given_nulls.items() if v}
     return table[contract], info
 
 
@@ -777,13 +798,14 @@ def _users_table(
         )
     table = pd.concat([table, pd.DataFrame({"user_id": np.array(added, np.int64)})])
     table = table.reset_index(drop=True)
-    seen = first_seen.reindex(table["user_id"]).fillna(earliest).to_numpy()
+    seen = first_seen.reindex(table["user_id"]).fillna(earliest).set_axis(table.index)
     table["signed_up_at"] = _optional_ts(table, "signed_up_at", src, seen)
     country = table["country"] if "country" in table else pd.Series(None, index=table.index)
     table["country"] = country.astype("string").fillna(USER_DEFAULTS["country"]).astype(str)
-    size = table["declared_size"] if "declared_size" in table else None
-    table["declared_size"] = None if size is None else size.astype("string").astype(object)
-    table["declared_size"] = table["declared_size"].where(table["declared_size"].notna(), None)
+    if "declared_size" in table:
+        table["declared_size"] = [None if pd.isna(v) else str(v) for v in table["declared_size"]]
+    else:
+        table["declared_size"] = None
     if "declared_styles" in table:
         table["declared_styles"] = [_styles(v) for v in table["declared_styles"]]
     else:
@@ -799,9 +821,7 @@ def _styles(value: object) -> list[str] | None:
     return [str(s) for s in value]  # type: ignore[attr-defined]
 
 
-def _optional_ts(
-    table: pd.DataFrame, col: str, src: str, default: np.ndarray | None
-) -> pd.Series:
+def _optional_ts(table: pd.DataFrame, col: str, src: str, default: pd.Series | None) -> pd.Series:
     """A timestamp column of a side table: parsed (nulls allowed), nulls -> default."""
     if col in table.columns and table[col].notna().any():
         notna = table[col].notna()
@@ -810,9 +830,37 @@ def _optional_ts(
     else:
         parsed = pd.Series(pd.NaT, index=table.index, dtype="datetime64[us, UTC]")
     if default is not None:
-        fill = pd.Series(default, index=table.index).astype("datetime64[us, UTC]")
-        parsed = parsed.fillna(fill)
+        parsed = parsed.fillna(default.astype("datetime64[us, UTC]"))
     return parsed
+
+
+IMPORT_SOURCES = ("uci", "interactions")
+
+
+def run_import(
+    settings: Settings,
+    source: str,
+    path: str | Path,
+    *,
+    items: str | Path | None = None,
+    users: str | Path | None = None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+) -> dict[str, Any]:
+    """``ranking-jobs import SOURCE PATH``: run one adapter, return its summary.
+
+    ``source`` is ``uci`` (:func:`load_uci_online_retail`) or ``interactions``
+    (:func:`import_interactions`, the only one taking ``items``/``users``).
+    """
+    ds = _as_date(end, "end") if end is not None else dt.datetime.now(dt.UTC).date()
+    ctx = RunContext.create(ds, settings, f"import__{source}")
+    if source == "uci":
+        if items is not None or users is not None:
+            raise ValueError("--items/--users apply to `import interactions` only")
+        return load_uci_online_retail(ctx, path, start=start, end=end)
+    if source == "interactions":
+        return import_interactions(ctx, path, items, users, start=start, end=end)
+    raise ValueError(f"unknown import source {source!r}: expected one of {list(IMPORT_SOURCES)}")
 
 
 # -------------------------------------------------------------------------- shared
@@ -838,21 +886,26 @@ def _read_side(path: str | Path, key: str) -> pd.DataFrame:
     if df.empty:
         raise ValueError(f"{src}: the table has no rows")
     _require(df, src, (key,))
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    dup = df[key].duplicated(keep=False) & df[key].notna()
+    if dup.any():
+        _fail(src, key, "has duplicate ids", df.index[dup], df[key])
+    return df
 
 
 def _require(df: pd.DataFrame, src: str, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(
-            f"{src}: missing required column(s) {missing}; found {list(df.columns)}"
-        )
+        raise ValueError(f"{src}: missing required column(s) {missing}; found {list(df.columns)}")
 
 
 def _fail(src: str, column: str, what: str, rows: Iterable[Any], values: pd.Series) -> None:
     rows = list(rows)
     examples = ", ".join(f"row {r}: {values.loc[r]!r}" for r in rows[:5])
     raise ValueError(f"{src}: column {column!r} {what} in {len(rows):,} row(s), e.g. {examples}")
+
+
+_ZONED = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 
 
 def _parse_ts(values: pd.Series, src: str, column: str) -> pd.Series:
@@ -866,8 +919,16 @@ def _parse_ts(values: pd.Series, src: str, column: str) -> pd.Series:
     elif pd.api.types.is_numeric_dtype(values):
         ts = pd.to_datetime(values, unit="s", utc=True, errors="coerce")
     else:
+        # Zoned and naive strings are parsed apart: pandas 2.x gives a naive string
+        # the offset of an earlier zoned one when they are parsed together.
         text = values.astype(str).str.strip()
-        ts = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+        zoned = text.str.contains(_ZONED, regex=True)
+        ts = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+        if zoned.any():
+            ts[zoned] = pd.to_datetime(text[zoned], utc=True, format="ISO8601", errors="coerce")
+        if (~zoned).any():
+            naive = pd.to_datetime(text[~zoned], format="ISO8601", errors="coerce")
+            ts[~zoned] = naive.dt.tz_localize("UTC")
     bad = ts.isna()
     if bad.any():
         _fail(
@@ -880,15 +941,23 @@ def _parse_ts(values: pd.Series, src: str, column: str) -> pd.Series:
     return ts.dt.floor("us").astype("datetime64[us, UTC]")
 
 
+# (file, column, frame, nulls allowed): an id column to resolve in place.
+IdColumn = tuple[str, str, pd.DataFrame, bool]
+
+
 def _resolve_ids(
-    settings: Settings, kind: str, columns: list[tuple[str, str, pd.DataFrame]]
-) -> dict[str, Any]:
-    """Make every id column of ``kind`` int64 in place, through the id map if any is text."""
+    settings: Settings, kind: str, columns: list[IdColumn]
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Make every id column of ``kind`` integer in place, through the id map if any is text.
+
+    Columns that allow nulls become ``Int64`` with their nulls kept. Returns the
+    summary and the extended id map to write (None: nothing new)."""
     text = False
-    for src, col, df in columns:
+    for src, col, df, nullable in columns:
         s = df[col]
-        if s.isna().any():
+        if s.isna().any() and not nullable:
             _fail(src, col, "is null", s.index[s.isna()], s)
+        s = s.dropna()
         if pd.api.types.is_bool_dtype(s):
             _fail(src, col, "is boolean, not an id", s.index, s)
         if pd.api.types.is_float_dtype(s):
@@ -898,26 +967,28 @@ def _resolve_ids(
         elif not pd.api.types.is_integer_dtype(s):
             text = True
     if not text:
-        for _, col, df in columns:
-            df[col] = df[col].astype(np.int64)
-        return {"mapped": False}
+        for _, col, df, nullable in columns:
+            df[col] = df[col].astype("Int64" if nullable else np.int64)
+        return {"mapped": False}, None
     as_text = [
-        df[col].map(lambda v: str(int(v)) if isinstance(v, float) else str(v))
-        for _, col, df in columns
+        df[col].dropna().map(lambda v: str(int(v)) if isinstance(v, float) else str(v))
+        for _, col, df, _ in columns
     ]
     known, uri = _read_id_map(settings, kind)
     new = sorted(set().union(*(set(s) for s in as_text)) - set(known))
     nxt = (max(known.values()) + 1) if known else 1
     mapping = {**known, **{v: nxt + i for i, v in enumerate(new)}}
-    for (_, col, df), s in zip(columns, as_text, strict=True):
-        df[col] = s.map(mapping).astype(np.int64)
+    for (_, col, df, nullable), s in zip(columns, as_text, strict=True):
+        ids = pd.Series(pd.NA, index=df.index, dtype="Int64")
+        ids[s.index] = s.map(mapping).astype(np.int64)
+        df[col] = ids if nullable else ids.astype(np.int64)
+    table = None
     if new:
         table = pd.DataFrame(
             {"source_id": list(mapping), "id": np.fromiter(mapping.values(), np.int64)}
         )
-        uri = _write_import_file(settings, ID_MAP_FILES[kind], table)
     log.info("%s ids are text: mapped through %s (%s new)", kind, uri, f"{len(new):,}")
-    return {"mapped": True, "id_map": uri, "known": len(known), "new": len(new)}
+    return {"mapped": True, "id_map": uri, "known": len(known), "new": len(new)}, table
 
 
 def _read_id_map(settings: Settings, kind: str) -> tuple[dict[str, int], str]:
