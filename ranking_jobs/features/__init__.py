@@ -75,7 +75,8 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
     item_snapshots = read(C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
 
     frames = {
-        C.FEATURES_ITEM: T.item_stats(events, item_snapshots, settings.prior_strength),
+        C.FEATURES_ITEM: T.item_stats(events, item_snapshots, settings.prior_strength,
+                                      items_seen),
         C.FEATURES_USER: T.user_stats(events, items_seen),
         C.FEATURES_USER_CATEGORY: T.user_category_affinity(events, items_seen),
     }

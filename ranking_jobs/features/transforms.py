@@ -74,18 +74,23 @@ def latest_items(items: DataFrame, snapshots: DataFrame) -> DataFrame:
     return seen.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "item_dt")
 
 
-def item_stats(snap_events: DataFrame, item_snapshots: DataFrame, prior_strength: float
-               ) -> DataFrame:
+def item_stats(snap_events: DataFrame, item_snapshots: DataFrame, prior_strength: float,
+               items_seen: DataFrame) -> DataFrame:
     """Per snapshot item: popularity, smoothed rates (item, category, brand), age, price, seller.
 
     ``item_snapshots``: the raw items partitions with their ``dt`` and ``snapshot_end``.
+    ``items_seen``: per snapshot, latest attributes of every listing (``latest_items``).
+    Category, brand and seller rates also count listings that sold since (gone from
+    ``item_snapshots``): otherwise every sale would drop out of them the next day.
     """
     counts = windowed_counts(snap_events, ["item_id"])
     base = (item_snapshots.join(counts, ["dt", END, "item_id"], "left")
-            .fillna(0, subset=ITEM_COUNTS).cache())  # read by six aggregates below
+            .fillna(0, subset=ITEM_COUNTS))
+    history = counts.join(
+        items_seen.select("dt", "item_id", "category", "brand", "seller_id"), ["dt", "item_id"])
 
     def prior(keys: list[str], succ: str, trials: str, alias: str) -> DataFrame:
-        return base.groupBy("dt", *keys).agg(
+        return history.groupBy("dt", *keys).agg(
             ((F.sum(succ) + F.lit(1.0)) / (F.sum(trials) + F.lit(prior_strength))).alias(alias))
 
     cat_ctr = prior(["category"], "clicks_30d", "impressions_30d", "category_ctr_30d")
@@ -93,12 +98,18 @@ def item_stats(snap_events: DataFrame, item_snapshots: DataFrame, prior_strength
     brand_ctr = prior(["brand"], "clicks_30d", "impressions_30d", "brand_ctr_30d")
     cat_price = base.groupBy("dt", "category").agg(
         F.percentile_approx("price", 0.5, 1000).alias("category_median_price"))
-    seller = base.groupBy("dt", "seller_id").agg(
+    seller = history.groupBy("dt", "seller_id").agg(
         F.sum("purchases_30d").alias("seller_sales_30d"),
         F.sum("clicks_30d").alias("_seller_clicks_30d"))
-    out = (base.join(cat_ctr, ["dt", "category"]).join(cat_conv, ["dt", "category"])
-           .join(brand_ctr, ["dt", "brand"]).join(cat_price, ["dt", "category"])
-           .join(seller, ["dt", "seller_id"]))
+    no_evidence = 1.0 / prior_strength  # (0 + 1) / (0 + m): nothing in the window
+    out = (base.join(cat_ctr, ["dt", "category"], "left")
+           .join(cat_conv, ["dt", "category"], "left")
+           .join(brand_ctr, ["dt", "brand"], "left")
+           .join(cat_price, ["dt", "category"])
+           .join(seller, ["dt", "seller_id"], "left")
+           .fillna(no_evidence, subset=["category_ctr_30d", "category_conversion_30d",
+                                        "brand_ctr_30d"])
+           .fillna(0, subset=["seller_sales_30d", "_seller_clicks_30d"]))
     m = prior_strength
     cat_ctr_c, cat_conv_c = F.col("category_ctr_30d"), F.col("category_conversion_30d")
     return out.select(

@@ -1,0 +1,368 @@
+"""The Spark feature transforms on tiny hand-made frames, against values computed by hand.
+
+Snapshot day D = 2026-01-31, so its end instant (and Feast event timestamp) is
+END = 2026-02-01 00:00 UTC. Every expected number below is derived in a comment
+from the events listed in ``EVENTS``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from ranking_jobs import contracts as C
+from ranking_jobs.features import columns as cols
+from ranking_jobs.features import transforms as T
+
+pytestmark = pytest.mark.spark
+
+D = dt.date(2026, 1, 31)
+D1 = D - dt.timedelta(days=1)
+END = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+M = 4.0  # prior strength: pseudo-impressions of the category prior
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _spark_type(t: pa.DataType) -> str:
+    mapping = {
+        pa.string(): "string",
+        pa.int64(): "bigint",
+        pa.int32(): "int",
+        pa.float64(): "double",
+        C.TS: "timestamp",
+    }
+    return mapping[t]
+
+
+def ddl(schema: pa.Schema) -> str:
+    """Spark DDL of a lake contract, plus the partition column ``dt``."""
+    return ", ".join([f"`{f.name}` {_spark_type(f.type)}" for f in schema] + ["dt date"])
+
+
+# (user, item, event_type, ts). Item 1 has impressions at END-1h (D-0), END-3d,
+# END-20d, END-40d and exactly at END.
+EVENTS: list[tuple[int, int, str, dt.datetime]] = [
+    (100, 1, "impression", END - HOUR),
+    (100, 1, "impression", END - 3 * DAY),
+    (100, 1, "impression", END - 20 * DAY),
+    (100, 1, "impression", END - 40 * DAY),  # outside every window
+    (100, 1, "impression", END),  # at the end instant: known only after D
+    (100, 1, "click", END - 3 * DAY),
+    (101, 2, "impression", END - 2 * HOUR),
+    (101, 2, "impression", END - 10 * DAY),
+    (101, 2, "click", END - 2 * HOUR),
+    (101, 2, "purchase", END - HOUR),
+    (100, 3, "save", END - 6 * DAY),
+    (100, 4, "impression", END - 5 * DAY),
+    (100, 4, "like", END - 5 * DAY),
+]
+
+# item_id, seller_id, category, brand, price, listed days before END, status
+ITEMS: list[tuple[int, int, str, str, float, int, str]] = [
+    (1, 10, "tops", "a", 30.0, 10, "available"),
+    (2, 10, "tops", "b", 10.0, 12, "sold"),
+    (3, 11, "tops", "a", 50.0, 3, "available"),
+    (4, 11, "shoes", "a", 80.0, 30, "available"),
+]
+
+
+def events_df(spark: Any, events: list[tuple[int, int, str, dt.datetime]] = EVENTS) -> Any:
+    rows = [
+        (f"e{i}", ts, user, item, etype, "home", None, i % 10, f"s{user}", ts.date())
+        for i, (user, item, etype, ts) in enumerate(events)
+    ]
+    return spark.createDataFrame(rows, ddl(C.EVENTS_SCHEMA))
+
+
+def items_df(spark: Any, days: list[dt.date], overrides: dict | None = None) -> Any:
+    """Each listing in the raw/items partition of every one of ``days``."""
+    rows = []
+    for day in days:
+        day_end = dt.datetime.combine(day + DAY, dt.time(), tzinfo=dt.UTC)
+        for item_id, seller, cat, brand, price, listed, status in ITEMS:
+            price = (overrides or {}).get((day, item_id), price)
+            sold_at = day_end - 3 * HOUR if status == "sold" else None
+            rows.append(
+                (item_id, seller, cat, "sub", brand, "M", "good", "red", "boho", price, "EUR",
+                 END - listed * DAY, sold_at, status, day)
+            )  # fmt: skip
+    return spark.createDataFrame(rows, ddl(C.ITEMS_SCHEMA))
+
+
+def compute(spark: Any, days: list[dt.date], events: Any, items: Any) -> dict[str, Any]:
+    """The three feature tables for ``days``, wired as build_features wires them."""
+    from pyspark.sql import functions as F
+
+    snapshots = T.snapshot_frame(spark, days)
+    snap_events = T.with_snapshots(events.drop("dt"), snapshots)
+    seen = T.latest_items(items, snapshots)
+    item_snapshots = items.where(F.col("dt").isin(days)).join(F.broadcast(snapshots), "dt")
+    return {
+        "item": T.item_stats(snap_events, item_snapshots, M, seen),
+        "user": T.user_stats(snap_events, seen),
+        "affinity": T.user_category_affinity(snap_events, seen),
+    }
+
+
+OVERRIDES = {(D1, 1): 35.0, (D1, 3): 45.0}  # D-1's raw/items partition had other prices
+
+
+def _cached(frames: dict[str, Any]) -> dict[str, Any]:
+    return {name: frame.cache() for name, frame in frames.items()}
+
+
+@pytest.fixture(scope="module")
+def inputs(spark: Any) -> tuple[Any, Any]:
+    return events_df(spark), items_df(spark, [D1, D], overrides=OVERRIDES)
+
+
+@pytest.fixture(scope="module")
+def tables(spark: Any, inputs: tuple[Any, Any]) -> dict[str, Any]:
+    """Snapshot D alone."""
+    return _cached(compute(spark, [D], *inputs))
+
+
+@pytest.fixture(scope="module")
+def both_days(spark: Any, inputs: tuple[Any, Any]) -> dict[str, Any]:
+    """Snapshots D-1 and D in one pass."""
+    return _cached(compute(spark, [D1, D], *inputs))
+
+
+@pytest.fixture(scope="module")
+def item_rows(tables: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {r["item_id"]: r.asDict() for r in tables["item"].collect()}
+
+
+def by_key(df: Any, *keys: str) -> dict[Any, dict[str, Any]]:
+    out = {}
+    for r in df.collect():
+        d = r.asDict()
+        out[tuple(d[k] for k in keys) if len(keys) > 1 else d[keys[0]]] = d
+    return out
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def test_windowed_counts_by_hand(item_rows: dict[int, dict[str, Any]]) -> None:
+    one = item_rows[1]
+    # impressions at END-1h, END-3d, END-20d count; END-40d and END itself do not.
+    assert (one["impressions_1d"], one["impressions_7d"], one["impressions_30d"]) == (1, 2, 3)
+    assert (one["clicks_1d"], one["clicks_7d"], one["clicks_30d"]) == (0, 1, 1)
+    two = item_rows[2]
+    assert (two["impressions_1d"], two["impressions_7d"], two["impressions_30d"]) == (1, 1, 2)
+    assert (two["clicks_1d"], two["purchases_1d"], two["purchases_30d"]) == (1, 1, 1)
+    assert (item_rows[3]["saves_1d"], item_rows[3]["saves_7d"]) == (0, 1)
+    assert (item_rows[4]["likes_1d"], item_rows[4]["likes_7d"]) == (0, 1)
+    # an item with no events at all still gets a row of zeros, not nulls
+    three = item_rows[3]
+    assert all(three[c] == 0 for c in cols.ITEM_COUNTS if not c.startswith("saves_"))
+
+
+def test_window_edges_inclusive_start_exclusive_end(spark: Any) -> None:
+    """[END - w days, END): an event exactly w days before END counts, one at END does not."""
+    events = events_df(
+        spark,
+        [
+            (1, 1, "click", END - DAY),
+            (1, 1, "click", END - 7 * DAY),
+            (1, 1, "click", END - 30 * DAY),
+            (1, 1, "click", END - 30 * DAY - dt.timedelta(microseconds=1)),
+            (1, 1, "click", END),
+        ],
+    )
+    snap = T.with_snapshots(events.drop("dt"), T.snapshot_frame(spark, [D]))
+    row = T.windowed_counts(snap, ["item_id"]).collect()[0]
+    assert (row["clicks_1d"], row["clicks_7d"], row["clicks_30d"]) == (1, 2, 3)
+
+
+# ----------------------------------------------------------------------------- item stats
+
+
+def test_smoothed_rates_use_category_prior(item_rows: dict[int, dict[str, Any]]) -> None:
+    # tops (items 1, 2, 3), 30 days: clicks 1 + 1 + 0 = 2, impressions 3 + 2 + 0 = 5,
+    # purchases 0 + 1 + 0 = 1. Category prior = (successes + 1) / (trials + M).
+    tops_ctr = (2 + 1) / (5 + M)
+    tops_conv = (1 + 1) / (2 + M)
+    shoes_ctr = (0 + 1) / (1 + M)  # item 4: 1 impression, no click
+    one, two, three = item_rows[1], item_rows[2], item_rows[3]
+    assert one["category_ctr_30d"] == pytest.approx(tops_ctr)
+    assert item_rows[4]["category_ctr_30d"] == pytest.approx(shoes_ctr)
+    # smoothed CTR = (clicks + M * prior) / (impressions + M)
+    assert one["ctr_7d"] == pytest.approx((1 + M * tops_ctr) / (2 + M))
+    assert one["ctr_30d"] == pytest.approx((1 + M * tops_ctr) / (3 + M))
+    assert two["ctr_7d"] == pytest.approx((1 + M * tops_ctr) / (1 + M))
+    assert two["conversion_30d"] == pytest.approx((1 + M * tops_conv) / (1 + M))
+    # a cold item sits exactly at its category's prior
+    assert three["ctr_7d"] == pytest.approx(tops_ctr)
+    assert three["conversion_30d"] == pytest.approx(tops_conv)
+    # brand a (items 1, 3, 4): clicks 1, impressions 3 + 0 + 1 = 4; brand b (item 2): 1 / 2
+    assert one["brand_ctr_30d"] == pytest.approx((1 + 1) / (4 + M))
+    assert two["brand_ctr_30d"] == pytest.approx((1 + 1) / (2 + M))
+
+
+def test_price_age_availability_and_seller(item_rows: dict[int, dict[str, Any]]) -> None:
+    # tops prices 30, 10, 50 -> median 30; shoes 80 alone
+    assert item_rows[1]["price_rel_category"] == pytest.approx(30 / 30)
+    assert item_rows[2]["price_rel_category"] == pytest.approx(10 / 30)
+    assert item_rows[3]["price_rel_category"] == pytest.approx(50 / 30)
+    assert item_rows[4]["price_rel_category"] == pytest.approx(1.0)
+    assert item_rows[3]["price"] == 50.0
+    assert item_rows[1]["age_days"] == pytest.approx(10.0)
+    assert item_rows[4]["age_days"] == pytest.approx(30.0)
+    assert [item_rows[i]["is_available"] for i in (1, 2, 3, 4)] == [1, 0, 1, 1]
+    # seller 10 (items 1, 2): 1 purchase, 2 clicks over 30 days; seller 11: none
+    tops_conv = (1 + 1) / (2 + M)
+    assert item_rows[1]["seller_sales_30d"] == item_rows[2]["seller_sales_30d"] == 1
+    assert item_rows[3]["seller_sales_30d"] == 0
+    assert item_rows[1]["seller_conversion_30d"] == pytest.approx((1 + M * tops_conv) / (2 + M))
+    shoes_conv = (0 + 1) / (0 + M)
+    assert item_rows[4]["seller_conversion_30d"] == pytest.approx(shoes_conv)
+
+
+def test_rates_count_listings_sold_on_earlier_days(spark: Any) -> None:
+    # Item 2 (tops, seller 10) is bought on D-1 and then leaves the listing snapshots,
+    # as the generator's snapshots do. The sale is within D's 30 days.
+    events = events_df(spark, [(101, 2, "purchase", END - DAY - HOUR)])
+    items = items_df(spark, [D1, D]).where("not (item_id = 2 and dt = date'2026-01-31')")
+    rows = by_key(compute(spark, [D], events, items)["item"], "item_id")
+    assert rows[1]["seller_sales_30d"] == 1
+    # item 1 has no events, so its conversion is the tops prior: (1 purchase + 1) / (0 + M)
+    assert rows[1]["conversion_30d"] == pytest.approx((1 + 1) / (0 + M))
+
+
+def test_latest_items_takes_most_recent_attributes(spark: Any) -> None:
+    items = items_df(spark, [D1, D], overrides={(D1, 1): 35.0})
+    seen = by_key(T.latest_items(items, T.snapshot_frame(spark, [D1, D])), "dt", "item_id")
+    assert seen[(D1, 1)]["price"] == 35.0
+    assert seen[(D, 1)]["price"] == 30.0
+
+
+# ----------------------------------------------------------------------------- users
+
+
+def test_user_stats_by_hand(tables: dict[str, Any]) -> None:
+    users = by_key(tables["user"], "user_id")
+    u100, u101 = users[100], users[101]
+    # user 100: impressions of item 1 (END-1h, -3d, -20d) and item 4 (-5d)
+    assert (u100["user_impressions_1d"], u100["user_impressions_7d"]) == (1, 3)
+    assert u100["user_impressions_30d"] == 4
+    # interactions: click item 1 (age 3 d, 30.0), save item 3 (6 d, 50.0), like item 4 (5 d, 80.0)
+    assert u100["user_days_since_active"] == pytest.approx(3.0)
+    assert u100["user_price_level"] == pytest.approx(50.0)
+    assert u100["user_category_breadth"] == 2
+    # user 101: click (2 h) and purchase (1 h) of item 2
+    assert u101["user_days_since_active"] == pytest.approx(1 / 24)
+    assert u101["user_price_level"] == pytest.approx(10.0)
+    assert (u101["user_purchases_1d"], u101["user_clicks_30d"], u101["user_category_breadth"]) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_user_category_affinity_decayed_shares(tables: dict[str, Any]) -> None:
+    aff = by_key(tables["affinity"], "user_id", "category")
+
+    def w(weight: float, age_days: float) -> float:
+        return weight * 0.5 ** (age_days / 7.0)
+
+    # user 100: click tops (3 d), save tops (6 d), like shoes (5 d); impressions weigh nothing
+    tops = w(1.0, 3) + w(2.0, 6)
+    shoes = w(2.0, 5)
+    assert aff[(100, "tops")]["category_affinity"] == pytest.approx(tops / (tops + shoes))
+    assert aff[(100, "shoes")]["category_affinity"] == pytest.approx(shoes / (tops + shoes))
+    # user 101 only ever touched tops
+    assert aff[(101, "tops")]["category_affinity"] == pytest.approx(1.0)
+    assert set(aff) == {(100, "tops"), (100, "shoes"), (101, "tops")}
+    per_user = tables["affinity"].groupBy("user_id").sum("category_affinity").collect()
+    for r in per_user:
+        assert r[1] == pytest.approx(1.0)
+
+
+def test_affinity_decay_half_life(spark: Any) -> None:
+    """Two clicks in two categories, 7 and 14 days old: weights 0.5 and 0.25 -> 2/3 and 1/3."""
+    events = events_df(spark, [(1, 1, "click", END - 7 * DAY), (1, 4, "click", END - 14 * DAY)])
+    aff = by_key(compute(spark, [D], events, items_df(spark, [D]))["affinity"], "category")
+    assert aff["tops"]["category_affinity"] == pytest.approx(0.5 / 0.75)
+    assert aff["shoes"]["category_affinity"] == pytest.approx(0.25 / 0.75)
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+def _pandas(df: Any, keys: list[str]) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    df = df.withColumn("event_timestamp", F.col("event_timestamp").cast("long"))
+    return df.toPandas().sort_values(keys).reset_index(drop=True)
+
+
+def test_snapshots_in_one_pass_equal_one_at_a_time(
+    spark: Any, inputs: tuple[Any, Any], tables: dict[str, Any], both_days: dict[str, Any]
+) -> None:
+    alone_d1 = compute(spark, [D1], *inputs)
+    keys = {"item": ["dt", "item_id"], "user": ["dt", "user_id"],
+            "affinity": ["dt", "user_id", "category"]}  # fmt: skip
+    for name, k in keys.items():
+        alone = _pandas(alone_d1[name].unionByName(tables[name]), k)
+        together = _pandas(both_days[name], k)
+        assert set(together["dt"]) == {D1, D}, name
+        pd.testing.assert_frame_equal(together, alone, check_exact=False, rtol=1e-12)
+    # and the snapshots differ where the data does: the impression of item 1 at
+    # END(D-1) = D 00:00 is excluded from D-1, and D-1 uses D-1's listing price
+    rows = by_key(both_days["item"], "dt", "item_id")
+    assert (rows[(D1, 1)]["impressions_1d"], rows[(D, 1)]["impressions_7d"]) == (0, 2)
+    assert rows[(D1, 1)]["impressions_30d"] == 2  # END-3d and END-20d; END-1h is after D-1
+    assert (rows[(D1, 1)]["price"], rows[(D, 1)]["price"]) == (35.0, 30.0)
+    # D-1's tops median is 35 (prices 35, 10, 45)
+    assert rows[(D1, 3)]["price_rel_category"] == pytest.approx(45 / 35)
+
+
+def test_event_timestamp_is_end_of_snapshot_day(both_days: dict[str, Any]) -> None:
+    from pyspark.sql import functions as F
+
+    want = {
+        (day, int(dt.datetime.combine(day + DAY, dt.time(), tzinfo=dt.UTC).timestamp()))
+        for day in (D1, D)
+    }
+    assert max(ts for _, ts in want) == int(END.timestamp())
+    for name, frame in both_days.items():
+        assert dict(frame.dtypes)["event_timestamp"] == "timestamp", name
+        stamps = frame.select("dt", F.col("event_timestamp").cast("long").alias("ts"))
+        got = {(r["dt"], r["ts"]) for r in stamps.distinct().collect()}
+        assert got == want, name
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+@pytest.mark.parametrize(
+    ("name", "keys", "ints", "floats"),
+    [
+        ("item", ["item_id"], cols.ITEM_COUNTS + cols.ITEM_INTS, cols.ITEM_FLOATS),
+        ("user", ["user_id"], cols.USER_COUNTS + cols.USER_INTS, cols.USER_FLOATS),
+        ("affinity", ["user_id", "category"], [], cols.AFFINITY_FLOATS),
+    ],
+)
+def test_columns_match_feast_schema(
+    tables: dict[str, Any], name: str, keys: list[str], ints: list[str], floats: list[str]
+) -> None:
+    """Exactly the columns (and Int64 / Float64 types) the Feast views declare, no more."""
+    types = dict(tables[name].dtypes)
+    expected = [*keys, "dt", "event_timestamp", *ints, *floats]
+    assert len(tables[name].columns) == len(set(tables[name].columns))
+    assert sorted(tables[name].columns) == sorted(expected)
+    assert {c: types[c] for c in ints} == dict.fromkeys(ints, "bigint")
+    assert {c: types[c] for c in floats} == dict.fromkeys(floats, "double")
+    assert types["dt"] == "date"
+    key_types = {"user_id": "bigint", "item_id": "bigint", "category": "string"}
+    assert {k: types[k] for k in keys} == {k: key_types[k] for k in keys}
