@@ -22,14 +22,30 @@ from ranking_jobs.settings import Settings, load_settings
 # A daily snapshot is valid until the next one; two days tolerate one late night.
 SNAPSHOT_TTL = dt.timedelta(days=2)
 
-user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64,
-              description="A marketplace member (buyer and possibly seller).")
-item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64,
-              description="A one-of-a-kind listing.")
-category = Entity(name="category", join_keys=["category"], value_type=ValueType.STRING,
-                  description="A listing category (tops, dresses, ...).")
-segment = Entity(name="segment", join_keys=["segment"], value_type=ValueType.STRING,
-                 description="Audience of a non-personalised list, e.g. 'global'.")
+user = Entity(
+    name="user",
+    join_keys=["user_id"],
+    value_type=ValueType.INT64,
+    description="A marketplace member (buyer and possibly seller).",
+)
+item = Entity(
+    name="item",
+    join_keys=["item_id"],
+    value_type=ValueType.INT64,
+    description="A one-of-a-kind listing.",
+)
+category = Entity(
+    name="category",
+    join_keys=["category"],
+    value_type=ValueType.STRING,
+    description="A listing category (tops, dresses, ...).",
+)
+segment = Entity(
+    name="segment",
+    join_keys=["segment"],
+    value_type=ValueType.STRING,
+    description="Audience of a non-personalised list, e.g. 'global'.",
+)
 
 
 def _source(settings: Settings, table: str) -> FileSource:
@@ -101,10 +117,20 @@ def definitions(settings: Settings) -> list[object]:
         online=True,
         description="Fallback list for users without a personalised one.",
     )
-    return [user, item, category, segment, item_stats, user_stats, user_category_affinity,
-            user_recommendations, popular_items]
+    return [
+        user,
+        item,
+        category,
+        segment,
+        item_stats,
+        user_stats,
+        user_category_affinity,
+        user_recommendations,
+        popular_items,
+    ]
 
 
 _cli_objects = definitions(load_settings())
-(item_stats, user_stats, user_category_affinity,
- user_recommendations, popular_items) = _cli_objects[4:]
+(item_stats, user_stats, user_category_affinity, user_recommendations, popular_items) = (
+    _cli_objects[4:]
+)

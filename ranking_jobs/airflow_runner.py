@@ -35,15 +35,17 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(settings_env(settings))
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "SPARK_LOCAL_IP": env.get("SPARK_LOCAL_IP", "127.0.0.1"),
-        "PYSPARK_PYTHON": env.get("PYSPARK_PYTHON", sys.executable),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "SPARK_LOCAL_IP": env.get("SPARK_LOCAL_IP", "127.0.0.1"),
+            "PYSPARK_PYTHON": env.get("PYSPARK_PYTHON", sys.executable),
+        }
+    )
     return env
 
 
@@ -65,8 +67,7 @@ def run_dag_test(settings: Settings, ds: dt.date) -> int:
     """Migrate Airflow's DB if needed, then run one DAG run for ``ds``; return the exit code."""
     env = airflow_env(settings)
     airflow = _airflow_bin()
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     log.info("airflow dags test %s %s (AIRFLOW_HOME=%s)", DAG_ID, ds, env["AIRFLOW_HOME"])
     proc = subprocess.run([airflow, "dags", "test", DAG_ID, logical_date_for(ds)], env=env)
     return proc.returncode

@@ -30,25 +30,41 @@ def _ds_arg(value: str) -> dt.date:
 
 def _common(p: argparse.ArgumentParser, *, ds: bool = True) -> None:
     if ds:
-        p.add_argument("--ds", required=True, metavar="YYYY-MM-DD", type=_ds_arg,
-                       help="logical date: the UTC day whose partition dt=YYYY-MM-DD is processed")
-        p.add_argument("--run-id", default=None,
-                       help="run id stamped on every published row (default manual__<ds>)")
-    p.add_argument("--data-root", default=None,
-                   help=f"lake root, a folder or s3://bucket/prefix ({ENV_PREFIX}DATA_ROOT, "
-                        "default ./data)")
-    p.add_argument("--state-dir", default=None,
-                   help=f"registry, online store, MLflow and reports ({ENV_PREFIX}STATE_DIR, "
-                        "default ./var)")
-    p.add_argument("--scale", default=None, choices=["tiny", "small", "medium", "large"],
-                   help=f"synthetic marketplace preset ({ENV_PREFIX}SCALE, default tiny)")
+        p.add_argument(
+            "--ds",
+            required=True,
+            metavar="YYYY-MM-DD",
+            type=_ds_arg,
+            help="logical date: the UTC day whose partition dt=YYYY-MM-DD is processed",
+        )
+        p.add_argument(
+            "--run-id",
+            default=None,
+            help="run id stamped on every published row (default manual__<ds>)",
+        )
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help=f"lake root, a folder or s3://bucket/prefix ({ENV_PREFIX}DATA_ROOT, default ./data)",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=None,
+        help=f"registry, online store, MLflow and reports ({ENV_PREFIX}STATE_DIR, default ./var)",
+    )
+    p.add_argument(
+        "--scale",
+        default=None,
+        choices=["tiny", "small", "medium", "large"],
+        help=f"synthetic marketplace preset ({ENV_PREFIX}SCALE, default tiny)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ranking-jobs",
         description="Nightly ranking pipeline of the marketplace. Every option also reads "
-                    f"its {ENV_PREFIX}* environment variable; flags win.",
+        f"its {ENV_PREFIX}* environment variable; flags win.",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -59,25 +75,43 @@ def build_parser() -> argparse.ArgumentParser:
         _common(sub.add_parser(stage.name, help=stage.doc, description=stage.doc))
     p = sub.add_parser("night", help="run every nightly stage in order, without Airflow")
     _common(p)
-    p = sub.add_parser("airflow-test",
-                       help="run the ranking_nightly DAG for --ds through `airflow dags test`")
+    p = sub.add_parser(
+        "airflow-test", help="run the ranking_nightly DAG for --ds through `airflow dags test`"
+    )
     _common(p)
-    p = sub.add_parser("demo", help="generate data, run the DAG through Airflow's test runner, "
-                                    "print three users' lists and where to look")
+    p = sub.add_parser(
+        "demo",
+        help="generate data, run the DAG through Airflow's test runner, "
+        "print three users' lists and where to look",
+    )
     _common(p)
-    p = sub.add_parser("import", help="load a real data set into raw/events, raw/items, "
-                                      "raw/users for every day of --start..--end")
+    p = sub.add_parser(
+        "import",
+        help="load a real data set into raw/events, raw/items, "
+        "raw/users for every day of --start..--end",
+    )
     _common(p, ds=False)
-    p.add_argument("source", choices=["uci", "interactions"],
-                   help="uci: the UCI Online Retail parquet; interactions: a CSV/Parquet log "
-                        "with user_id, item_id, timestamp and event_type or weight")
+    p.add_argument(
+        "source",
+        choices=["uci", "interactions"],
+        help="uci: the UCI Online Retail parquet; interactions: a CSV/Parquet log "
+        "with user_id, item_id, timestamp and event_type or weight",
+    )
     p.add_argument("path", help="the file to import")
     p.add_argument("--items", default=None, help="items table (interactions only)")
     p.add_argument("--users", default=None, help="users table (interactions only)")
-    p.add_argument("--start", default=None, metavar="YYYY-MM-DD",
-                   help="first day to write (default: the data's first day)")
-    p.add_argument("--end", default=None, metavar="YYYY-MM-DD",
-                   help="last day to write (default: the data's last day)")
+    p.add_argument(
+        "--start",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first day to write (default: the data's first day)",
+    )
+    p.add_argument(
+        "--end",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="last day to write (default: the data's last day)",
+    )
     p = sub.add_parser("recommend", help="a user's list from the online store (or the fallback)")
     _common(p, ds=False)
     p.add_argument("--user", type=int, required=True, help="user id")
@@ -114,8 +148,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ranking_jobs.data.adapters import run_import
 
         try:
-            _print(run_import(settings, args.source, args.path, items=args.items,
-                              users=args.users, start=args.start, end=args.end))
+            _print(
+                run_import(
+                    settings,
+                    args.source,
+                    args.path,
+                    items=args.items,
+                    users=args.users,
+                    start=args.start,
+                    end=args.end,
+                )
+            )
         except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

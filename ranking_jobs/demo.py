@@ -24,8 +24,10 @@ def run_demo(ctx: RunContext, sample_users: int = 3) -> int:
     log.info("generated marketplace: %s", summary)
     code = run_dag_test(settings, ctx.ds)
     if code != 0:
-        print(f"\nThe DAG run for {ctx.ds_str} failed (exit {code}); see the task logs above "
-              f"and {settings.state_dir / 'airflow'}.")
+        print(
+            f"\nThe DAG run for {ctx.ds_str} failed (exit {code}); see the task logs above "
+            f"and {settings.state_dir / 'airflow'}."
+        )
         return code
 
     lists = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds, ["user_id"])

@@ -97,9 +97,7 @@ def assemble_features(settings: Settings, entity_df: pd.DataFrame) -> pd.DataFra
     rows["_row"] = np.arange(len(rows), dtype=np.int64)
     store = feature_store(settings)
     with timed(log, "point-in-time feature retrieval") as t:
-        out = store.get_historical_features(
-            entity_df=rows, features=list(FEATURE_REFS)
-        ).to_df()
+        out = store.get_historical_features(entity_df=rows, features=list(FEATURE_REFS)).to_df()
         t["count"] = len(out)
     out = out.sort_values("_row").reset_index(drop=True).drop(columns="_row")
     return add_cross_features(out)

@@ -183,8 +183,9 @@ def read_partition(
         if before is None:
             break
         try:
-            data = pads.dataset(path, filesystem=fs, format="parquet",
-                                partitioning=None).to_table(columns=columns)
+            data = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None).to_table(
+                columns=columns
+            )
         except FileNotFoundError:
             continue  # swapped while listing or opening: read the new version
         if _folder_identity(fs, path) == before:

@@ -34,7 +34,14 @@ def timed(log: logging.Logger, what: str, unit: str = "rows") -> Iterator[dict[s
     count = out.get("count")
     if count is not None:
         rate = count / seconds if seconds > 0 else float("inf")
-        log.info("%s: %s %s in %.1fs (%s %s/s)", what, f"{int(count):,}", unit, seconds,
-                 f"{rate:,.0f}", unit)
+        log.info(
+            "%s: %s %s in %.1fs (%s %s/s)",
+            what,
+            f"{int(count):,}",
+            unit,
+            seconds,
+            f"{rate:,.0f}",
+            unit,
+        )
     else:
         log.info("%s in %.1fs", what, seconds)

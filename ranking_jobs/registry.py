@@ -45,8 +45,9 @@ def client(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     if mlflow.get_experiment_by_name(settings.mlflow_experiment) is None:
-        mlflow.create_experiment(settings.mlflow_experiment,
-                                 artifact_location=settings.artifact_root)
+        mlflow.create_experiment(
+            settings.mlflow_experiment, artifact_location=settings.artifact_root
+        )
     mlflow.set_experiment(settings.mlflow_experiment)
     return mlflow.MlflowClient()
 
@@ -69,8 +70,9 @@ def log_and_register(
 
     mlc = client(settings)
     with mlflow.start_run(run_name=tags.get("ds")) as run:
-        mlflow.set_tags({**tags, "xgboost_version": xgboost.__version__,
-                         "ranking_jobs_version": __version__})
+        mlflow.set_tags(
+            {**tags, "xgboost_version": xgboost.__version__, "ranking_jobs_version": __version__}
+        )
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +81,9 @@ def log_and_register(
                 path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
                 mlflow.log_artifact(str(path))
         info = mlflow.xgboost.log_model(
-            booster, name="model", model_format="ubj",
+            booster,
+            name="model",
+            model_format="ubj",
             pip_requirements=[f"xgboost=={xgboost.__version__}"],
         )
     version = mlflow.register_model(info.model_uri, settings.registered_model)
@@ -95,7 +99,7 @@ def find_version(settings: Settings, tags: dict[str, str]) -> ModelRef | None:
     mlc = client(settings)
     try:
         versions = mlc.search_model_versions(f"name='{settings.registered_model}'")
-    except Exception:  # noqa: BLE001 - no such registered model yet
+    except Exception:
         return None
     for mv in sorted(versions, key=lambda v: int(v.version)):
         if all(mv.tags.get(k) == v for k, v in tags.items()):

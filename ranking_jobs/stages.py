@@ -31,26 +31,56 @@ class Stage:
 
 
 NIGHTLY: tuple[Stage, ...] = (
-    Stage("validate_raw", "ranking_jobs.validation:validate_raw",
-          "Great Expectations suites on the day's raw events, items and users."),
-    Stage("build_features", "ranking_jobs.features:build_features",
-          "Spark feature extraction for the snapshot date; registers views in Feast."),
-    Stage("build_training_set", "ranking_jobs.training:build_training_set",
-          "Candidates + impressions, graded labels, features joined point-in-time by Feast."),
-    Stage("validate_training_set", "ranking_jobs.validation:validate_training_set",
-          "Suite on the training set (labels, groups, feature coverage)."),
-    Stage("train_model", "ranking_jobs.training:train_model",
-          "XGBoost rank:ndcg with early stopping on a later day; logged to MLflow."),
-    Stage("evaluate_model", "ranking_jobs.evaluation:evaluate_model",
-          "Hold-out NDCG against baselines; the gate that moves the champion alias."),
-    Stage("precompute_lists", "ranking_jobs.precompute:precompute_lists",
-          "Top-N per active user with the champion, after business rules."),
-    Stage("validate_lists", "ranking_jobs.validation:validate_lists",
-          "Suite on the final lists before anything is published."),
-    Stage("publish_lists", "ranking_jobs.publish:publish_lists",
-          "Lists into the Feast online store (user_recommendations)."),
-    Stage("write_report", "ranking_jobs.report:write_report",
-          "One HTML report with the night's metrics and plots."),
+    Stage(
+        "validate_raw",
+        "ranking_jobs.validation:validate_raw",
+        "Great Expectations suites on the day's raw events, items and users.",
+    ),
+    Stage(
+        "build_features",
+        "ranking_jobs.features:build_features",
+        "Spark feature extraction for the snapshot date; registers views in Feast.",
+    ),
+    Stage(
+        "build_training_set",
+        "ranking_jobs.training:build_training_set",
+        "Candidates + impressions, graded labels, features joined point-in-time by Feast.",
+    ),
+    Stage(
+        "validate_training_set",
+        "ranking_jobs.validation:validate_training_set",
+        "Suite on the training set (labels, groups, feature coverage).",
+    ),
+    Stage(
+        "train_model",
+        "ranking_jobs.training:train_model",
+        "XGBoost rank:ndcg with early stopping on a later day; logged to MLflow.",
+    ),
+    Stage(
+        "evaluate_model",
+        "ranking_jobs.evaluation:evaluate_model",
+        "Hold-out NDCG against baselines; the gate that moves the champion alias.",
+    ),
+    Stage(
+        "precompute_lists",
+        "ranking_jobs.precompute:precompute_lists",
+        "Top-N per active user with the champion, after business rules.",
+    ),
+    Stage(
+        "validate_lists",
+        "ranking_jobs.validation:validate_lists",
+        "Suite on the final lists before anything is published.",
+    ),
+    Stage(
+        "publish_lists",
+        "ranking_jobs.publish:publish_lists",
+        "Lists into the Feast online store (user_recommendations).",
+    ),
+    Stage(
+        "write_report",
+        "ranking_jobs.report:write_report",
+        "One HTML report with the night's metrics and plots.",
+    ),
 )
 
 STAGES: dict[str, Stage] = {s.name: s for s in NIGHTLY}

@@ -74,11 +74,14 @@ def decide(
     stats: dict[str, Any] = {"gain_vs_baseline": [diff, lo, hi]}
     decision = GateDecision(promoted=True)
     if lo > min_gain:
-        decision.reasons.append(f"gain over best baseline {diff:+.4f} (95% CI {lo:+.4f}..{hi:+.4f})")
+        decision.reasons.append(
+            f"gain over best baseline {diff:+.4f} (95% CI {lo:+.4f}..{hi:+.4f})"
+        )
     else:
         decision.promoted = False
         decision.reasons.append(
-            f"gain over best baseline {diff:+.4f} has CI lower bound {lo:+.4f} <= {min_gain}")
+            f"gain over best baseline {diff:+.4f} has CI lower bound {lo:+.4f} <= {min_gain}"
+        )
     if champion_q is not None:
         cdiff, clo, chi = bootstrap_diff_ci(model_q, champion_q, seed=seed)
         stats["gain_vs_champion"] = [cdiff, clo, chi]
@@ -99,8 +102,9 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     trained = read_summary(ctx, "train_model")
     if trained is None:
         raise FileNotFoundError(f"no trained model recorded for {ctx.ds_str}: run train_model")
-    candidate = registry.ModelRef(settings.registered_model, str(trained["model_version"]),
-                                  trained["mlflow_run_id"])
+    candidate = registry.ModelRef(
+        settings.registered_model, str(trained["model_version"]), trained["mlflow_run_id"]
+    )
     test = holdout(lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas())
     if test.empty:
         raise ValueError(f"hold-out day {ctx.ds_str} has no query with engagement to score")
@@ -116,8 +120,11 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     table = {m: summarise(qid, rel, s, ks=KS) for m, s in scores.items()}
     best_baseline = max(("random", "popularity"), key=lambda m: per_q[m].mean())
     decision, stats = decide(
-        per_q["model"], per_q[best_baseline], per_q.get("champion"),
-        min_gain=settings.min_gain_over_baseline, tolerance=settings.champion_tolerance,
+        per_q["model"],
+        per_q[best_baseline],
+        per_q.get("champion"),
+        min_gain=settings.min_gain_over_baseline,
+        tolerance=settings.champion_tolerance,
         seed=settings.seed,
     )
     if decision.promoted:
@@ -127,15 +134,25 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         if champ is None:
             raise GateRefused(
                 f"model {candidate.label} refused ({'; '.join(decision.reasons)}) and no "
-                f"champion exists: nothing will be published for {ctx.ds_str}")
-        log.warning("model %s refused, %s stays champion: %s", candidate.label, champ.label,
-                    "; ".join(decision.reasons))
+                f"champion exists: nothing will be published for {ctx.ds_str}"
+            )
+        log.warning(
+            "model %s refused, %s stays champion: %s",
+            candidate.label,
+            champ.label,
+            "; ".join(decision.reasons),
+        )
     for m in scores:
         log.info("hold-out ndcg@%d %-10s %.4f", k, m, per_q[m].mean())
     return {
-        "queries": int(test["qid"].nunique()), "rows": len(test), "k": k,
-        "metrics": table, "best_baseline": best_baseline,
-        "promoted": decision.promoted, "reasons": decision.reasons, "gate_stats": stats,
+        "queries": int(test["qid"].nunique()),
+        "rows": len(test),
+        "k": k,
+        "metrics": table,
+        "best_baseline": best_baseline,
+        "promoted": decision.promoted,
+        "reasons": decision.reasons,
+        "gate_stats": stats,
         "candidate": candidate.label,
         "champion": (candidate if decision.promoted else champ).label,  # type: ignore[union-attr]
         "score_sample": np.quantile(scores["model"], np.linspace(0, 1, 51)).tolist(),

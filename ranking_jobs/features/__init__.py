@@ -30,7 +30,8 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     wanted = snapshots_needed(ctx)
     todo = [
-        d for d in wanted
+        d
+        for d in wanted
         if d == ctx.ds or not all(lake.has_partition(settings, t, d) for t in FEATURE_TABLES)
     ]
     raw_days = set(lake.list_partitions(settings, C.RAW_EVENTS))
@@ -50,8 +51,7 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs.feast_store import apply_definitions
 
     applied = apply_definitions(settings)
-    return {"snapshots": [d.isoformat() for d in todo], "feast_objects": applied,
-            "rows": written}
+    return {"snapshots": [d.isoformat() for d in todo], "feast_objects": applied, "rows": written}
 
 
 def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[str, int]:
@@ -63,10 +63,16 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
     settings = ctx.settings
 
     def read(table: str, wanted: list[dt.date]) -> Any:
-        paths = [lake.partition_uri(settings, table, d) for d in wanted
-                 if lake.has_partition(settings, table, d)]
-        return (spark.read.option("basePath", lake.table_uri(settings, table)).parquet(*paths)
-                .withColumn("dt", F.col("dt").cast("date")))
+        paths = [
+            lake.partition_uri(settings, table, d)
+            for d in wanted
+            if lake.has_partition(settings, table, d)
+        ]
+        return (
+            spark.read.option("basePath", lake.table_uri(settings, table))
+            .parquet(*paths)
+            .withColumn("dt", F.col("dt").cast("date"))
+        )
 
     window = lake.day_range(max(days), max(T.WINDOWS) + (max(days) - min(days)).days)
     snapshots = T.snapshot_frame(spark, days)
@@ -75,17 +81,17 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
     item_snapshots = read(C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
 
     frames = {
-        C.FEATURES_ITEM: T.item_stats(events, item_snapshots, settings.prior_strength,
-                                      items_seen),
+        C.FEATURES_ITEM: T.item_stats(events, item_snapshots, settings.prior_strength, items_seen),
         C.FEATURES_USER: T.user_stats(events, items_seen),
         C.FEATURES_USER_CATEGORY: T.user_category_affinity(events, items_seen),
     }
     rows = {}
     for table, frame in frames.items():
         keys = [c for c in ("user_id", "item_id", "category") if c in frame.columns]
-        with timed(log, f"{table} x {len(days)} snapshots") as t, lake.staged_partitions(
-            settings, table, days
-        ) as staging:
+        with (
+            timed(log, f"{table} x {len(days)} snapshots") as t,
+            lake.staged_partitions(settings, table, days) as staging,
+        ):
             frame = frame.repartition("dt").sortWithinPartitions("dt", *keys).cache()
             t["count"] = rows[table] = frame.count()
             frame.write.partitionBy("dt").mode("overwrite").parquet(staging)

@@ -11,8 +11,15 @@ EVENT_COUNTS = ("impressions", "clicks", "likes", "saves", "bag_adds", "purchase
 
 ITEM_COUNTS = [f"{name}_{w}d" for w in WINDOWS for name in EVENT_COUNTS]
 ITEM_FLOATS = [
-    "ctr_7d", "ctr_30d", "conversion_30d", "category_ctr_30d", "brand_ctr_30d",
-    "age_days", "price", "price_rel_category", "seller_conversion_30d",
+    "ctr_7d",
+    "ctr_30d",
+    "conversion_30d",
+    "category_ctr_30d",
+    "brand_ctr_30d",
+    "age_days",
+    "price",
+    "price_rel_category",
+    "seller_conversion_30d",
 ]
 ITEM_INTS = ["is_available", "seller_sales_30d"]
 
@@ -26,7 +33,12 @@ AFFINITY_FLOATS = ["category_affinity"]
 CROSS_FLOATS = ["price_distance"]
 
 MODEL_FEATURES = [
-    *ITEM_COUNTS, *ITEM_FLOATS, *ITEM_INTS,
-    *USER_COUNTS, *USER_FLOATS, *USER_INTS,
-    *AFFINITY_FLOATS, *CROSS_FLOATS,
+    *ITEM_COUNTS,
+    *ITEM_FLOATS,
+    *ITEM_INTS,
+    *USER_COUNTS,
+    *USER_FLOATS,
+    *USER_INTS,
+    *AFFINITY_FLOATS,
+    *CROSS_FLOATS,
 ]

@@ -38,8 +38,12 @@ def active_users(settings: Any, ctx: RunContext) -> np.ndarray:
 
 
 def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
-    lists = lists.assign(model_version=label, run_id=ctx.run_id,
-                         generated_at=pd.Timestamp(ctx.end), event_timestamp=pd.Timestamp(ctx.end))
+    lists = lists.assign(
+        model_version=label,
+        run_id=ctx.run_id,
+        generated_at=pd.Timestamp(ctx.end),
+        event_timestamp=pd.Timestamp(ctx.end),
+    )
     return pa.Table.from_pandas(lists, schema=C.RECOMMENDATIONS_SCHEMA, preserve_index=False)
 
 
@@ -53,15 +57,24 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     if champ is None:
         raise NoChampionError(
             f"no @{registry.CHAMPION} model in {settings.registered_model}: no lists for "
-            f"{ctx.ds_str}; a model must pass the evaluation gate first")
+            f"{ctx.ds_str}; a model must pass the evaluation gate first"
+        )
     booster = registry.load_booster(settings, champ)
 
     users = active_users(settings, ctx)
     items = inputs.item_table(settings, ctx.ds)
-    excluded = (inputs.purchases_until(settings, ctx.ds) if settings.exclude_purchased
-                else pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64"))
-    cands = generate_candidates(users, items, inputs.affinity_table(settings, ctx.ds),
-                                excluded, settings.candidates_per_user)
+    excluded = (
+        inputs.purchases_until(settings, ctx.ds)
+        if settings.exclude_purchased
+        else pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
+    )
+    cands = generate_candidates(
+        users,
+        items,
+        inputs.affinity_table(settings, ctx.ds),
+        excluded,
+        settings.candidates_per_user,
+    )
     cands["event_timestamp"] = pd.Timestamp(ctx.end)
     feats = assemble_features(settings, cands)
     with timed(log, f"scored candidates of {len(users):,} users") as t:
@@ -69,27 +82,44 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
         t["count"] = len(cands)
 
     popular = rank_available(items)
-    ranked = rules.pad_from_popular(rules.top_n(cands, settings.top_n), popular, excluded,
-                                    settings.top_n)
+    ranked = rules.pad_from_popular(
+        rules.top_n(cands, settings.top_n), popular, excluded, settings.top_n
+    )
     lists = rules.to_lists(ranked)
-    lists_uri = lake.write_partition(settings, C.RECOMMENDATIONS, ctx.ds,
-                                     _list_table(lists, champ.label, ctx), sort_by=["user_id"])
+    lists_uri = lake.write_partition(
+        settings,
+        C.RECOMMENDATIONS,
+        ctx.ds,
+        _list_table(lists, champ.label, ctx),
+        sort_by=["user_id"],
+    )
 
     top = popular.head(settings.fallback_size)
-    fallback = pd.DataFrame({
-        "user_id": [0],
-        "item_ids": [top["item_id"].to_numpy(np.int64)],
-        "scores": [top["popularity"].to_numpy(np.float32)],
-    })
+    fallback = pd.DataFrame(
+        {
+            "user_id": [0],
+            "item_ids": [top["item_id"].to_numpy(np.int64)],
+            "scores": [top["popularity"].to_numpy(np.float32)],
+        }
+    )
     fallback_table = _list_table(fallback, "popularity", ctx).drop(["user_id"])
     fallback_table = fallback_table.append_column(
-        "segment", pa.array([FALLBACK_SEGMENT], pa.string()))
+        "segment", pa.array([FALLBACK_SEGMENT], pa.string())
+    )
     popular_uri = lake.write_partition(settings, C.POPULAR, ctx.ds, fallback_table)
 
     lengths = lists["item_ids"].map(len)
-    return {"users": int(len(lists)), "model_version": champ.label, "lists_uri": lists_uri,
-            "popular_uri": popular_uri, "candidates": int(len(cands)),
-            "list_length": {"min": int(lengths.min()), "mean": float(lengths.mean()),
-                            "max": int(lengths.max())},
-            "distinct_items": int(ranked["item_id"].nunique()),
-            "catalogue_available": int((items["is_available"] == 1).sum())}
+    return {
+        "users": len(lists),
+        "model_version": champ.label,
+        "lists_uri": lists_uri,
+        "popular_uri": popular_uri,
+        "candidates": len(cands),
+        "list_length": {
+            "min": int(lengths.min()),
+            "mean": float(lengths.mean()),
+            "max": int(lengths.max()),
+        },
+        "distinct_items": int(ranked["item_id"].nunique()),
+        "catalogue_available": int((items["is_available"] == 1).sum()),
+    }

@@ -61,15 +61,18 @@ def generate_candidates(
     per_cat = ranked.groupby("category", sort=False).head(slack)
     by_cat = fav[["user_id", "category"]].merge(per_cat, on="category")
     by_cat["source"] = "category_popular"
-    by_cat = by_cat.sort_values(["user_id", "popularity", "item_id"],
-                                ascending=[True, False, True], kind="stable")
+    by_cat = by_cat.sort_values(
+        ["user_id", "popularity", "item_id"], ascending=[True, False, True], kind="stable"
+    )
 
     top = ranked.head(slack + per_user)
     glob = users_df.merge(top, how="cross")
     glob["source"] = "global_popular"
 
-    cands = pd.concat([_clean(by_cat, excluded).groupby("user_id").head(cat_quota),
-                       _clean(glob, excluded)], ignore_index=True)
+    cands = pd.concat(
+        [_clean(by_cat, excluded).groupby("user_id").head(cat_quota), _clean(glob, excluded)],
+        ignore_index=True,
+    )
     cands = cands.drop_duplicates(["user_id", "item_id"], keep="first")
     cands = cands.groupby("user_id", sort=False).head(per_user)
     return cands[["user_id", "item_id", "category", "source"]].reset_index(drop=True)
@@ -78,7 +81,11 @@ def generate_candidates(
 def _clean(cands: pd.DataFrame, excluded: pd.DataFrame) -> pd.DataFrame:
     cands = cands[cands["seller_id"] != cands["user_id"]]
     if len(excluded):
-        marked = cands.merge(excluded[["user_id", "item_id"]].drop_duplicates(),
-                             on=["user_id", "item_id"], how="left", indicator=True)
+        marked = cands.merge(
+            excluded[["user_id", "item_id"]].drop_duplicates(),
+            on=["user_id", "item_id"],
+            how="left",
+            indicator=True,
+        )
         cands = marked[marked["_merge"] == "left_only"].drop(columns="_merge")
     return cands

@@ -20,9 +20,19 @@ def item_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
         settings, C.RAW_ITEMS, snapshot, ["item_id", "category", "seller_id", "brand"]
     ).to_pandas()
     stats = lake.read_partition(
-        settings, C.FEATURES_ITEM, snapshot,
-        ["item_id", "is_available", "impressions_7d", "clicks_7d", "likes_7d", "saves_7d",
-         "bag_adds_7d", "purchases_7d"],
+        settings,
+        C.FEATURES_ITEM,
+        snapshot,
+        [
+            "item_id",
+            "is_available",
+            "impressions_7d",
+            "clicks_7d",
+            "likes_7d",
+            "saves_7d",
+            "bag_adds_7d",
+            "purchases_7d",
+        ],
     ).to_pandas()
     return raw.merge(stats, on="item_id", how="inner")
 

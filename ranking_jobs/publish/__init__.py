@@ -53,10 +53,12 @@ def publish_lists(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     live = live_marker(settings)
     if live is not None and live["ds"] > ctx.ds_str:
-        log.warning("lists of %s are live; backfill of %s is not published", live["ds"],
-                    ctx.ds_str)
-        return {"published": False, "reason": f"fresher lists of {live['ds']} are live",
-                "live": live}
+        log.warning("lists of %s are live; backfill of %s is not published", live["ds"], ctx.ds_str)
+        return {
+            "published": False,
+            "reason": f"fresher lists of {live['ds']} are live",
+            "live": live,
+        }
 
     lists = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).to_pandas()
     popular = lake.read_partition(settings, C.POPULAR, ctx.ds).to_pandas()
@@ -68,9 +70,16 @@ def publish_lists(ctx: RunContext) -> dict[str, Any]:
         store.write_to_online_store("user_recommendations", lists)
         store.write_to_online_store("popular_items", popular)
         t["count"] = len(lists)
-    marker = {"ds": ctx.ds_str, "run_id": ctx.run_id,
-              "model_version": str(lists["model_version"].iloc[0]) if len(lists) else "",
-              "users": len(lists), "published_at": stamp.isoformat()}
+    marker = {
+        "ds": ctx.ds_str,
+        "run_id": ctx.run_id,
+        "model_version": str(lists["model_version"].iloc[0]) if len(lists) else "",
+        "users": len(lists),
+        "published_at": stamp.isoformat(),
+    }
     _write_marker(settings, marker)
-    return {"published": True, **marker, "lists_per_second": round(len(lists) / t["seconds"])
-            if t["seconds"] else None}
+    return {
+        "published": True,
+        **marker,
+        "lists_per_second": round(len(lists) / t["seconds"]) if t["seconds"] else None,
+    }

@@ -24,8 +24,12 @@ def metric_history(ctx: RunContext, metric: str) -> list[dict[str, Any]]:
         if folder.parent.name > ctx.ds_str:
             continue
         data = json.loads(folder.read_text())
-        history.append({"ds": folder.parent.name,
-                        "metrics": {m: v.get(metric) for m, v in data["metrics"].items()}})
+        history.append(
+            {
+                "ds": folder.parent.name,
+                "metrics": {m: v.get(metric) for m, v in data["metrics"].items()},
+            }
+        )
     return history
 
 
@@ -43,13 +47,25 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         scores = pc.list_flatten(lists["scores"]).to_numpy(zero_copy_only=False)
 
     metrics = evaluation.get("metrics")
-    ndcg_by_k = ({m: {k: v[f"ndcg@{k}"] for k in (5, 10, 20) if f"ndcg@{k}" in v}
-                  for m, v in metrics.items()} if metrics else None)
-    list_stats = {**precomputed.get("list_length", {}),
-                  "users": precomputed.get("users"),
-                  "distinct items": precomputed.get("distinct_items"),
-                  "available catalogue": precomputed.get("catalogue_available"),
-                  "published": published.get("published")} if precomputed else None
+    ndcg_by_k = (
+        {
+            m: {k: v[f"ndcg@{k}"] for k in (5, 10, 20) if f"ndcg@{k}" in v}
+            for m, v in metrics.items()
+        }
+        if metrics
+        else None
+    )
+    list_stats = (
+        {
+            **precomputed.get("list_length", {}),
+            "users": precomputed.get("users"),
+            "distinct items": precomputed.get("distinct_items"),
+            "available catalogue": precomputed.get("catalogue_available"),
+            "published": published.get("published"),
+        }
+        if precomputed
+        else None
+    )
     data = ReportData(
         title=f"Nightly ranking report {ctx.ds_str}",
         ds=ctx.ds_str,

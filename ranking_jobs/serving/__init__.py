@@ -49,9 +49,13 @@ class RecommendationClient:
         if isinstance(generated, dt.datetime):
             generated = generated.isoformat()
         return Recommendations(
-            user_id=int(user_id), items=[int(i) for i in items], scores=scores,
-            model_version=str(row.get("model_version") or ""), generated_at=generated,
-            personalised=personalised, run_id=str(row.get("run_id") or ""),
+            user_id=int(user_id),
+            items=[int(i) for i in items],
+            scores=scores,
+            model_version=str(row.get("model_version") or ""),
+            generated_at=generated,
+            personalised=personalised,
+            run_id=str(row.get("run_id") or ""),
         )
 
 

@@ -28,15 +28,19 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
     metric = f"ndcg@{settings.eval_k}"
     best_valid = float(history["valid"][metric][booster.num_boosted_rounds() - 1])
     importance = booster.get_score(importance_type="gain")
-    params = {**{k: str(v) for k, v in model.xgb_params(settings).items()},
-              "num_boost_round": settings.num_boost_round,
-              "early_stopping_rounds": settings.early_stopping_rounds}
+    params = {
+        **{k: str(v) for k, v in model.xgb_params(settings).items()},
+        "num_boost_round": settings.num_boost_round,
+        "early_stopping_rounds": settings.early_stopping_rounds,
+    }
     # Same day, same data, same parameters: the rerun reuses the registered
     # version instead of registering a duplicate.
-    identity = {"ds": ctx.ds_str,
-                "training_fingerprint": model.fingerprint(table),
-                "model_fingerprint": model.booster_fingerprint(booster),
-                "params_fingerprint": model.params_fingerprint(params)}
+    identity = {
+        "ds": ctx.ds_str,
+        "training_fingerprint": model.fingerprint(table),
+        "model_fingerprint": model.booster_fingerprint(booster),
+        "params_fingerprint": model.params_fingerprint(params),
+    }
     ref = registry.find_version(settings, identity)
     reused = ref is not None
     if ref is None:
@@ -44,19 +48,38 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
             settings,
             booster,
             params=params,
-            metrics={f"valid_{metric.replace('@', '_at_')}": best_valid,
-                     "best_iteration": booster.num_boosted_rounds(),
-                     "train_rows": len(train), "valid_rows": len(valid)},
+            metrics={
+                f"valid_{metric.replace('@', '_at_')}": best_valid,
+                "best_iteration": booster.num_boosted_rounds(),
+                "train_rows": len(train),
+                "valid_rows": len(valid),
+            },
             tags={**identity, "pipeline_run_id": ctx.run_id},
-            artifacts={"features.json": {"features": list(MODEL_FEATURES),
-                                     "dtype": "float32", "missing": "NaN"},
-                   "learning_curves.json": history,
-                       "importance_gain.json": importance},
+            artifacts={
+                "features.json": {
+                    "features": list(MODEL_FEATURES),
+                    "dtype": "float32",
+                    "missing": "NaN",
+                },
+                "learning_curves.json": history,
+                "importance_gain.json": importance,
+            },
         )
-    log.info("trained %s%s: %d rounds, valid %s %.4f", ref.label,
-             " (identical to the registered version, reused)" if reused else "",
-             booster.num_boosted_rounds(), metric, best_valid)
-    return {"model_version": ref.version, "model": ref.label, "mlflow_run_id": ref.run_id,
-            "reused_registered_version": reused,
-            "rounds": booster.num_boosted_rounds(), f"valid_{metric}": best_valid,
-            "learning_curves": history, "importance_gain": importance}
+    log.info(
+        "trained %s%s: %d rounds, valid %s %.4f",
+        ref.label,
+        " (identical to the registered version, reused)" if reused else "",
+        booster.num_boosted_rounds(),
+        metric,
+        best_valid,
+    )
+    return {
+        "model_version": ref.version,
+        "model": ref.label,
+        "mlflow_run_id": ref.run_id,
+        "reused_registered_version": reused,
+        "rounds": booster.num_boosted_rounds(),
+        f"valid_{metric}": best_valid,
+        "learning_curves": history,
+        "importance_gain": importance,
+    }

@@ -64,7 +64,8 @@ def rows_for_day(ctx: RunContext, day: dt.date) -> pd.DataFrame:
         labels["user_id"].unique(),
         items,
         inputs.affinity_table(settings, snapshot),
-        inputs.purchases_until(settings, snapshot) if settings.exclude_purchased
+        inputs.purchases_until(settings, snapshot)
+        if settings.exclude_purchased
         else pd.DataFrame(columns=["user_id", "item_id"]),
         settings.candidates_per_user,
     )
@@ -79,21 +80,31 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
         rows = rows_for_day(ctx, day)
         rows["split"] = split
         parts.append(rows)
-        log.info("label day %s (%s): %s rows, %s queries", day, split, f"{len(rows):,}",
-                 f"{rows.groupby(['user_id']).ngroups:,}")
+        log.info(
+            "label day %s (%s): %s rows, %s queries",
+            day,
+            split,
+            f"{len(rows):,}",
+            f"{rows.groupby(['user_id']).ngroups:,}",
+        )
     rows = pd.concat(parts, ignore_index=True)
     rows["event_timestamp"] = rows["as_of"]
     table = assemble_features(ctx.settings, rows).drop(columns="event_timestamp")
     table = table.sort_values(["as_of", "user_id", "item_id"], kind="stable")
     import pyarrow as pa
 
-    uri = lake.write_partition(ctx.settings, C.TRAINING, ctx.ds,
-                               pa.Table.from_pandas(table, preserve_index=False))
+    uri = lake.write_partition(
+        ctx.settings, C.TRAINING, ctx.ds, pa.Table.from_pandas(table, preserve_index=False)
+    )
     counts = table.groupby("split").size().to_dict()
     positives = table.groupby("split")["label"].apply(lambda s: int((s >= 2).sum())).to_dict()
-    return {"uri": uri, "rows": int(len(table)), "rows_by_split": counts,
-            "positives_by_split": positives,
-            "queries": int(table.groupby(["user_id", "as_of"]).ngroups)}
+    return {
+        "uri": uri,
+        "rows": len(table),
+        "rows_by_split": counts,
+        "positives_by_split": positives,
+        "queries": int(table.groupby(["user_id", "as_of"]).ngroups),
+    }
 
 
 def query_ids(df: pd.DataFrame) -> np.ndarray:

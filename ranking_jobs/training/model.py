@@ -46,8 +46,13 @@ def feature_matrix(df: pd.DataFrame) -> np.ndarray:
 def ranking_dmatrix(df: pd.DataFrame) -> xgb.DMatrix:
     df = sort_by_query(df)
     groups = df.groupby(["as_of", "user_id"], sort=False).size().to_numpy()
-    return xgb.DMatrix(feature_matrix(df), label=df["label"].to_numpy(),
-                       group=groups, feature_names=list(MODEL_FEATURES), missing=np.nan)
+    return xgb.DMatrix(
+        feature_matrix(df),
+        label=df["label"].to_numpy(),
+        group=groups,
+        feature_names=list(MODEL_FEATURES),
+        missing=np.nan,
+    )
 
 
 def fit(
@@ -57,7 +62,8 @@ def fit(
     dtrain, dvalid = ranking_dmatrix(train), ranking_dmatrix(valid)
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
-        xgb_params(settings), dtrain,
+        xgb_params(settings),
+        dtrain,
         num_boost_round=settings.num_boost_round,
         evals=[(dtrain, "train"), (dvalid, "valid")],
         early_stopping_rounds=settings.early_stopping_rounds,

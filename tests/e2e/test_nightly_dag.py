@@ -43,8 +43,12 @@ def test_three_users_read_back_from_the_online_store(night):
     assert len(users) == 3
     items = lake.read_partition(settings, C.RAW_ITEMS, DS).to_pandas().set_index("item_id")
     sold = set(items.index[items["status"] == "sold"])
-    bought = lake.read_days(settings, C.RAW_EVENTS, lake.day_range(DS, settings.history_days),
-                            ["user_id", "item_id", "event_type"])
+    bought = lake.read_days(
+        settings,
+        C.RAW_EVENTS,
+        lake.day_range(DS, settings.history_days),
+        ["user_id", "item_id", "event_type"],
+    )
     bought = bought.filter(pc.equal(bought["event_type"], "purchase")).to_pandas()
 
     for user, rec in _lists(settings, users).items():
@@ -72,8 +76,14 @@ def test_report_and_stage_summaries_exist(night):
     folder = night.reports_dir / DS.isoformat()
     html = (folder / "report.html").read_text()
     assert "ndcg" in html.lower() and DS.isoformat() in html
-    for name in ("validate_raw", "build_features", "train_model", "evaluate_model",
-                 "precompute_lists", "publish_lists"):
+    for name in (
+        "validate_raw",
+        "build_features",
+        "train_model",
+        "evaluate_model",
+        "precompute_lists",
+        "publish_lists",
+    ):
         assert (folder / f"{name}.json").exists(), name
 
 

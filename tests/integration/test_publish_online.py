@@ -22,19 +22,26 @@ DAY = dt.date(2026, 1, 31)
 def _write_lists(settings, day: dt.date, items_of: dict[int, list[int]], run: str) -> None:
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     users = sorted(items_of)
-    table = pa.table({
-        "user_id": users,
-        "item_ids": [items_of[u] for u in users],
-        "scores": [list(np.linspace(1.0, 0.1, len(items_of[u]), dtype=np.float32))
-                   for u in users],
-        "model_version": ["marketplace_ranker/v1"] * len(users),
-        "run_id": [run] * len(users),
-        "generated_at": [end] * len(users),
-        "event_timestamp": [end] * len(users),
-    }, schema=C.RECOMMENDATIONS_SCHEMA)
+    table = pa.table(
+        {
+            "user_id": users,
+            "item_ids": [items_of[u] for u in users],
+            "scores": [
+                list(np.linspace(1.0, 0.1, len(items_of[u]), dtype=np.float32)) for u in users
+            ],
+            "model_version": ["marketplace_ranker/v1"] * len(users),
+            "run_id": [run] * len(users),
+            "generated_at": [end] * len(users),
+            "event_timestamp": [end] * len(users),
+        },
+        schema=C.RECOMMENDATIONS_SCHEMA,
+    )
     lake.write_partition(settings, C.RECOMMENDATIONS, day, table)
-    popular = table.slice(0, 1).drop(["user_id"]).append_column(
-        "segment", pa.array(["global"], pa.string()))
+    popular = (
+        table.slice(0, 1)
+        .drop(["user_id"])
+        .append_column("segment", pa.array(["global"], pa.string()))
+    )
     lake.write_partition(settings, C.POPULAR, day, popular)
 
 

@@ -14,15 +14,19 @@ from ranking_jobs.training.dataset import grade_labels, query_rows
 
 def _items() -> pd.DataFrame:
     # item 5 is the most popular but sold; item 4 belongs to user 1 (a seller).
-    return pd.DataFrame({
-        "item_id": [1, 2, 3, 4, 5, 6],
-        "category": ["tops", "tops", "shoes", "tops", "shoes", "bags"],
-        "seller_id": [9, 9, 8, 1, 8, 7],
-        "is_available": [1, 1, 1, 1, 0, 1],
-        "impressions_7d": [10, 10, 10, 10, 10, 10],
-        "clicks_7d": [5, 1, 3, 9, 50, 2],
-        "likes_7d": [0] * 6, "saves_7d": [0] * 6, "bag_adds_7d": [0] * 6,
-    })
+    return pd.DataFrame(
+        {
+            "item_id": [1, 2, 3, 4, 5, 6],
+            "category": ["tops", "tops", "shoes", "tops", "shoes", "bags"],
+            "seller_id": [9, 9, 8, 1, 8, 7],
+            "is_available": [1, 1, 1, 1, 0, 1],
+            "impressions_7d": [10, 10, 10, 10, 10, 10],
+            "clicks_7d": [5, 1, 3, 9, 50, 2],
+            "likes_7d": [0] * 6,
+            "saves_7d": [0] * 6,
+            "bag_adds_7d": [0] * 6,
+        }
+    )
 
 
 def test_popularity_ranking_skips_unavailable_and_orders_by_engagement():
@@ -31,8 +35,9 @@ def test_popularity_ranking_skips_unavailable_and_orders_by_engagement():
 
 
 def test_candidates_exclude_own_sold_and_bought_items():
-    affinity = pd.DataFrame({"user_id": [1, 2], "category": ["shoes", "tops"],
-                             "category_affinity": [1.0, 1.0]})
+    affinity = pd.DataFrame(
+        {"user_id": [1, 2], "category": ["shoes", "tops"], "category_affinity": [1.0, 1.0]}
+    )
     bought = pd.DataFrame({"user_id": [2], "item_id": [1]})
     cands = generate_candidates(np.array([1, 2]), _items(), affinity, bought, per_user=4)
     by_user = cands.groupby("user_id")["item_id"].apply(list).to_dict()
@@ -47,11 +52,13 @@ def test_candidates_exclude_own_sold_and_bought_items():
 
 
 def test_grade_labels_keeps_strongest_interaction():
-    events = pd.DataFrame({
-        "user_id": [1, 1, 1, 1, 2],
-        "item_id": [10, 10, 10, 11, 10],
-        "event_type": ["impression", "click", "add_to_bag", "impression", "like"],
-    })
+    events = pd.DataFrame(
+        {
+            "user_id": [1, 1, 1, 1, 2],
+            "item_id": [10, 10, 10, 11, 10],
+            "event_type": ["impression", "click", "add_to_bag", "impression", "like"],
+        }
+    )
     labels = grade_labels(events).set_index(["user_id", "item_id"])["label"]
     assert labels[(1, 10)] == C.LABEL_GRADES["add_to_bag"]
     assert labels[(1, 11)] == C.LABEL_GRADES["impression"]
@@ -68,13 +75,15 @@ def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
 
 
 def test_top_n_and_padding_keep_order_and_exclusions():
-    scored = pd.DataFrame({"user_id": [1, 1, 1, 2], "item_id": [3, 2, 2, 3],
-                           "score": [0.5, 0.9, 0.9, 0.1]})
+    scored = pd.DataFrame(
+        {"user_id": [1, 1, 1, 2], "item_id": [3, 2, 2, 3], "score": [0.5, 0.9, 0.9, 0.1]}
+    )
     ranked = rules.top_n(scored, 2)
     assert ranked[ranked.user_id == 1]["item_id"].tolist() == [2, 3]
     popular = rank_available(_items())
-    padded = rules.pad_from_popular(ranked, popular, pd.DataFrame({"user_id": [2],
-                                                                   "item_id": [4]}), 3)
+    padded = rules.pad_from_popular(
+        ranked, popular, pd.DataFrame({"user_id": [2], "item_id": [4]}), 3
+    )
     lists = rules.to_lists(padded).set_index("user_id")
     u2 = lists.loc[2]
     assert len(u2["item_ids"]) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import itertools
 import os
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_tasks_follow_the_stage_order_one_chain(dagbag):
     expected = [s.name for s in NIGHTLY]
     assert expected[0] == "validate_raw" and expected[-1] == "write_report"
     assert dag.task_ids == expected or sorted(dag.task_ids) == sorted(expected)
-    for upstream, downstream in zip(expected, expected[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(expected):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     leaves = [t.task_id for t in dag.tasks if not t.downstream_task_ids]
     assert leaves == ["write_report"]  # no trailing all_done task can hide a failure
@@ -60,8 +61,9 @@ def test_schedule_gives_non_empty_daily_interval_at_two(dagbag):
     assert manual.start == pendulum.datetime(2026, 1, 31, 2)
     info = timetable.next_dagrun_info(
         last_automated_data_interval=None,
-        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None,
-                                    catchup=True),
+        restriction=TimeRestriction(
+            earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=True
+        ),
     )
     assert info.data_interval.end > info.data_interval.start
     assert (info.data_interval.start.hour, info.data_interval.start.minute) == (2, 0)
@@ -83,14 +85,21 @@ def test_airflow_context_maps_to_interval_start_day():
     from ranking_jobs.airflow_glue import context_from_airflow
     from ranking_jobs.airflow_runner import logical_date_for
 
-    ctx = context_from_airflow({
-        "data_interval_start": pendulum.datetime(2026, 1, 31, 2),
-        "data_interval_end": pendulum.datetime(2026, 2, 1, 2),
-        "run_id": "scheduled__x", "params": {"top_n": 7, "scale": None},
-    })
+    ctx = context_from_airflow(
+        {
+            "data_interval_start": pendulum.datetime(2026, 1, 31, 2),
+            "data_interval_end": pendulum.datetime(2026, 2, 1, 2),
+            "run_id": "scheduled__x",
+            "params": {"top_n": 7, "scale": None},
+        }
+    )
     assert ctx.ds == dt.date(2026, 1, 31) and ctx.run_id == "scheduled__x"
     assert ctx.settings.top_n == 7
     assert logical_date_for(dt.date(2026, 1, 31)).startswith("2026-02-01T02:00")
     with pytest.raises(ValueError, match="empty data interval"):
-        context_from_airflow({"data_interval_start": pendulum.datetime(2026, 1, 31, 2),
-                              "data_interval_end": pendulum.datetime(2026, 1, 31, 2)})
+        context_from_airflow(
+            {
+                "data_interval_start": pendulum.datetime(2026, 1, 31, 2),
+                "data_interval_end": pendulum.datetime(2026, 1, 31, 2),
+            }
+        )

@@ -17,8 +17,9 @@ def _frame(seed: int, queries: int, split: str) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = 12
     rows = queries * n
-    df = pd.DataFrame(rng.normal(size=(rows, len(MODEL_FEATURES))).astype("float32"),
-                      columns=MODEL_FEATURES)
+    df = pd.DataFrame(
+        rng.normal(size=(rows, len(MODEL_FEATURES))).astype("float32"), columns=MODEL_FEATURES
+    )
     df["user_id"] = np.repeat(np.arange(queries), n)
     df["item_id"] = np.tile(np.arange(n), queries)
     df["as_of"] = pd.Timestamp("2026-01-10", tz="UTC")
@@ -67,9 +68,14 @@ def test_eval_labels_count_engagement_only():
 
 
 def test_holdout_keeps_test_queries_with_engagement():
-    df = pd.DataFrame({"split": ["test"] * 4 + ["train"], "user_id": [1, 1, 2, 2, 3],
-                       "as_of": pd.Timestamp("2026-01-10", tz="UTC"),
-                       "label": [1, 2, 1, 0, 5]})
+    df = pd.DataFrame(
+        {
+            "split": ["test"] * 4 + ["train"],
+            "user_id": [1, 1, 2, 2, 3],
+            "as_of": pd.Timestamp("2026-01-10", tz="UTC"),
+            "label": [1, 2, 1, 0, 5],
+        }
+    )
     out = holdout(df)
     assert out["user_id"].tolist() == [1, 1]  # user 2 only saw impressions, user 3 is train
 
