@@ -34,12 +34,13 @@ item = Entity(
     value_type=ValueType.INT64,
     description="A one-of-a-kind listing.",
 )
-category = Entity(
-    name="category",
-    join_keys=["category"],
-    value_type=ValueType.STRING,
-    description="A listing category (tops, dresses, ...).",
-)
+# One entity per item attribute a user has an affinity to (category, brand, ...).
+attributes = {
+    d: Entity(
+        name=d, join_keys=[d], value_type=ValueType.STRING, description=f"A listing {d} value."
+    )
+    for d in cols.AFFINITY_DIMENSIONS
+}
 segment = Entity(
     name="segment",
     join_keys=["segment"],
@@ -83,14 +84,29 @@ def definitions(settings: Settings) -> list[object]:
         online=True,
         description="User activity over windows, recency, price level, breadth.",
     )
-    user_category_affinity = FeatureView(
-        name="user_category_affinity",
-        entities=[user, category],
+    affinity_views = [
+        FeatureView(
+            name=f"user_{d}_affinity",
+            entities=[user, attributes[d]],
+            ttl=SNAPSHOT_TTL,
+            schema=_fields([f"{d}_affinity"], Float64),
+            source=_source(settings, C.FEATURES_USER_AFFINITY[d]),
+            online=True,
+            description=f"Time-decayed share of the user's interactions per listing {d}.",
+        )
+        for d in cols.AFFINITY_DIMENSIONS
+    ]
+    item_covisitation = FeatureView(
+        name="item_covisitation",
+        entities=[item],
         ttl=SNAPSHOT_TTL,
-        schema=_fields(cols.AFFINITY_FLOATS, Float64),
-        source=_source(settings, C.FEATURES_USER_CATEGORY),
+        schema=[
+            Field(name="neighbour_ids", dtype=Array(Int64)),
+            Field(name="neighbour_scores", dtype=Array(Float64)),
+        ],
+        source=_source(settings, C.FEATURES_COVISITATION),
         online=True,
-        description="Time-decayed share of the user's interactions in a category.",
+        description="Items engaged with in the same sessions, best first (cosine score).",
     )
     list_fields = [
         Field(name="item_ids", dtype=Array(Int64)),
@@ -120,17 +136,17 @@ def definitions(settings: Settings) -> list[object]:
     return [
         user,
         item,
-        category,
         segment,
+        *attributes.values(),
         item_stats,
         user_stats,
-        user_category_affinity,
+        *affinity_views,
+        item_covisitation,
         user_recommendations,
         popular_items,
     ]
 
 
-_cli_objects = definitions(load_settings())
-(item_stats, user_stats, user_category_affinity, user_recommendations, popular_items) = (
-    _cli_objects[4:]
-)
+# The same objects at module level, for Feast's own CLI (`feast plan/apply/serve`).
+for _obj in definitions(load_settings()):
+    globals()[_obj.name] = _obj

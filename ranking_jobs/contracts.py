@@ -34,7 +34,10 @@ RAW_USERS = "raw/users"
 TRUTH_USERS = "truth/users"
 FEATURES_ITEM = "features/item_stats"
 FEATURES_USER = "features/user_stats"
-FEATURES_USER_CATEGORY = "features/user_category_affinity"
+FEATURES_USER_AFFINITY = {
+    d: f"features/user_{d}_affinity" for d in ("category", "brand", "size", "style")
+}
+FEATURES_COVISITATION = "features/item_covisitation"
 TRAINING = "training"
 CANDIDATES = "candidates"
 RECOMMENDATIONS = "recommendations"

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 FEATURE_REFS = (
     [f"item_stats:{c}" for c in cols.ITEM_COUNTS + cols.ITEM_FLOATS + cols.ITEM_INTS]
     + [f"user_stats:{c}" for c in cols.USER_COUNTS + cols.USER_FLOATS + cols.USER_INTS]
-    + [f"user_category_affinity:{c}" for c in cols.AFFINITY_FLOATS]
+    + [f"user_{d}_affinity:{d}_affinity" for d in cols.AFFINITY_DIMENSIONS]
 )
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
 
@@ -84,12 +84,13 @@ def apply_definitions(settings: Settings) -> int:
 
 
 def assemble_features(settings: Settings, entity_df: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time features for ``user_id, item_id, category, event_timestamp`` rows.
+    """Point-in-time features for rows of user_id, item_id, the item's attributes
+    (``cols.AFFINITY_DIMENSIONS``) and event_timestamp.
 
     Returns the input columns plus ``cols.MODEL_FEATURES`` as float32, in the
     input's row order.
     """
-    needed = {"user_id", "item_id", "category", "event_timestamp"}
+    needed = {"user_id", "item_id", *cols.AFFINITY_DIMENSIONS, "event_timestamp"}
     missing = needed - set(entity_df.columns)
     if missing:
         raise ValueError(f"entity rows lack columns {sorted(missing)}")

@@ -14,11 +14,17 @@ from typing import Any
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.features.columns import AFFINITY_DIMENSIONS, WINDOWS
 from ranking_jobs.logs import timed
 
 log = logging.getLogger(__name__)
 
-FEATURE_TABLES = (C.FEATURES_ITEM, C.FEATURES_USER, C.FEATURES_USER_CATEGORY)
+FEATURE_TABLES = (
+    C.FEATURES_ITEM,
+    C.FEATURES_USER,
+    *C.FEATURES_USER_AFFINITY.values(),
+    C.FEATURES_COVISITATION,
+)
 
 
 def snapshots_needed(ctx: RunContext) -> list[dt.date]:
@@ -58,7 +64,7 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
     """All requested snapshots in one Spark pass per table; rows written per table."""
     from pyspark.sql import functions as F
 
-    from ranking_jobs.features import transforms as T
+    from ranking_jobs.features import affinity, common, covisitation, item, user
 
     settings = ctx.settings
 
@@ -74,20 +80,26 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
             .withColumn("dt", F.col("dt").cast("date"))
         )
 
-    window = lake.day_range(max(days), max(T.WINDOWS) + (max(days) - min(days)).days)
-    snapshots = T.snapshot_frame(spark, days)
-    events = T.with_snapshots(read(C.RAW_EVENTS, window).drop("dt"), snapshots).cache()
-    items_seen = T.latest_items(read(C.RAW_ITEMS, window), snapshots).cache()
+    window = lake.day_range(max(days), max(WINDOWS) + (max(days) - min(days)).days)
+    snapshots = common.snapshot_frame(spark, days)
+    events = common.with_snapshots(read(C.RAW_EVENTS, window).drop("dt"), snapshots).cache()
+    items_seen = common.latest_items(read(C.RAW_ITEMS, window), snapshots).cache()
     item_snapshots = read(C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
 
     frames = {
-        C.FEATURES_ITEM: T.item_stats(events, item_snapshots, settings.prior_strength, items_seen),
-        C.FEATURES_USER: T.user_stats(events, items_seen),
-        C.FEATURES_USER_CATEGORY: T.user_category_affinity(events, items_seen),
+        C.FEATURES_ITEM: item.item_stats(
+            events, item_snapshots, settings.prior_strength, items_seen
+        ),
+        C.FEATURES_USER: user.user_stats(events, items_seen),
+        **{
+            table: affinity.user_affinity(events, items_seen, dimension)
+            for dimension, table in C.FEATURES_USER_AFFINITY.items()
+        },
+        C.FEATURES_COVISITATION: covisitation.item_covisitation(events),
     }
     rows = {}
     for table, frame in frames.items():
-        keys = [c for c in ("user_id", "item_id", "category") if c in frame.columns]
+        keys = [c for c in ("user_id", "item_id", *AFFINITY_DIMENSIONS) if c in frame.columns]
         with (
             timed(log, f"{table} x {len(days)} snapshots") as t,
             lake.staged_partitions(settings, table, days) as staging,

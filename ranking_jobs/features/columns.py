@@ -27,7 +27,10 @@ USER_COUNTS = [f"user_{c}" for c in ITEM_COUNTS]
 USER_FLOATS = ["user_days_since_active", "user_price_level"]
 USER_INTS = ["user_category_breadth"]
 
-AFFINITY_FLOATS = ["category_affinity"]
+# Item attributes a user can lean towards; each has its own affinity view keyed by
+# (user, attribute value), joined through the item's value at retrieval time.
+AFFINITY_DIMENSIONS = ("category", "brand", "size", "style")
+AFFINITY_FLOATS = [f"{d}_affinity" for d in AFFINITY_DIMENSIONS]
 
 # Computed at join time from a (user, item) pair, never stored.
 CROSS_FLOATS = ["price_distance"]

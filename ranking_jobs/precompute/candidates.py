@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
+
 TOP_CATEGORIES = 3
 CATEGORY_SHARE = 0.6  # quota of the list from the user's favourite categories
 
@@ -26,7 +28,8 @@ def popularity(item_stats: pd.DataFrame) -> pd.Series:
 
 def rank_available(items: pd.DataFrame) -> pd.DataFrame:
     """Available items ordered by popularity (ties by item id, for determinism)."""
-    avail = items.loc[items["is_available"] == 1, ["item_id", "category", "seller_id"]].copy()
+    keep = ["item_id", "seller_id", *[d for d in AFFINITY_DIMENSIONS if d in items.columns]]
+    avail = items.loc[items["is_available"] == 1, keep].copy()
     avail["popularity"] = popularity(items.loc[avail.index])
     return avail.sort_values(["popularity", "item_id"], ascending=[False, True], kind="stable")
 
@@ -44,7 +47,7 @@ def generate_candidates(
     ``affinity``: user_id, category, category_affinity.
     ``excluded``: user_id, item_id pairs never to recommend (e.g. already bought).
     Own listings and unavailable items never appear. Returns user_id, item_id,
-    category, source.
+    the item's attributes (category, brand, size, style where given) and source.
     """
     ranked = rank_available(items)
     users_df = pd.DataFrame({"user_id": np.asarray(users, dtype=np.int64)})
@@ -75,7 +78,8 @@ def generate_candidates(
     )
     cands = cands.drop_duplicates(["user_id", "item_id"], keep="first")
     cands = cands.groupby("user_id", sort=False).head(per_user)
-    return cands[["user_id", "item_id", "category", "source"]].reset_index(drop=True)
+    attrs = [d for d in AFFINITY_DIMENSIONS if d in cands.columns]
+    return cands[["user_id", "item_id", *attrs, "source"]].reset_index(drop=True)
 
 
 def _clean(cands: pd.DataFrame, excluded: pd.DataFrame) -> pd.DataFrame:

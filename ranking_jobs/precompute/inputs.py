@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
 from ranking_jobs.settings import Settings
 
 PURCHASE_LOOKBACK_DAYS = 365
@@ -17,7 +18,7 @@ PURCHASE_LOOKBACK_DAYS = 365
 def item_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
     """Listings of the snapshot with their popularity counts and availability."""
     raw = lake.read_partition(
-        settings, C.RAW_ITEMS, snapshot, ["item_id", "category", "seller_id", "brand"]
+        settings, C.RAW_ITEMS, snapshot, ["item_id", "seller_id", *AFFINITY_DIMENSIONS]
     ).to_pandas()
     stats = lake.read_partition(
         settings,
@@ -39,7 +40,10 @@ def item_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
 
 def affinity_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
     return lake.read_partition(
-        settings, C.FEATURES_USER_CATEGORY, snapshot, ["user_id", "category", "category_affinity"]
+        settings,
+        C.FEATURES_USER_AFFINITY["category"],
+        snapshot,
+        ["user_id", "category", "category_affinity"],
     ).to_pandas()
 
 

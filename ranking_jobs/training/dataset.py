@@ -19,6 +19,7 @@ from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import assemble_features
+from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
 from ranking_jobs.precompute import inputs
 from ranking_jobs.precompute.candidates import generate_candidates
 
@@ -48,8 +49,8 @@ def query_rows(candidates: pd.DataFrame, labels: pd.DataFrame, items: pd.DataFra
     rows = pd.concat([cands, labels[["user_id", "item_id"]]]).drop_duplicates()
     rows = rows.merge(labels, on=["user_id", "item_id"], how="left")
     rows["label"] = rows["label"].fillna(C.NOT_SHOWN_GRADE).astype("int64")
-    # Items listed after the snapshot have no category yet in it; they are dropped.
-    return rows.merge(items[["item_id", "category"]], on="item_id", how="inner")
+    # Items listed after the snapshot are not in it yet; they are dropped.
+    return rows.merge(items[["item_id", *AFFINITY_DIMENSIONS]], on="item_id", how="inner")
 
 
 def rows_for_day(ctx: RunContext, day: dt.date) -> pd.DataFrame:

@@ -77,13 +77,14 @@ def user_table(day: dt.date) -> pa.Table:
     return pa.table(data)
 
 
-def affinity_table(day: dt.date) -> pa.Table:
+def affinity_table(day: dt.date, dimension: str = "category") -> pa.Table:
+    """The same (user, value) pairs for every attribute; entity rows carry the same value."""
     pairs = AFFINITY[day]
     return pa.table(
         {
             "user_id": pa.array([u for u, _ in pairs], pa.int64()),
-            "category": pa.array([c for _, c in pairs], pa.string()),
-            "category_affinity": pa.array(
+            dimension: pa.array([c for _, c in pairs], pa.string()),
+            f"{dimension}_affinity": pa.array(
                 [0.1 * (i + 1) + (day - D1).days for i in range(len(pairs))], pa.float64()
             ),
             "event_timestamp": pa.array([day_end(day)] * len(pairs), C.TS),
@@ -91,7 +92,11 @@ def affinity_table(day: dt.date) -> pa.Table:
     )
 
 
-FEATURE_VIEWS = ["item_stats", "user_stats", "user_category_affinity"]
+FEATURE_VIEWS = [
+    "item_stats",
+    "user_stats",
+    *(f"user_{d}_affinity" for d in cols.AFFINITY_DIMENSIONS),
+]
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +106,10 @@ def feast_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     for day in (D1, D):
         lake.write_partition(settings, C.FEATURES_ITEM, day, item_table(day))
         lake.write_partition(settings, C.FEATURES_USER, day, user_table(day))
-        lake.write_partition(settings, C.FEATURES_USER_CATEGORY, day, affinity_table(day))
-    assert feast_store.apply_definitions(settings) == 9
+        for dimension, table in C.FEATURES_USER_AFFINITY.items():
+            lake.write_partition(settings, table, day, affinity_table(day, dimension))
+    # 3 entities + 4 attribute entities, 2 stats + 4 affinity + co-visitation + 2 list views
+    assert feast_store.apply_definitions(settings) == 16
     yield settings
 
 
@@ -111,7 +118,7 @@ def entity_rows(rows: list[tuple[int, int, str, dt.datetime]]) -> pd.DataFrame:
         {
             "user_id": pd.array([r[0] for r in rows], "int64"),
             "item_id": pd.array([r[1] for r in rows], "int64"),
-            "category": [r[2] for r in rows],
+            **{d: [r[2] for r in rows] for d in cols.AFFINITY_DIMENSIONS},
             "event_timestamp": pd.to_datetime([r[3] for r in rows], utc=True),
         }
     )
@@ -200,7 +207,10 @@ def _missing(v: Any) -> bool:
 def test_online_equals_offline_at_the_same_instant(materialized: Any) -> None:
     store = materialized
     refs = list(feast_store.FEATURE_REFS)
-    keys = [{"user_id": u, "item_id": i, "category": c} for u, i, c in SAMPLE]
+    keys = [
+        {"user_id": u, "item_id": i, **dict.fromkeys(cols.AFFINITY_DIMENSIONS, c)}
+        for u, i, c in SAMPLE
+    ]
     online = store.get_online_features(features=refs, entity_rows=keys).to_dict()
     offline = (
         store.get_historical_features(
@@ -208,6 +218,7 @@ def test_online_equals_offline_at_the_same_instant(materialized: Any) -> None:
         )
         .to_df()
         .set_index(["user_id", "item_id", "category"])
+        .drop(columns=[d for d in cols.AFFINITY_DIMENSIONS if d != "category"])
     )
     assert len(offline) == len(SAMPLE)
     names = [r.split(":")[1] for r in refs]
@@ -238,5 +249,6 @@ def test_online_equals_offline_at_the_same_instant(materialized: Any) -> None:
     )
     assert online_value((101, 2, "shoes"), "category_affinity") is None
     assert online_value((100, 3, "shoes"), "category_affinity") == pytest.approx(1.2)
+    assert online_value((100, 3, "shoes"), "style_affinity") == pytest.approx(1.2)
     for name in names:
         assert online_value((999, 99, "bags"), name) is None, name

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 from ranking_jobs import contracts as C
+from ranking_jobs.features import affinity, common, item, user
 from ranking_jobs.features import columns as cols
-from ranking_jobs.features import transforms as T
 
 pytestmark = pytest.mark.spark
 
@@ -101,14 +101,15 @@ def compute(spark: Any, days: list[dt.date], events: Any, items: Any) -> dict[st
     """The three feature tables for ``days``, wired as build_features wires them."""
     from pyspark.sql import functions as F
 
-    snapshots = T.snapshot_frame(spark, days)
-    snap_events = T.with_snapshots(events.drop("dt"), snapshots)
-    seen = T.latest_items(items, snapshots)
+    snapshots = common.snapshot_frame(spark, days)
+    snap_events = common.with_snapshots(events.drop("dt"), snapshots)
+    seen = common.latest_items(items, snapshots)
     item_snapshots = items.where(F.col("dt").isin(days)).join(F.broadcast(snapshots), "dt")
     return {
-        "item": T.item_stats(snap_events, item_snapshots, M, seen),
-        "user": T.user_stats(snap_events, seen),
-        "affinity": T.user_category_affinity(snap_events, seen),
+        "item": item.item_stats(snap_events, item_snapshots, M, seen),
+        "user": user.user_stats(snap_events, seen),
+        "affinity": affinity.user_affinity(snap_events, seen, "category"),
+        "brand_affinity": affinity.user_affinity(snap_events, seen, "brand"),
     }
 
 
@@ -179,8 +180,8 @@ def test_window_edges_inclusive_start_exclusive_end(spark: Any) -> None:
             (1, 1, "click", END),
         ],
     )
-    snap = T.with_snapshots(events.drop("dt"), T.snapshot_frame(spark, [D]))
-    row = T.windowed_counts(snap, ["item_id"]).collect()[0]
+    snap = common.with_snapshots(events.drop("dt"), common.snapshot_frame(spark, [D]))
+    row = common.windowed_counts(snap, ["item_id"]).collect()[0]
     assert (row["clicks_1d"], row["clicks_7d"], row["clicks_30d"]) == (1, 2, 3)
 
 
@@ -241,7 +242,9 @@ def test_rates_count_listings_sold_on_earlier_days(spark: Any) -> None:
 
 def test_latest_items_takes_most_recent_attributes(spark: Any) -> None:
     items = items_df(spark, [D1, D], overrides={(D1, 1): 35.0})
-    seen = by_key(T.latest_items(items, T.snapshot_frame(spark, [D1, D])), "dt", "item_id")
+    seen = by_key(
+        common.latest_items(items, common.snapshot_frame(spark, [D1, D])), "dt", "item_id"
+    )
     assert seen[(D1, 1)]["price"] == 35.0
     assert seen[(D, 1)]["price"] == 30.0
 
@@ -311,7 +314,8 @@ def test_snapshots_in_one_pass_equal_one_at_a_time(
 ) -> None:
     alone_d1 = compute(spark, [D1], *inputs)
     keys = {"item": ["dt", "item_id"], "user": ["dt", "user_id"],
-            "affinity": ["dt", "user_id", "category"]}  # fmt: skip
+            "affinity": ["dt", "user_id", "category"],
+            "brand_affinity": ["dt", "user_id", "brand"]}  # fmt: skip
     for name, k in keys.items():
         alone = _pandas(alone_d1[name].unionByName(tables[name]), k)
         together = _pandas(both_days[name], k)
@@ -350,7 +354,8 @@ def test_event_timestamp_is_end_of_snapshot_day(both_days: dict[str, Any]) -> No
     [
         ("item", ["item_id"], cols.ITEM_COUNTS + cols.ITEM_INTS, cols.ITEM_FLOATS),
         ("user", ["user_id"], cols.USER_COUNTS + cols.USER_INTS, cols.USER_FLOATS),
-        ("affinity", ["user_id", "category"], [], cols.AFFINITY_FLOATS),
+        ("affinity", ["user_id", "category"], [], ["category_affinity"]),
+        ("brand_affinity", ["user_id", "brand"], [], ["brand_affinity"]),
     ],
 )
 def test_columns_match_feast_schema(
@@ -364,5 +369,39 @@ def test_columns_match_feast_schema(
     assert {c: types[c] for c in ints} == dict.fromkeys(ints, "bigint")
     assert {c: types[c] for c in floats} == dict.fromkeys(floats, "double")
     assert types["dt"] == "date"
-    key_types = {"user_id": "bigint", "item_id": "bigint", "category": "string"}
+    key_types = {"user_id": "bigint", "item_id": "bigint", "category": "string", "brand": "string"}
     assert {k: types[k] for k in keys} == {k: key_types[k] for k in keys}
+
+
+def test_every_affinity_dimension_gives_shares_summing_to_one(tables: dict[str, Any]) -> None:
+    from pyspark.sql import functions as F
+
+    brand = tables["brand_affinity"]
+    sums = brand.groupBy("user_id").agg(F.sum("brand_affinity").alias("s")).collect()
+    assert sums and all(r["s"] == pytest.approx(1.0) for r in sums)
+    assert set(cols.AFFINITY_FLOATS) == {f"{d}_affinity" for d in cols.AFFINITY_DIMENSIONS}
+    assert set(C.FEATURES_USER_AFFINITY) == set(cols.AFFINITY_DIMENSIONS)
+
+
+def test_covisitation_cosine_neighbours_by_hand(spark: Any) -> None:
+    from ranking_jobs.features import covisitation
+
+    # sessions (one per user here): s100 = {1, 2}, s101 = {1, 2, 3}, s102 = {3};
+    # impressions never count. Sessions per item: n1 = n2 = n3 = 2.
+    # together(1,2) = 2 -> 2/sqrt(2*2) = 1.0; together(1,3) = together(2,3) = 1 -> 0.5
+    events = events_df(spark, [
+        (100, 1, "click", END - HOUR), (100, 2, "like", END - HOUR),
+        (101, 1, "click", END - DAY), (101, 2, "click", END - DAY),
+        (101, 3, "add_to_bag", END - DAY), (102, 3, "save", END - 2 * DAY),
+        (102, 1, "impression", END - 2 * DAY),
+    ])  # fmt: skip
+    snaps = common.snapshot_frame(spark, [D])
+    rows = by_key(
+        covisitation.item_covisitation(common.with_snapshots(events.drop("dt"), snaps)), "item_id"
+    )
+    assert rows[1]["neighbour_ids"] == [2, 3]
+    assert rows[1]["neighbour_scores"] == pytest.approx([1.0, 0.5])
+    assert rows[3]["neighbour_ids"] == [1, 2]  # a tie is broken by the neighbour id
+    assert rows[3]["neighbour_scores"] == pytest.approx([0.5, 0.5])
+    top1 = covisitation.item_covisitation(common.with_snapshots(events.drop("dt"), snaps), 1)
+    assert by_key(top1, "item_id")[2]["neighbour_ids"] == [1]

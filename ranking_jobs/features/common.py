@@ -1,0 +1,78 @@
+"""Shared pieces of the feature transforms: snapshots, windows, smoothing.
+
+Several snapshots are computed in one pass: ``with_snapshots`` pairs every event
+with each snapshot whose 30-day window contains it, and every aggregate groups
+by the snapshot day ``dt``. A snapshot for day D only sees events strictly before
+its end instant (D+1 00:00 UTC), which is also the Feast event timestamp of its
+rows, so nothing unknown at that instant can reach a training row. Every
+function here and in the family modules is a pure DataFrame transform.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from ranking_jobs.features.columns import WINDOWS
+
+COUNTED = {
+    "impression": "impressions",
+    "click": "clicks",
+    "like": "likes",
+    "save": "saves",
+    "add_to_bag": "bag_adds",
+    "purchase": "purchases",
+}
+END = "snapshot_end"
+
+
+def snapshot_frame(spark: SparkSession, days: list[dt.date]) -> DataFrame:
+    """One row per snapshot: its day ``dt`` and its end instant."""
+    rows = [
+        (d, dt.datetime.combine(d + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)) for d in days
+    ]
+    return spark.createDataFrame(rows, f"dt date, {END} timestamp")
+
+
+def days_before_end(col: str, days: int) -> Column:
+    return F.col(col) >= F.col(END) - F.make_interval(days=F.lit(days))
+
+
+def with_snapshots(events: DataFrame, snapshots: DataFrame) -> DataFrame:
+    """Each event once per snapshot whose longest window contains it."""
+    cond = (F.col("ts") < F.col(END)) & days_before_end("ts", max(WINDOWS))
+    return events.join(F.broadcast(snapshots), cond)
+
+
+def age_days(col: str) -> Column:
+    return (F.col(END).cast("long") - F.col(col).cast("long")) / 86400.0
+
+
+def windowed_counts(snap_events: DataFrame, keys: list[str]) -> DataFrame:
+    """Counts of every event type over 1/7/30-day windows, per snapshot and key."""
+    aggs = []
+    for w in WINDOWS:
+        for event_type, name in COUNTED.items():
+            hit = days_before_end("ts", w) & (F.col("event_type") == event_type)
+            aggs.append(F.sum(F.when(hit, 1).otherwise(0)).cast("long").alias(f"{name}_{w}d"))
+    return snap_events.groupBy("dt", END, *keys).agg(*aggs)
+
+
+def smoothed_rate(successes: Column, trials: Column, prior: Column, strength: float) -> Column:
+    """Beta-prior smoothing: a cold item's rate starts at the prior and moves with evidence."""
+    return (successes + F.lit(strength) * prior) / (trials + F.lit(strength))
+
+
+def latest_items(items: DataFrame, snapshots: DataFrame) -> DataFrame:
+    """Per snapshot, every listing seen up to it, with its most recent attributes."""
+    seen = items.withColumnRenamed("dt", "item_dt").join(
+        F.broadcast(snapshots), F.col("item_dt") <= F.col("dt")
+    )
+    w = Window.partitionBy("dt", "item_id").orderBy(F.col("item_dt").desc())
+    return seen.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "item_dt")
+
+
+def interactions(snap_events: DataFrame) -> DataFrame:
+    return snap_events.where(F.col("event_type") != "impression")
