@@ -68,7 +68,15 @@ def test_grade_labels_keeps_strongest_interaction():
 def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
     labels = pd.DataFrame({"user_id": [1, 1], "item_id": [10, 11], "label": [2, 1]})
     cands = pd.DataFrame({"user_id": [1, 1, 3], "item_id": [11, 12, 12]})
-    items = pd.DataFrame({"item_id": [10, 11, 12], "category": ["a", "b", "c"]})
+    items = pd.DataFrame(
+        {
+            "item_id": [10, 11, 12],
+            "category": ["a", "b", "c"],
+            "brand": "x",
+            "size": "M",
+            "style": "boho",
+        }
+    )
     rows = query_rows(cands, labels, items).sort_values("item_id")
     assert rows["user_id"].tolist() == [1, 1, 1]  # user 3 was shown nothing that day
     assert rows["label"].tolist() == [2, 1, C.NOT_SHOWN_GRADE]
