@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.data_source import DataSource
 from feast.data_format import ParquetFormat
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
@@ -49,9 +50,23 @@ segment = Entity(
 )
 
 
-def _source(settings: Settings, table: str) -> FileSource:
+def _source(settings: Settings, table: str) -> DataSource:
+    """The lake table as Feast sees it: Parquet files read by DuckDB, or by Spark for
+    cluster-scale data (Feast's Spark offline store only reads Spark sources)."""
+    name = table.replace("/", "__")
+    if settings.offline_store == "spark":
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
+            SparkSource,
+        )
+
+        return SparkSource(
+            name=name,
+            path=lake.table_uri(settings, table),
+            file_format="parquet",
+            timestamp_field="event_timestamp",
+        )
     return FileSource(
-        name=table.replace("/", "__"),
+        name=name,
         path=lake.partition_glob(settings, table),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",

@@ -1,0 +1,572 @@
+"""Benchmark of the Spark feature stage against a DuckDB reference on the same Parquet files.
+
+    python -m bench.bench_features --scales small medium [--modes backfill incremental]
+
+For each scale the synthetic marketplace is generated once under ``--root``
+(default /tmp/bench-features; history 14 days for small/tiny, 30 for
+medium/large) and reused by later runs. Then, each in a fresh child process:
+
+- ``backfill``: ``build_features`` on a lake with no feature partitions, so the
+  first run also writes the earlier snapshots the night reads
+  (``train_days + 3`` of them);
+- ``incremental``: ``build_features`` again for the last day with the earlier
+  snapshots present, so exactly one snapshot is computed (the nightly case);
+  afterwards, in the same warm session, Spark computes only the 1/7/30-day
+  item counts of that snapshot (the like-for-like reference);
+- ``duckdb``: the same 1/7/30-day item counts of that snapshot with DuckDB.
+
+Peak RSS is the sampled RSS sum of the child's whole process tree (for Spark
+that includes the JVM). Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+DS = "2026-01-31"
+SEED = 7
+DEFAULT_ROOT = Path("/tmp/bench-features")
+HISTORY_DAYS = {"tiny": 14, "small": 14, "medium": 30, "large": 30}
+GIB = 2**30
+MIB = 2**20
+
+
+# --- child-process runner with process-tree peak RSS ------------------------------
+
+
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS sum, PSS sum) of ``pid`` and all its descendants, in bytes.
+
+    The RSS sum counts pages shared between processes (forked pyspark.daemon
+    workers) more than once; PSS splits them, so it is the tree's real footprint.
+    psutil when installed, else /proc scanning (RSS only).
+    """
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is in the venv
+        rss = _proc_tree_rss(pid)
+        return rss, rss
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0, 0
+    rss = pss = 0
+    for p in procs:
+        try:
+            full = p.memory_full_info()
+            rss += full.rss
+            pss += getattr(full, "pss", full.rss)
+        except psutil.Error:
+            pass
+    return rss, pss
+
+
+def _proc_tree_rss(pid: int) -> int:
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parents[int(entry)] = int(fields[1])
+            with open(f"/proc/{entry}/statm") as f:
+                rss[int(entry)] = int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(rss.get(p, 0) for p in tree)
+
+
+def run_child(
+    args: list[str],
+    *,
+    timeout_s: float = 3600,
+    rss_limit_gib: float | None = None,
+    interval_s: float = 0.2,
+) -> dict[str, Any]:
+    """Run ``python -m <args>`` in a child; return its last stdout JSON line plus
+    ``tree_peak_rss_mib`` / ``tree_peak_pss_mib`` (sampled) and ``child_wall_s``.
+    A child that exceeds ``timeout_s`` or ``rss_limit_gib`` is killed and
+    reported, not raised."""
+    cmd = [sys.executable, "-m", *args]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    peak = peak_pss = 0
+    killed: str | None = None
+    stdout_chunks: list[str] = []
+    reader = threading.Thread(target=lambda: stdout_chunks.append(proc.stdout.read()))  # type: ignore[union-attr]
+    reader.start()
+    while proc.poll() is None:
+        rss, pss = _tree_memory(proc.pid)
+        peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+        elapsed = time.perf_counter() - started
+        if rss_limit_gib and peak > rss_limit_gib * GIB:
+            killed = f"killed: process tree RSS passed {rss_limit_gib:g} GiB after {elapsed:.0f}s"
+        elif elapsed > timeout_s:
+            killed = f"killed: still running after {timeout_s:.0f}s"
+        if killed:
+            os.killpg(proc.pid, 9)  # the child's own session: it and its JVM/workers only
+            proc.wait()
+            break
+        time.sleep(interval_s)
+    reader.join()
+    wall = time.perf_counter() - started
+    lines = "".join(stdout_chunks).strip().splitlines()
+    result: dict[str, Any] = {}
+    if not killed:
+        if proc.returncode != 0 or not lines:
+            result["error"] = f"child exited with {proc.returncode}"
+        else:
+            result = json.loads(lines[-1])
+    else:
+        result["error"] = killed
+    result["tree_peak_rss_mib"] = round(peak / MIB)
+    result["tree_peak_pss_mib"] = round(peak_pss / MIB)
+    result["child_wall_s"] = round(wall, 1)
+    return result
+
+
+def _self_peak_mib() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+# --- lake -------------------------------------------------------------------------
+
+
+def _settings(scale: str, root: Path) -> Any:
+    from ranking_jobs.settings import Settings
+
+    base = root / f"{scale}-{HISTORY_DAYS[scale]}d"
+    extra: dict[str, Any] = {}
+    if os.environ.get("BENCH_FEAST_REPO"):  # set by --feast-repo
+        extra["feast_repo"] = Path(os.environ["BENCH_FEAST_REPO"])
+    return Settings(
+        data_root=str(base / "lake"),
+        state_dir=base / "var",
+        scale=scale,
+        seed=SEED,
+        history_days=HISTORY_DAYS[scale],
+        **extra,
+    )
+
+
+def _child_generate(scale: str, root: Path) -> dict[str, Any]:
+    from ranking_jobs.context import RunContext
+    from ranking_jobs.data import generate
+
+    settings = _settings(scale, root)
+    started = time.perf_counter()
+    summary = generate(RunContext.create(DS, settings))
+    rows = summary["rows"]
+    assert isinstance(rows, dict)
+    out = {
+        "events": rows["raw/events"],
+        "users": summary["users"],
+        "wall_s": time.perf_counter() - started,
+    }
+    (Path(settings.data_root) / "generated.json").write_text(json.dumps(out))
+    return out
+
+
+def ensure_lake(scale: str, root: Path) -> dict[str, Any]:
+    settings = _settings(scale, root)
+    marker = Path(settings.data_root) / "generated.json"
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        info["reused"] = True
+        return info
+    shutil.rmtree(Path(settings.data_root).parent, ignore_errors=True)
+    print(
+        f"{scale}: generating {HISTORY_DAYS[scale]} days under "
+        f"{Path(settings.data_root).parent} ...",
+        flush=True,
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_features",
+            "--child",
+            "generate",
+            "--scales",
+            scale,
+            "--root",
+            str(root),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    info = json.loads(out.strip().splitlines()[-1])
+    info["reused"] = False
+    return info
+
+
+def _snapshot_end(ds: dt.date) -> dt.datetime:
+    return dt.datetime.combine(ds + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+def _duckdb_counts_sql(events_glob: str, ds: dt.date) -> str:
+    from ranking_jobs.features.columns import WINDOWS
+    from ranking_jobs.features.common import COUNTED
+
+    end = _snapshot_end(ds).strftime("%Y-%m-%d %H:%M:%S+00")
+    aggs = []
+    for w in WINDOWS:
+        for event_type, name in COUNTED.items():
+            aggs.append(
+                f"count(*) FILTER (WHERE event_type = '{event_type}' AND "
+                f"ts >= TIMESTAMPTZ '{end}' - INTERVAL {w} DAY) AS {name}_{w}d"
+            )
+    return (
+        f"SELECT item_id, {', '.join(aggs)} FROM read_parquet('{events_glob}') "
+        f"WHERE ts < TIMESTAMPTZ '{end}' "
+        f"AND ts >= TIMESTAMPTZ '{end}' - INTERVAL {max(WINDOWS)} DAY "
+        f"GROUP BY item_id"
+    )
+
+
+def _checksum(path: str) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect()
+    rows, clicks, imps = con.execute(
+        f"SELECT count(*), sum(clicks_30d), sum(impressions_1d) FROM read_parquet('{path}')"
+    ).fetchone()
+    return {"item_rows": int(rows), "sum_clicks_30d": int(clicks), "sum_impressions_1d": int(imps)}
+
+
+# --- children ---------------------------------------------------------------------
+
+
+class _TimedTables(logging.Handler):
+    """Collects the feature stage's per-table ``timed`` log lines."""
+
+    PATTERN = re.compile(r"^(\S+) x (\d+) snapshots: ([\d,]+) rows in ([\d.]+)s")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.tables: dict[str, dict[str, float]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = self.PATTERN.match(record.getMessage())
+        if m:
+            self.tables[m.group(1)] = {
+                "rows": int(m.group(3).replace(",", "")),
+                "s": float(m.group(4)),
+            }
+
+
+def _child_spark(mode: str, scale: str, root: Path) -> dict[str, Any]:
+    from ranking_jobs.context import RunContext
+    from ranking_jobs.features import build_features
+    from ranking_jobs.spark import get_spark
+
+    settings = _settings(scale, root)
+    handler = _TimedTables()
+    feat_log = logging.getLogger("ranking_jobs.features")
+    feat_log.setLevel(logging.INFO)
+    feat_log.addHandler(handler)
+    ctx = RunContext.create(DS, settings)
+
+    # Time the Feast registration inside build_features separately (same call, timed).
+    import ranking_jobs.feast_store as feast_store
+
+    apply_s: list[float] = []
+    apply = feast_store.apply_definitions
+
+    def timed_apply(s: Any) -> int:
+        started = time.perf_counter()
+        try:
+            return apply(s)
+        finally:
+            apply_s.append(time.perf_counter() - started)
+
+    feast_store.apply_definitions = timed_apply  # type: ignore[assignment]
+
+    t0 = time.perf_counter()
+    spark = get_spark(settings, "bench_features")
+    session_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    summary = build_features(ctx)
+    build_s = time.perf_counter() - t1
+    out: dict[str, Any] = {
+        "mode": mode,
+        "snapshots": len(summary["snapshots"]),
+        "session_s": round(session_s, 2),
+        "build_s": round(build_s, 2),
+        "tables_s": {k.split("/")[-1]: v["s"] for k, v in handler.tables.items()},
+        "feast_apply_s": round(sum(apply_s), 2),
+        "rows": summary["rows"],
+    }
+    if mode == "incremental":
+        # Like-for-like with DuckDB: only the 1/7/30-day item counts of one snapshot.
+        from ranking_jobs import contracts as C
+        from ranking_jobs import lake
+        from ranking_jobs.features import common
+        from ranking_jobs.features.columns import WINDOWS
+
+        window = [
+            d
+            for d in lake.day_range(ctx.ds, max(WINDOWS))
+            if lake.has_partition(settings, C.RAW_EVENTS, d)
+        ]
+        target = str(Path(settings.data_root).parent / "bench" / "spark_item_counts")
+        t2 = time.perf_counter()
+        events = spark.read.parquet(
+            *[lake.partition_uri(settings, C.RAW_EVENTS, d) for d in window]
+        )
+        snap = common.with_snapshots(events, common.snapshot_frame(spark, [ctx.ds]))
+        counts = common.windowed_counts(snap, ["item_id"]).drop("dt", common.END)
+        counts.write.mode("overwrite").parquet(target)
+        out["item_counts_s"] = round(time.perf_counter() - t2, 2)
+        out["item_counts_check"] = _checksum(f"{target}/*.parquet")
+    spark.stop()
+    out["self_peak_rss_mib"] = _self_peak_mib()
+    return out
+
+
+def _child_duckdb(scale: str, root: Path, threads: int) -> dict[str, Any]:
+    import duckdb
+
+    from ranking_jobs import contracts as C
+    from ranking_jobs import lake
+    from ranking_jobs.context import parse_ds
+
+    settings = _settings(scale, root)
+    ds = parse_ds(DS)
+    events_glob = lake.partition_glob(settings, C.RAW_EVENTS)
+    target_dir = Path(settings.data_root).parent / "bench"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / "duckdb_item_counts.parquet"
+    end = _snapshot_end(ds).strftime("%Y-%m-%d %H:%M:%S+00")
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute("SET TimeZone = 'UTC'")
+    t0 = time.perf_counter()
+    con.execute(f"COPY ({_duckdb_counts_sql(events_glob, ds)}) TO '{target}' (FORMAT parquet)")
+    seconds = time.perf_counter() - t0
+    (events_in_window,) = con.execute(
+        f"SELECT count(*) FROM read_parquet('{events_glob}') "
+        f"WHERE ts < TIMESTAMPTZ '{end}' AND ts >= TIMESTAMPTZ '{end}' - INTERVAL 30 DAY"
+    ).fetchone()
+    return {
+        "duckdb_s": round(seconds, 2),
+        "events_in_window": int(events_in_window),
+        "item_counts_check": _checksum(str(target)),
+        "self_peak_rss_mib": _self_peak_mib(),
+    }
+
+
+# --- parent -----------------------------------------------------------------------
+
+
+def _fresh_features(scale: str, root: Path) -> None:
+    """Remove every feature partition and the Feast state: the next run is a first run."""
+    settings = _settings(scale, root)
+    shutil.rmtree(Path(settings.data_root) / "features", ignore_errors=True)
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+
+
+def _placeholder_snapshots(scale: str, root: Path) -> int:
+    """Without a backfill run, mark the earlier snapshots as present (empty partitions),
+    so ``build_features`` computes only the last day."""
+    from ranking_jobs import lake
+    from ranking_jobs.context import RunContext
+    from ranking_jobs.features import FEATURE_TABLES, snapshots_needed
+
+    settings = _settings(scale, root)
+    ctx = RunContext.create(DS, settings)
+    made = 0
+    for d in snapshots_needed(ctx):
+        if d == ctx.ds:
+            continue
+        for table in FEATURE_TABLES:
+            if not lake.has_partition(settings, table, d):
+                Path(lake.partition_uri(settings, table, d)).mkdir(parents=True, exist_ok=True)
+                made += 1
+    return made
+
+
+def _mib(v: Any) -> str:
+    return f"{v:,} MiB" if isinstance(v, int) else str(v)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scales", nargs="+", default=["small", "medium"], choices=list(HISTORY_DAYS)
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["backfill", "incremental"],
+        choices=["backfill", "incremental"],
+        help="backfill: first run on a fresh lake; incremental: one snapshot",
+    )
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--duckdb-threads", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3600, help="per child, seconds")
+    parser.add_argument(
+        "--feast-repo",
+        type=Path,
+        default=None,
+        help="Feast definitions folder build_features applies (default: the project's)",
+    )
+    parser.add_argument(
+        "--child", choices=["generate", "backfill", "incremental", "duckdb"], help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+
+    if args.child:
+        logging.basicConfig(
+            level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+        )
+        logging.getLogger("ranking_jobs.lake").setLevel(logging.WARNING)
+        scale = args.scales[0]
+        if args.child == "generate":
+            out = _child_generate(scale, args.root)
+        elif args.child == "duckdb":
+            out = _child_duckdb(scale, args.root, args.duckdb_threads)
+        else:
+            out = _child_spark(args.child, scale, args.root)
+        print(json.dumps(out))
+        return
+
+    if args.feast_repo:
+        os.environ["BENCH_FEAST_REPO"] = str(args.feast_repo.resolve())  # children inherit it
+    results: list[dict[str, Any]] = []
+    for scale in args.scales:
+        gen = ensure_lake(scale, args.root)
+        r: dict[str, Any] = {
+            "scale": scale,
+            "history_days": HISTORY_DAYS[scale],
+            "events_total": gen["events"],
+            "lake_reused": gen["reused"],
+        }
+        print(
+            f"{scale}: lake {'reused' if gen['reused'] else 'generated'} "
+            f"({gen['events']:,} events in {HISTORY_DAYS[scale]} days)",
+            flush=True,
+        )
+        base = ["bench.bench_features", "--scales", scale, "--root", str(args.root)]
+        if "backfill" in args.modes:
+            _fresh_features(scale, args.root)
+            r["backfill"] = run_child([*base, "--child", "backfill"], timeout_s=args.timeout)
+            print(f"  backfill: {json.dumps(r['backfill'])}", flush=True)
+        if "incremental" in args.modes:
+            if "backfill" not in args.modes:
+                _fresh_features(scale, args.root)
+                r["placeholders"] = _placeholder_snapshots(scale, args.root)
+            r["incremental"] = run_child([*base, "--child", "incremental"], timeout_s=args.timeout)
+            print(f"  incremental: {json.dumps(r['incremental'])}", flush=True)
+        r["duckdb"] = run_child(
+            [*base, "--child", "duckdb", "--duckdb-threads", str(args.duckdb_threads)],
+            timeout_s=args.timeout,
+        )
+        print(f"  duckdb: {json.dumps(r['duckdb'])}", flush=True)
+        results.append(r)
+
+    _print_table(results)
+    print(json.dumps(results, indent=1))
+
+
+def _print_table(results: list[dict[str, Any]]) -> None:
+    print()
+    print("Feature stage (Spark local[2], build_features) vs DuckDB item counts, ds", DS)
+    head = (
+        f"{'scale':>6} {'run':>11} {'snaps':>5} {'events/30d':>11} {'wall s':>8} "
+        f"{'session s':>9} {'build s':>8} {'events/s':>10} {'tree RSS':>10} {'tree PSS':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    print(
+        "(peak memory sampled every 0.2 s over the child's process tree, JVM and workers "
+        "included; RSS sums count shared pages once per process, PSS splits them)"
+    )
+    for r in results:
+        ev = r["duckdb"].get("events_in_window")
+        for mode in ("backfill", "incremental"):
+            m = r.get(mode)
+            if not m:
+                continue
+            if "error" in m:
+                print(f"{r['scale']:>6} {mode:>11} {m['error']}")
+                continue
+            rate = f"{ev / m['build_s']:,.0f}" if ev else "?"
+            print(
+                f"{r['scale']:>6} {mode:>11} {m['snapshots']:>5} {ev or 0:>11,} "
+                f"{m['child_wall_s']:>8.1f} {m['session_s']:>9.1f} {m['build_s']:>8.1f} "
+                f"{rate:>10} {_mib(m['tree_peak_rss_mib']):>10} {_mib(m['tree_peak_pss_mib']):>10}"
+            )
+            tables = ", ".join(f"{k} {v:.1f}s" for k, v in m["tables_s"].items())
+            print(f"{'':>18} per table (count+write): {tables}; Feast apply {m['feast_apply_s']}s")
+        d = r["duckdb"]
+        if "error" in d:
+            print(f"{r['scale']:>6} {'duckdb':>11} {d['error']}")
+            continue
+        print(
+            f"{r['scale']:>6} {'duckdb cnt':>11} {1:>5} {ev:>11,} {d['child_wall_s']:>8.1f} "
+            f"{'-':>9} {d['duckdb_s']:>8.2f} {ev / max(d['duckdb_s'], 1e-9):>10,.0f} "
+            f"{_mib(d['tree_peak_rss_mib']):>10} {_mib(d['tree_peak_pss_mib']):>10}"
+        )
+        inc = r.get("incremental")
+        if inc and "error" not in inc:
+            same = inc["item_counts_check"] == d["item_counts_check"]
+            print(
+                f"{'':>18} item counts only: Spark {inc['item_counts_s']:.2f}s (warm session) vs "
+                f"DuckDB {d['duckdb_s']:.2f}s = {inc['item_counts_s'] / d['duckdb_s']:.1f}x; "
+                f"whole stage/DuckDB counts {inc['build_s'] / d['duckdb_s']:.0f}x "
+                f"(build) {inc['child_wall_s'] / d['child_wall_s']:.0f}x (child wall); "
+                f"results identical: {same} {d['item_counts_check']}"
+            )
+    if len(results) > 1:
+        print()
+        for a, b in itertools.pairwise(results):
+            ev_a = a["duckdb"].get("events_in_window")
+            ev_b = b["duckdb"].get("events_in_window")
+            if not (ev_a and ev_b):
+                continue
+            ev_ratio = ev_b / ev_a
+            parts = [f"{a['scale']} -> {b['scale']}: events x{ev_ratio:.2f}"]
+            for mode in ("backfill", "incremental"):
+                ma, mb = a.get(mode), b.get(mode)
+                if ma and mb and "error" not in ma and "error" not in mb:
+                    t = mb["build_s"] / ma["build_s"]
+                    parts.append(
+                        f"{mode} build time x{t:.2f} (time/events growth {t / ev_ratio:.2f})"
+                    )
+            da, db = a["duckdb"], b["duckdb"]
+            if "error" not in da and "error" not in db:
+                t = db["duckdb_s"] / da["duckdb_s"]
+                parts.append(f"duckdb x{t:.2f} ({t / ev_ratio:.2f})")
+            print("; ".join(parts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The Spark offline store, selected by setting, retrieves what the DuckDB one does."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ranking_jobs import contracts as C
+from ranking_jobs import feast_store, lake
+from ranking_jobs.features import columns as cols
+from tests.conftest import make_settings
+from tests.integration.test_feast_point_in_time import (
+    D,
+    D1,
+    affinity_table,
+    day_end,
+    entity_rows,
+    item_table,
+    user_table,
+)
+
+pytestmark = pytest.mark.spark
+
+
+def _lake(root: Path, engine: str):
+    settings = make_settings(root, offline_store=engine)
+    for day in (D1, D):
+        lake.write_partition(settings, C.FEATURES_ITEM, day, item_table(day))
+        lake.write_partition(settings, C.FEATURES_USER, day, user_table(day))
+        for dimension, table in C.FEATURES_USER_AFFINITY.items():
+            lake.write_partition(settings, table, day, affinity_table(day, dimension))
+    feast_store.apply_definitions(settings)
+    return settings
+
+
+def test_spark_and_duckdb_offline_stores_agree(tmp_path: Path, spark) -> None:
+    rows = entity_rows([
+        (100, 1, "tops", day_end(D1) + dt.timedelta(hours=3)),
+        (100, 1, "tops", day_end(D)),
+        (101, 2, "tops", day_end(D)),
+        (102, 3, "shoes", day_end(D)),
+        (999, 99, "bags", day_end(D)),
+    ])  # fmt: skip
+    got = {}
+    for engine in ("duckdb", "spark"):
+        settings = _lake(tmp_path / engine, engine)
+        got[engine] = feast_store.assemble_features(settings, rows)[cols.MODEL_FEATURES]
+    pd.testing.assert_frame_equal(got["spark"], got["duckdb"], check_exact=False, rtol=1e-6)
+    assert got["spark"]["clicks_7d"].tolist()[:2] == [1.0, 50.0]  # point in time, not latest
+    unknown = got["spark"].iloc[-1]
+    assert pd.isna(unknown["clicks_7d"]) and pd.isna(unknown["user_clicks_7d"])
+    assert pd.isna(unknown["category_affinity"])
