@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 
 from feast import Entity, FeatureView, Field, FileSource, ValueType
-from feast.data_source import DataSource
 from feast.data_format import ParquetFormat
+from feast.data_source import DataSource
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
 from ranking_jobs import contracts as C

@@ -13,8 +13,8 @@ from ranking_jobs import feast_store, lake
 from ranking_jobs.features import columns as cols
 from tests.conftest import make_settings
 from tests.integration.test_feast_point_in_time import (
-    D,
     D1,
+    D,
     affinity_table,
     day_end,
     entity_rows,
