@@ -73,17 +73,11 @@ def has_partition(settings: Settings, table: str, ds: dt.date) -> bool:
 @contextlib.contextmanager
 def staged_partition(settings: Settings, table: str, ds: dt.date) -> Iterator[str]:
     """Yield a staging folder to write ``dt=ds`` into; swap it in when the block succeeds."""
-    final = partition_uri(settings, table, ds)
-    token = uuid.uuid4().hex[:12]
-    staging = f"{table_uri(settings, table)}/.staging/dt={ds.isoformat()}-{token}"
-    fs, staging_path = _filesystem(settings, staging)
-    fs.create_dir(staging_path, recursive=True)
-    try:
-        yield staging
-        _swap_in(settings, staging, final, token)
-    finally:
-        if fs.get_file_info(staging_path).type == pafs.FileType.Directory:
-            fs.delete_dir(staging_path)
+    with staged_partitions(settings, table, [ds]) as root:
+        part = f"{root}/dt={ds.isoformat()}"
+        fs, path = _filesystem(settings, part)
+        fs.create_dir(path, recursive=True)
+        yield part
 
 
 @contextlib.contextmanager
