@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     )
     online_store: Literal["sqlite", "redis"] = Field("sqlite", description="Feast online store.")
     redis_url: str = Field("localhost:6379", description="Redis host:port for the online store.")
+    retrieval_chunk_rows: int = Field(
+        1_000_000,
+        ge=1_000,
+        description="Entity rows per point-in-time retrieval; bounds the offline store's memory.",
+    )
 
     # --- training / model ----------------------------------------------------
     train_days: int = Field(4, ge=1, description="As-of days in the training set.")
@@ -73,6 +78,15 @@ class Settings(BaseSettings):
     max_depth: int = Field(6, ge=1, description="XGBoost tree depth.")
     learning_rate: float = Field(0.1, gt=0, description="XGBoost eta.")
     nthread: int = Field(2, ge=1, description="XGBoost threads.")
+    position_debias: bool = Field(
+        True,
+        description="Unbiased LambdaMART (lambdarank_unbiased) on the logged display order.",
+    )
+    position_bias_ablation: bool = Field(
+        True,
+        description="Also fit the model with the other position_debias value and score it "
+        "on the hold-out, so the report shows what the correction is worth.",
+    )
 
     # --- MLflow --------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(

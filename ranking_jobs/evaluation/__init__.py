@@ -8,6 +8,7 @@ for imitating the logging policy.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +19,25 @@ import pandas as pd
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.evaluation.metrics import bootstrap_diff_ci, ndcg_at_k, summarise
-from ranking_jobs.precompute.candidates import popularity
+from ranking_jobs.evaluation import baselines
+from ranking_jobs.evaluation.metrics import (
+    bootstrap_diff_ci,
+    catalogue_coverage,
+    ndcg_at_k,
+    novelty,
+    summarise,
+    top_k_lists,
+)
+from ranking_jobs.precompute import inputs
+from ranking_jobs.training.dataset import SHOWN_ONLY
 
 log = logging.getLogger(__name__)
 
 ENGAGED = C.LABEL_GRADES["click"]
 KS = (5, 10, 20)
+RECENT_DAYS = 7  # engagement window whose items seed the co-visitation baseline
+COLD_ITEM_IMPRESSIONS = 10
+ENGAGEMENT_30D = [f"{e}_30d" for e in ("clicks", "likes", "saves", "bag_adds", "purchases")]
 
 
 class GateRefused(RuntimeError):
@@ -51,12 +64,85 @@ def holdout(table: pd.DataFrame) -> pd.DataFrame:
     return test[engaged].reset_index(drop=True)
 
 
-def baseline_scores(test: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
+def baseline_scores(ctx: RunContext, test: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Every non-model ranker on the hold-out rows, from what was known before ``ds``."""
+    settings = ctx.settings
+    snapshot = ctx.ds - dt.timedelta(days=1)
+    qid = test["qid"].to_numpy()
+    recent = inputs.recent_interactions(settings, snapshot, RECENT_DAYS)
     return {
-        "random": rng.random(len(test)),
-        "popularity": popularity(test).to_numpy(),
+        "random": baselines.random_scores(test, settings.seed),
+        "popularity": baselines.popularity_scores(test),
+        "category_popular": baselines.category_popular_scores(test, qid),
+        "covisitation": baselines.covisitation_scores(
+            test, recent, inputs.covisitation_table(settings, snapshot)
+        ),
     }
+
+
+def segment_metrics(test: pd.DataFrame, scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Metrics per user segment (queries) and per item segment (relevance restricted).
+
+    New users had no engagement in the 30 days before the as-of time; cold items
+    had fewer than ``COLD_ITEM_IMPRESSIONS`` impressions in those 30 days. An item
+    segment counts only its own items as relevant, so it says how well a ranker
+    surfaces the engaged items of that kind.
+    """
+    qid, rel = test["qid"].to_numpy(), test["rel"].to_numpy()
+    new_user = test["user_days_since_active"].isna().to_numpy()
+    cold_item = (test["impressions_30d"].fillna(0) < COLD_ITEM_IMPRESSIONS).to_numpy()
+    subsets = {}
+    for name, mask in (("new_users", new_user), ("returning_users", ~new_user)):
+        subsets[name] = (mask, rel)
+    for name, mask in (("cold_items", cold_item), ("established_items", ~cold_item)):
+        seg_rel = np.where(mask, rel, 0)
+        subsets[name] = (pd.Series(seg_rel).groupby(qid).transform("max").to_numpy() > 0, seg_rel)
+    return {
+        name: {m: summarise(qid[keep], r[keep], s[keep], ks=KS) for m, s in scores.items()}
+        for name, (keep, r) in subsets.items()
+        if keep.any()
+    }
+
+
+def list_metrics(test: pd.DataFrame, score: np.ndarray, k: int) -> dict[str, float]:
+    """Catalogue coverage and novelty of the top-k lists a ranker makes from the hold-out rows.
+
+    Coverage is over the items present in the hold-out; novelty uses the items'
+    30-day engagement counts (clicks and stronger) as popularity.
+    """
+    lists = top_k_lists(test["qid"].to_numpy(), test["item_id"].to_numpy(), score, k)
+    items = test.drop_duplicates("item_id").set_index("item_id")
+    engaged = sum(items[c] for c in ENGAGEMENT_30D).astype("float64")
+    return {
+        f"coverage@{k}": catalogue_coverage(lists, len(items)),
+        f"novelty@{k}": novelty(lists, engaged),
+    }
+
+
+def candidate_recall(test: pd.DataFrame) -> dict[str, float]:
+    """Share of the hold-out's engaged (user, item) pairs each generator proposed.
+
+    A pair proposed by several generators counts for the first in quota order.
+    """
+    engaged = test[test["rel"] > 0]
+    if engaged.empty or "source" not in engaged:
+        return {}
+    shares = engaged["source"].value_counts(normalize=True)
+    out = {str(k): float(v) for k, v in shares.items() if k != SHOWN_ONLY}
+    out["all_generators"] = float((engaged["source"] != SHOWN_ONLY).mean())
+    return out
+
+
+def position_ablation(
+    ctx: RunContext, table: pd.DataFrame, test: pd.DataFrame
+) -> tuple[str, np.ndarray]:
+    """The same model fitted with the other ``position_debias`` value, scored on the hold-out."""
+    from ranking_jobs.training.model import fit, predict
+
+    other = not ctx.settings.position_debias
+    settings = ctx.settings.model_copy(update={"position_debias": other})
+    booster, _ = fit(settings, table[table["split"] == "train"], table[table["split"] == "valid"])
+    return f"model_position_debias_{'on' if other else 'off'}", predict(booster, test)
 
 
 def decide(
@@ -105,20 +191,32 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     candidate = registry.ModelRef(
         settings.registered_model, str(trained["model_version"]), trained["mlflow_run_id"]
     )
-    test = holdout(lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas())
+    table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
+    test = holdout(table)
     if test.empty:
         raise ValueError(f"hold-out day {ctx.ds_str} has no query with engagement to score")
 
-    scores = baseline_scores(test, settings.seed)
+    scores = baseline_scores(ctx, test)
+    baseline_names = list(scores)
     scores["model"] = predict(registry.load_booster(settings, candidate), test)
     champ = registry.champion(settings)
     if champ is not None and champ.version != candidate.version:
         scores["champion"] = predict(registry.load_booster(settings, champ), test)
+    if settings.position_bias_ablation:
+        name, ablated = position_ablation(ctx, table, test)
+        scores[name] = ablated
 
     qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.eval_k
     per_q = {m: ndcg_at_k(qid, rel, s, k) for m, s in scores.items()}
-    table = {m: summarise(qid, rel, s, ks=KS) for m, s in scores.items()}
-    best_baseline = max(("random", "popularity"), key=lambda m: per_q[m].mean())
+    metrics = {
+        m: {**summarise(qid, rel, s, ks=KS), **list_metrics(test, s, k)} for m, s in scores.items()
+    }
+    best_baseline = max(baseline_names, key=lambda m: per_q[m].mean())
+    gains = {
+        m: list(bootstrap_diff_ci(per_q["model"], per_q[m], seed=settings.seed))
+        for m in per_q
+        if m != "model"
+    }
     decision, stats = decide(
         per_q["model"],
         per_q[best_baseline],
@@ -148,8 +246,12 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         "queries": int(test["qid"].nunique()),
         "rows": len(test),
         "k": k,
-        "metrics": table,
+        "metrics": metrics,
+        "baselines": baseline_names,
         "best_baseline": best_baseline,
+        "gain_vs": gains,
+        "segments": segment_metrics(test, scores),
+        "candidate_recall": candidate_recall(test),
         "promoted": decision.promoted,
         "reasons": decision.reasons,
         "gate_stats": stats,

@@ -321,6 +321,17 @@ def _flatten_lists(list_item_ids: object) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(arrays), lengths
 
 
+def top_k_lists(qid: ArrayLike, item_id: ArrayLike, score: ArrayLike, k: int) -> list[np.ndarray]:
+    """Each query's ``k`` best-scored items, best first (ties in row order, as ranked)."""
+    qid, item_id = np.asarray(qid), np.asarray(item_id)
+    _, codes = np.unique(qid, return_inverse=True)
+    order = np.lexsort((-np.asarray(score, dtype=np.float64), codes))
+    sizes = np.bincount(codes)
+    rank = np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    top = order[rank < k]
+    return np.split(item_id[top], np.cumsum(np.minimum(sizes, k))[:-1])
+
+
 def catalogue_coverage(
     list_item_ids: Iterable[Sequence[object]] | ArrayLike, catalogue_size: int
 ) -> float:

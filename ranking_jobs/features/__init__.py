@@ -82,7 +82,10 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
 
     window = lake.day_range(max(days), max(WINDOWS) + (max(days) - min(days)).days)
     snapshots = common.snapshot_frame(spark, days)
-    events = common.with_snapshots(read(C.RAW_EVENTS, window).drop("dt"), snapshots).cache()
+    # Only the columns the transforms read are cached: caching every event column
+    # made item_stats' pass 95 s instead of 53 s at `medium`.
+    used = read(C.RAW_EVENTS, window).select(*common.EVENT_COLUMNS)
+    events = common.with_snapshots(used, snapshots).cache()
     items_seen = common.latest_items(read(C.RAW_ITEMS, window), snapshots).cache()
     item_snapshots = read(C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
 

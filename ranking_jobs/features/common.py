@@ -26,6 +26,8 @@ COUNTED = {
     "purchase": "purchases",
 }
 END = "snapshot_end"
+# The raw event columns any feature transform reads.
+EVENT_COLUMNS = ("ts", "user_id", "item_id", "event_type", "session_id")
 
 
 def snapshot_frame(spark: SparkSession, days: list[dt.date]) -> DataFrame:

@@ -57,3 +57,35 @@ def purchases_until(settings: Settings, last_day: dt.date) -> pd.DataFrame:
     events = lake.read_days(settings, C.RAW_EVENTS, days, ["user_id", "item_id", "event_type"])
     bought = events.filter(pc.equal(events["event_type"], "purchase"))
     return bought.select(["user_id", "item_id"]).to_pandas().drop_duplicates()
+
+
+def recent_interactions(settings: Settings, last_day: dt.date, days: int) -> pd.DataFrame:
+    """(user_id, item_id, ts) of every engagement (not bare impressions) in the
+    ``days`` days ending with ``last_day``."""
+    present = set(lake.list_partitions(settings, C.RAW_EVENTS))
+    wanted = [d for d in lake.day_range(last_day, days) if d in present]
+    if not wanted:
+        return pd.DataFrame({"user_id": [], "item_id": [], "ts": []})
+    events = lake.read_days(
+        settings, C.RAW_EVENTS, wanted, ["user_id", "item_id", "event_type", "ts"]
+    )
+    engaged = events.filter(pc.not_equal(events["event_type"], "impression"))
+    return engaged.select(["user_id", "item_id", "ts"]).to_pandas()
+
+
+def covisitation_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
+    """Co-visitation neighbours of the snapshot, one row per (item, neighbour)."""
+    table = lake.read_partition(
+        settings,
+        C.FEATURES_COVISITATION,
+        snapshot,
+        ["item_id", "neighbour_ids", "neighbour_scores"],
+    ).to_pandas()
+    pairs = table.explode(["neighbour_ids", "neighbour_scores"]).dropna()
+    return pd.DataFrame(
+        {
+            "item_id": pairs["item_id"].to_numpy(dtype="int64"),
+            "neighbour_id": pairs["neighbour_ids"].to_numpy(dtype="int64"),
+            "score": pairs["neighbour_scores"].to_numpy(dtype="float64"),
+        }
+    )

@@ -26,6 +26,7 @@ from ranking_jobs.precompute.candidates import generate_candidates
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+SHOWN_ONLY = "shown"
 
 
 def label_days(ctx: RunContext) -> dict[dt.date, str]:
@@ -36,18 +37,29 @@ def label_days(ctx: RunContext) -> dict[dt.date, str]:
 
 
 def grade_labels(day_events: pd.DataFrame) -> pd.DataFrame:
-    """Strongest interaction per (user, item) in the label window, as a graded label."""
+    """Strongest interaction per (user, item) in the label window, as a graded label,
+    with the best position the item was shown at (NaN when the events carry none)."""
     grades = day_events["event_type"].map(C.LABEL_GRADES).fillna(C.NOT_SHOWN_GRADE)
     out = day_events[["user_id", "item_id"]].assign(label=grades.astype("int64"))
-    return out.groupby(["user_id", "item_id"], as_index=False)["label"].max()
+    if "position" in day_events:
+        out["shown_position"] = day_events["position"].astype("float64")
+    else:
+        out["shown_position"] = np.nan
+    return out.groupby(["user_id", "item_id"], as_index=False).agg(
+        label=("label", "max"), shown_position=("shown_position", "min")
+    )
 
 
 def query_rows(candidates: pd.DataFrame, labels: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Union of candidates and shown items of users with a logged impression; labelled."""
+    """Union of candidates and shown items of users with a logged impression; labelled.
+
+    ``source`` says which candidate generator proposed the row, or ``shown`` for a
+    logged item no generator proposed (the generators' recall is measured on it).
+    """
     shown_users = labels["user_id"].unique()
-    cands = candidates[candidates["user_id"].isin(shown_users)][["user_id", "item_id"]]
-    rows = pd.concat([cands, labels[["user_id", "item_id"]]]).drop_duplicates()
-    rows = rows.merge(labels, on=["user_id", "item_id"], how="left")
+    cands = candidates[candidates["user_id"].isin(shown_users)][["user_id", "item_id", "source"]]
+    rows = cands.merge(labels, on=["user_id", "item_id"], how="outer")
+    rows["source"] = rows["source"].fillna(SHOWN_ONLY)
     rows["label"] = rows["label"].fillna(C.NOT_SHOWN_GRADE).astype("int64")
     # Items listed after the snapshot are not in it yet; they are dropped.
     return rows.merge(items[["item_id", *AFFINITY_DIMENSIONS]], on="item_id", how="inner")
@@ -57,7 +69,7 @@ def rows_for_day(ctx: RunContext, day: dt.date) -> pd.DataFrame:
     settings = ctx.settings
     snapshot = day - dt.timedelta(days=1)
     events = lake.read_partition(
-        settings, C.RAW_EVENTS, day, ["user_id", "item_id", "event_type"]
+        settings, C.RAW_EVENTS, day, ["user_id", "item_id", "event_type", "position"]
     ).to_pandas()
     labels = grade_labels(events)
     items = inputs.item_table(settings, snapshot)

@@ -23,6 +23,7 @@ def xgb_params(settings: Settings) -> dict[str, Any]:
         "eta": settings.learning_rate,
         "lambdarank_pair_method": "topk",
         "lambdarank_num_pair_per_sample": 8,
+        "lambdarank_unbiased": settings.position_debias,
         "min_child_weight": 1.0,
         "subsample": 1.0,
         "seed": settings.seed,
@@ -31,8 +32,15 @@ def xgb_params(settings: Settings) -> dict[str, Any]:
 
 
 def sort_by_query(df: pd.DataFrame) -> pd.DataFrame:
-    """XGBoost wants each query's rows contiguous and queries in id order."""
-    return df.sort_values(["as_of", "user_id", "item_id"], kind="stable").reset_index(drop=True)
+    """XGBoost wants each query's rows contiguous and queries in id order.
+
+    Within a query, rows follow the logged display order (never-shown candidates
+    last): unbiased LambdaMART reads a row's position from its place in the group.
+    """
+    keys = ["as_of", "user_id", "item_id"]
+    if "shown_position" in df:
+        keys.insert(2, "shown_position")
+    return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def feature_matrix(df: pd.DataFrame) -> np.ndarray:

@@ -57,17 +57,24 @@ def test_grade_labels_keeps_strongest_interaction():
             "user_id": [1, 1, 1, 1, 2],
             "item_id": [10, 10, 10, 11, 10],
             "event_type": ["impression", "click", "add_to_bag", "impression", "like"],
+            "position": [4, 4, 1, 7, 0],
         }
     )
-    labels = grade_labels(events).set_index(["user_id", "item_id"])["label"]
+    graded = grade_labels(events).set_index(["user_id", "item_id"])
+    assert graded["shown_position"].to_dict() == {(1, 10): 1.0, (1, 11): 7.0, (2, 10): 0.0}
+    labels = graded["label"]
     assert labels[(1, 10)] == C.LABEL_GRADES["add_to_bag"]
     assert labels[(1, 11)] == C.LABEL_GRADES["impression"]
     assert labels[(2, 10)] == C.LABEL_GRADES["like"]
 
 
 def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
-    labels = pd.DataFrame({"user_id": [1, 1], "item_id": [10, 11], "label": [2, 1]})
-    cands = pd.DataFrame({"user_id": [1, 1, 3], "item_id": [11, 12, 12]})
+    labels = pd.DataFrame(
+        {"user_id": [1, 1], "item_id": [10, 11], "label": [2, 1], "shown_position": [0.0, 3.0]}
+    )
+    cands = pd.DataFrame(
+        {"user_id": [1, 1, 3], "item_id": [11, 12, 12], "source": ["covis", "popular", "popular"]}
+    )
     items = pd.DataFrame(
         {
             "item_id": [10, 11, 12],
@@ -80,6 +87,8 @@ def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
     rows = query_rows(cands, labels, items).sort_values("item_id")
     assert rows["user_id"].tolist() == [1, 1, 1]  # user 3 was shown nothing that day
     assert rows["label"].tolist() == [2, 1, C.NOT_SHOWN_GRADE]
+    assert rows["source"].tolist() == ["shown", "covis", "popular"]
+    assert rows["shown_position"].fillna(-1).tolist() == [0.0, 3.0, -1]
 
 
 def test_top_n_and_padding_keep_order_and_exclusions():

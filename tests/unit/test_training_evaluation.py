@@ -94,3 +94,87 @@ def test_gate_promotes_a_clearly_better_model_and_refuses_a_worse_one():
     # within the tolerance of the champion: promoted
     close, _ = decide(better, base, better + 0.005, min_gain=0.0, tolerance=0.01, seed=0)
     assert close.promoted
+
+
+def _hold_out_rows() -> pd.DataFrame:
+    """Two queries of four items; popularity ranks 1 > 2 > 3 > 4."""
+    pops = {1: 40.0, 2: 30.0, 3: 20.0, 4: 10.0}
+    rows = pd.DataFrame({"user_id": [7] * 4 + [8] * 4, "item_id": [1, 2, 3, 4] * 2})
+    rows["qid"] = (rows["user_id"] == 8).astype(int)
+    rows["clicks_7d"] = rows["item_id"].map(pops)
+    for c in ("likes_7d", "saves_7d", "bag_adds_7d", "impressions_7d"):
+        rows[c] = 0.0
+    rows["category"] = rows["item_id"].map({1: "a", 2: "a", 3: "b", 4: "c"})
+    # user 7 leans to c, then b; user 8 has no category history
+    rows["category_affinity"] = np.where(
+        rows["user_id"] == 7, rows["category"].map({"a": 0.0, "b": 0.3, "c": 0.7}), np.nan
+    )
+    return rows
+
+
+def test_category_popular_puts_favourite_categories_first_then_popularity():
+    from ranking_jobs.evaluation import baselines
+
+    rows = _hold_out_rows()
+    scores = baselines.category_popular_scores(rows, rows["qid"].to_numpy())
+
+    def order(q: int) -> list[int]:
+        mine = rows.assign(s=scores)[rows["qid"] == q]
+        return mine.sort_values("s", ascending=False)["item_id"].tolist()
+
+    assert order(0) == [3, 4, 1, 2]  # b and c are favourites (b more popular), then a
+    assert order(1) == [1, 2, 3, 4]  # no history: plain popularity
+
+
+def test_covisitation_scores_sum_neighbours_of_recent_items():
+    from ranking_jobs.evaluation import baselines
+
+    rows = _hold_out_rows()
+    recent = pd.DataFrame({"user_id": [7, 7], "item_id": [9, 5]})
+    neighbours = pd.DataFrame(
+        {"item_id": [9, 9, 5, 6], "neighbour_id": [4, 3, 4, 1], "score": [0.5, 0.2, 0.25, 0.9]}
+    )
+    scores = baselines.covisitation_scores(rows, recent, neighbours)
+    u7 = dict(zip(rows.item_id[:4], scores[:4], strict=True))
+    assert u7[4] == pytest.approx(0.75) and u7[3] == pytest.approx(0.2)
+    assert u7[4] > u7[3] > u7[1] > u7[2]  # no co-visitation: popularity breaks the tie
+    assert scores[4:].max() < 1e-6  # user 8 has no recent items
+
+
+def test_segments_split_users_and_restrict_relevance_to_the_item_segment():
+    from ranking_jobs.evaluation import candidate_recall, segment_metrics
+
+    rows = _hold_out_rows()
+    rows["user_days_since_active"] = np.where(rows["user_id"] == 7, 2.0, np.nan)
+    rows["impressions_30d"] = rows["item_id"].map({1: 500, 2: 400, 3: 3, 4: 0})
+    rows["rel"] = [0, 1, 0, 2, 1, 0, 0, 0]  # user 7 engaged 2 and cold 4; user 8 item 1
+    rows["source"] = ["category_popular", "global_popular", "shown", "shown"] + ["shown"] * 4
+    perfect = rows["rel"].to_numpy().astype(float)
+    seg = segment_metrics(rows, {"perfect": perfect, "popularity": -rows["item_id"].to_numpy()})
+    assert seg["new_users"]["perfect"]["n_queries"] == 1
+    assert seg["returning_users"]["perfect"]["n_queries"] == 1
+    assert seg["cold_items"]["perfect"]["n_queries"] == 1  # only user 7 engaged a cold item
+    assert seg["cold_items"]["perfect"]["ndcg@10"] == pytest.approx(1.0)
+    # popularity ranks cold item 4 last of four: NDCG = 1/log2(5)
+    assert seg["cold_items"]["popularity"]["ndcg@10"] == pytest.approx(1 / np.log2(5), rel=1e-6)
+    recall = candidate_recall(rows)
+    assert recall["global_popular"] == pytest.approx(1 / 3)
+    assert recall["all_generators"] == pytest.approx(1 / 3)
+    assert "shown" not in recall
+
+
+def test_queries_follow_display_order_for_unbiased_lambdamart():
+    df = pd.DataFrame(
+        {
+            "as_of": pd.Timestamp("2026-01-10", tz="UTC"),
+            "user_id": [1, 1, 1, 1],
+            "item_id": [4, 3, 2, 1],
+            "shown_position": [np.nan, 0.0, 5.0, np.nan],
+        }
+    )
+    assert model.sort_by_query(df)["item_id"].tolist() == [3, 2, 1, 4]
+
+
+def test_position_debias_setting_reaches_xgboost():
+    assert model.xgb_params(Settings(position_debias=True))["lambdarank_unbiased"] is True
+    assert model.xgb_params(Settings(position_debias=False))["lambdarank_unbiased"] is False
