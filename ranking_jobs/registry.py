@@ -15,6 +15,7 @@ from ranking_jobs.settings import Settings
 if TYPE_CHECKING:
     import xgboost as xgb
     from mlflow import MlflowClient
+    from mlflow.models import ModelSignature
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,10 @@ def log_and_register(
     metrics: dict[str, float],
     tags: dict[str, str],
     artifacts: dict[str, Any],
+    signature: ModelSignature,
 ) -> ModelRef:
-    """One MLflow run per training; the model in XGBoost's own format, registered."""
+    """One MLflow run per training; the model in XGBoost's own format with its input
+    schema, registered; the tags say which code built it."""
     import mlflow
     import mlflow.xgboost
     import xgboost
@@ -84,6 +87,7 @@ def log_and_register(
             booster,
             name="model",
             model_format="ubj",
+            signature=signature,
             pip_requirements=[f"xgboost=={xgboost.__version__}"],
         )
     version = mlflow.register_model(info.model_uri, settings.registered_model)

@@ -18,16 +18,24 @@ log = logging.getLogger(__name__)
 
 
 def metric_history(ctx: RunContext, metric: str) -> list[dict[str, Any]]:
-    """The model's and baselines' hold-out metric on every earlier night with a summary."""
+    """The model's and the best baseline's hold-out metric and the gate's verdict on every
+    night up to this one: one summary file per day, so a rerun replaces its point."""
     history = []
-    for folder in sorted(ctx.settings.reports_dir.glob("*/evaluate_model.json")):
-        if folder.parent.name > ctx.ds_str:
+    for path in sorted(ctx.settings.reports_dir.glob("*/evaluate_model.json")):
+        ds = path.parent.name
+        if ds > ctx.ds_str:
             continue
-        data = json.loads(folder.read_text())
+        data = json.loads(path.read_text())
+        metrics = data.get("metrics") or {}
+        values = {
+            "model": metrics.get("model", {}).get(metric),
+            "best baseline": metrics.get(data.get("best_baseline"), {}).get(metric),
+        }
         history.append(
             {
-                "ds": folder.parent.name,
-                "metrics": {m: v.get(metric) for m, v in data["metrics"].items()},
+                "ds": ds,
+                "metrics": {k: v for k, v in values.items() if v is not None},
+                "promoted": data.get("promoted"),
             }
         )
     return history
@@ -78,6 +86,7 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         learning_curves=trained.get("learning_curves"),
         learning_curve_metric=metric,
         feature_importance=trained.get("importance_gain"),
+        shap_importance=trained.get("importance_shap"),
         score_distribution=scores,
         list_stats=list_stats,
         metric_history=metric_history(ctx, metric),

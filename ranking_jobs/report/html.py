@@ -57,11 +57,13 @@ class ReportData:
     * ``ndcg_by_k``: method -> k -> NDCG@k, drawn as grouped bars.
     * ``learning_curves``: split -> one value per boosting round, or XGBoost's
       ``evals_result`` shape split -> metric -> values.
-    * ``feature_importance``: feature -> gain; the ``max_features`` largest are drawn.
+    * ``feature_importance``: feature -> gain; ``shap_importance``: feature -> mean
+      |SHAP|. Drawn side by side for the ``max_features`` largest (by SHAP when given).
     * ``score_distribution``: the scores of the night's lists (any length).
     * ``list_stats``: coverage / length statistics, name -> value.
     * ``metric_history``: past runs, each ``{"ds": ..., "metrics": {...}}`` or a
-      flat ``{"ds": ..., "ndcg@10": ...}``.
+      flat ``{"ds": ..., "ndcg@10": ...}``; one point per ``ds`` (the last entry wins).
+      An optional ``"promoted"`` marks the gate's verdict on the ``"model"`` series.
     """
 
     title: str = "Nightly ranking report"
@@ -75,6 +77,7 @@ class ReportData:
     learning_curves: Mapping[str, Any] | None = None
     learning_curve_metric: str = "metric"
     feature_importance: Mapping[str, float] | None = None
+    shap_importance: Mapping[str, float] | None = None
     max_features: int = 30
     score_distribution: ArrayLike | None = None
     list_stats: Mapping[str, Any] | None = None
@@ -223,23 +226,30 @@ def _learning_curves(data: ReportData) -> str:
 
 
 def _feature_importance(data: ReportData) -> str:
-    if _is_empty(data.feature_importance):
+    sources = (("mean |SHAP|", data.shap_importance), ("gain", data.feature_importance))
+    panels = {
+        title: {str(k): float(v) for k, v in values.items()}
+        for title, values in sources
+        if values is not None and not _is_empty(values)
+    }
+    if not panels:
         return _not_available()
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    assert data.feature_importance is not None
-    items = sorted(
-        ((str(k), float(v)) for k, v in data.feature_importance.items()),
-        key=lambda kv: (-kv[1], kv[0]),
-    )
-    shown = items[: max(1, data.max_features)]
-    names = [k for k, _ in reversed(shown)]  # largest at the top
-    gains = [v for _, v in reversed(shown)]
-    fig = go.Figure(go.Bar(x=gains, y=names, orientation="h"))
-    fig.update_layout(height=max(300, 22 * len(shown) + 80), xaxis_title="gain")
+    # One feature order for every panel (the first one's), so a row reads across.
+    ranked_by, ranking = next(iter(panels.items()))
+    names = sorted(ranking, key=lambda k: (-ranking[k], k))
+    shown = names[: max(1, data.max_features)][::-1]  # largest at the top
+    fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True)
+    for col, (title, values) in enumerate(reversed(panels.items()), start=1):
+        x = [values.get(name, 0.0) for name in shown]  # gain omits features never split on
+        fig.add_trace(go.Bar(x=x, y=shown, orientation="h", name=title), row=1, col=col)
+        fig.update_xaxes(title_text=title, row=1, col=col)
+    fig.update_layout(height=max(300, 22 * len(shown) + 80), showlegend=False)
     note = ""
-    if len(items) > len(shown):
-        note = f"<p class='note'>Top {len(shown)} of {len(items)} features by gain.</p>"
+    if len(names) > len(shown):
+        note = f"<p class='note'>Top {len(shown)} of {len(names)} features by {ranked_by}.</p>"
     return note + _figure_html(fig, "fig-feature-importance")
 
 
@@ -282,22 +292,22 @@ def _metric_history(data: ReportData) -> str:
     import plotly.graph_objects as go
 
     assert data.metric_history is not None
-    points: list[tuple[str, dict[str, float]]] = []
+    by_ds: dict[str, tuple[dict[str, float], bool | None]] = {}
     for entry in data.metric_history:
         if "ds" not in entry:
             raise ValueError(f"metric history entry without 'ds': {dict(entry)!r}")
         values = entry.get("metrics")
         if not isinstance(values, Mapping):
-            values = {k: v for k, v in entry.items() if k != "ds"}
+            values = {k: v for k, v in entry.items() if k not in ("ds", "promoted")}
         numeric = {
             str(k): float(v)
             for k, v in values.items()
             if isinstance(v, int | float | np.number) and not isinstance(v, bool)
         }
-        points.append((str(entry["ds"]), numeric))
-    points.sort(key=lambda p: p[0])
+        by_ds[str(entry["ds"])] = (numeric, entry.get("promoted"))  # a rerun replaces its day
+    days = sorted(by_ds)
     names: list[str] = []
-    for _, values in points:
+    for values, _ in by_ds.values():
         names.extend(n for n in values if n not in names)
     if not names:
         return _not_available()
@@ -305,10 +315,23 @@ def _metric_history(data: ReportData) -> str:
     for name in names:
         fig.add_scatter(
             name=name,
-            x=[ds for ds, _ in points],
-            y=[values.get(name, math.nan) for _, values in points],
+            x=days,
+            y=[by_ds[ds][0].get(name, math.nan) for ds in days],
             mode="lines+markers",
         )
+    for verdict, label, symbol, colour in (
+        (True, "promoted", "circle-open", "#137333"),
+        (False, "not promoted", "x", "#a50e0e"),
+    ):
+        marked = [ds for ds in days if by_ds[ds][1] is verdict and "model" in by_ds[ds][0]]
+        if marked:
+            fig.add_scatter(
+                name=label,
+                x=marked,
+                y=[by_ds[ds][0]["model"] for ds in marked],
+                mode="markers",
+                marker={"symbol": symbol, "size": 14, "color": colour, "line": {"width": 2}},
+            )
     fig.update_layout(height=380, xaxis_title="run date", xaxis_type="category")
     return _figure_html(fig, "fig-metric-history")
 

@@ -28,6 +28,8 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
     metric = f"ndcg@{settings.eval_k}"
     best_valid = float(history["valid"][metric][booster.num_boosted_rounds() - 1])
     importance = booster.get_score(importance_type="gain")
+    # On the validation day: rows the trees were not grown on.
+    shap = model.shap_importance(booster, valid, seed=settings.seed)
     params = {
         **{k: str(v) for k, v in model.xgb_params(settings).items()},
         "num_boost_round": settings.num_boost_round,
@@ -55,6 +57,7 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
                 "valid_rows": len(valid),
             },
             tags={**identity, "pipeline_run_id": ctx.run_id},
+            signature=model.signature(booster, train),
             artifacts={
                 "features.json": {
                     "features": list(MODEL_FEATURES),
@@ -63,6 +66,7 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
                 },
                 "learning_curves.json": history,
                 "importance_gain.json": importance,
+                "importance_shap.json": shap,
             },
         )
     log.info(
@@ -82,4 +86,5 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
         f"valid_{metric}": best_valid,
         "learning_curves": history,
         "importance_gain": importance,
+        "importance_shap": shap,
     }

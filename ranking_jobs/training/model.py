@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,12 @@ import xgboost as xgb
 
 from ranking_jobs.features.columns import MODEL_FEATURES
 from ranking_jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+
+# TreeSHAP costs about (trees x leaves x depth) per row: a bounded sample keeps it cheap.
+SHAP_ROWS = 20_000
 
 
 def xgb_params(settings: Settings) -> dict[str, Any]:
@@ -51,16 +57,17 @@ def feature_matrix(df: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def feature_dmatrix(df: pd.DataFrame) -> xgb.DMatrix:
+    """The model features of ``df`` with their names, NaN as missing, no labels."""
+    return xgb.DMatrix(feature_matrix(df), feature_names=list(MODEL_FEATURES), missing=np.nan)
+
+
 def ranking_dmatrix(df: pd.DataFrame) -> xgb.DMatrix:
     df = sort_by_query(df)
     groups = df.groupby(["as_of", "user_id"], sort=False).size().to_numpy()
-    return xgb.DMatrix(
-        feature_matrix(df),
-        label=df["label"].to_numpy(),
-        group=groups,
-        feature_names=list(MODEL_FEATURES),
-        missing=np.nan,
-    )
+    dmatrix = feature_dmatrix(df)
+    dmatrix.set_info(label=df["label"].to_numpy(), group=groups)
+    return dmatrix
 
 
 def fit(
@@ -84,6 +91,36 @@ def fit(
 
 def predict(booster: xgb.Booster, df: pd.DataFrame) -> np.ndarray:
     return booster.inplace_predict(feature_matrix(df), validate_features=False)
+
+
+def signature(booster: xgb.Booster, df: pd.DataFrame, rows: int = 100) -> ModelSignature:
+    """Feature names and dtypes as the model consumes them, recorded with the MLflow model
+    so that a caller can check its input against the schema the model was trained on."""
+    from mlflow.models import infer_signature
+
+    head = df.head(rows)
+    inputs = pd.DataFrame(feature_matrix(head), columns=list(MODEL_FEATURES))
+    return infer_signature(inputs, predict(booster, head))
+
+
+def sample_rows(df: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most ``rows`` rows of ``df``, the same ones for the same seed."""
+    return df if len(df) <= rows else df.sample(n=rows, random_state=seed)
+
+
+def contributions(booster: xgb.Booster, df: pd.DataFrame) -> np.ndarray:
+    """XGBoost's exact TreeSHAP values: one column per model feature, then the bias;
+    a row sums to its raw margin."""
+    return booster.predict(feature_dmatrix(df), pred_contribs=True)
+
+
+def shap_importance(
+    booster: xgb.Booster, df: pd.DataFrame, *, rows: int = SHAP_ROWS, seed: int = 0
+) -> dict[str, float]:
+    """Mean |SHAP| per model feature on a seeded sample of ``df``: how much each feature
+    moves the scores, where gain only says how much its splits improved training."""
+    mean_abs = np.abs(contributions(booster, sample_rows(df, rows, seed))[:, :-1]).mean(axis=0)
+    return {name: float(v) for name, v in zip(MODEL_FEATURES, mean_abs, strict=True)}
 
 
 def booster_fingerprint(booster: xgb.Booster) -> str:

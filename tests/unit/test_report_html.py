@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -154,3 +155,90 @@ def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path: Path, monkeypa
         render_report(ReportData(title="newer"), path)
     assert "<title>new</title>" in path.read_text(encoding="utf-8")  # old file intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # temp cleaned up
+
+
+def _traces(text: str, div_id: str) -> list[dict]:
+    """The plotly traces of one figure, decoded from its ``Plotly.newPlot`` call."""
+    start = re.search(rf'Plotly\.newPlot\(\s*"{div_id}",\s*', text)
+    assert start, div_id
+    return json.JSONDecoder().raw_decode(text, start.end())[0]
+
+
+def _section(text: str, key: str) -> str:
+    return dict(re.findall(r"<section id='(\w+)'>(.*?)</section>", text, flags=re.S))[key]
+
+
+def test_gain_and_shap_importance_side_by_side_in_one_feature_order() -> None:
+    shap = {f"feature_{i}": float(40 - i) for i in range(40)}  # reversed w.r.t. gain
+    gain = {f"feature_{i}": float(i) for i in range(1, 40)}  # feature_0 never split on
+    text = build_html(
+        ReportData(feature_importance=gain, shap_importance=shap, max_features=5), strict=True
+    )
+    section = _section(text, "feature_importance")
+    assert NOT_AVAILABLE not in section
+    assert "Top 5 of 40 features by mean |SHAP|." in section
+    gain_bars, shap_bars = _traces(text, "fig-feature-importance")
+    assert (gain_bars["name"], shap_bars["name"]) == ("gain", "mean |SHAP|")  # gain on the left
+    top = ["feature_4", "feature_3", "feature_2", "feature_1", "feature_0"]  # largest at the top
+    assert shap_bars["y"] == gain_bars["y"] == top
+    assert shap_bars["x"] == [36.0, 37.0, 38.0, 39.0, 40.0]
+    assert gain_bars["x"] == [4.0, 3.0, 2.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("field", ["feature_importance", "shap_importance"])
+def test_importance_with_one_kind_only_draws_that_kind(field: str) -> None:
+    """Summaries written before SHAP was computed still render their gain chart."""
+    text = build_html(ReportData(**{field: {"a": 1.0, "b": 2.0}}), strict=True)
+    (bars,) = _traces(text, "fig-feature-importance")
+    assert bars["name"] == ("gain" if field == "feature_importance" else "mean |SHAP|")
+    assert bars["y"] == ["a", "b"]
+
+
+def test_metric_history_one_point_per_day_and_gate_markers() -> None:
+    history = [
+        {"ds": "2026-01-30", "metrics": {"model": 0.30, "best baseline": 0.20}, "promoted": True},
+        {"ds": "2026-01-29", "metrics": {"model": 0.10, "best baseline": 0.20}, "promoted": False},
+        {"ds": "2026-01-30", "metrics": {"model": 0.35, "best baseline": 0.21}, "promoted": True},
+        {"ds": "2026-01-28", "metrics": {"model": 0.25}},  # an older summary: no verdict
+    ]
+    text = build_html(ReportData(metric_history=history), strict=True)
+    traces = {t["name"]: t for t in _traces(text, "fig-metric-history")}
+    assert set(traces) == {"model", "best baseline", "promoted", "not promoted"}
+    assert traces["model"]["x"] == ["2026-01-28", "2026-01-29", "2026-01-30"]
+    assert traces["model"]["y"] == [0.25, 0.10, 0.35]  # the rerun of the 30th replaced it
+    assert traces["best baseline"]["y"][1:] == [0.20, 0.21]
+    assert (traces["promoted"]["x"], traces["promoted"]["y"]) == (["2026-01-30"], [0.35])
+    assert (traces["not promoted"]["x"], traces["not promoted"]["y"]) == (["2026-01-29"], [0.1])
+
+
+def test_write_report_reads_history_and_older_summaries(settings) -> None:
+    from ranking_jobs.context import RunContext
+    from ranking_jobs.report import write_report
+    from ranking_jobs.stages import write_summary
+
+    def night(ds: str, model: float, promoted: bool, **extra: object) -> None:
+        metrics = {
+            "model": {"ndcg@10": model},
+            "popularity": {"ndcg@10": 0.2},
+            "random": {"ndcg@10": 0.1},
+        }
+        summary = {"metrics": metrics, "promoted": promoted, "best_baseline": "popularity"}
+        write_summary(RunContext.create(ds, settings), "evaluate_model", {**summary, **extra})
+
+    night("2026-01-29", 0.15, False)
+    night("2026-01-30", 0.30, True)
+    night("2026-01-30", 0.31, True)  # the same day run again
+    night("2026-01-31", 0.32, True, best_baseline="random")
+    night("2026-02-01", 0.99, True)  # after the report's day: not part of its history
+    ctx = RunContext.create("2026-01-31", settings)
+    write_summary(ctx, "train_model", {"model": "m/v3", "importance_gain": {"ctr_7d": 2.0}})
+
+    text = Path(write_report(ctx)["report"]).read_text(encoding="utf-8")
+    assert "Could not be rendered" not in text
+    traces = {t["name"]: t for t in _traces(text, "fig-metric-history")}
+    assert traces["model"]["x"] == ["2026-01-29", "2026-01-30", "2026-01-31"]
+    assert traces["model"]["y"] == [0.15, 0.31, 0.32]
+    assert traces["best baseline"]["y"] == [0.2, 0.2, 0.1]
+    assert traces["not promoted"]["x"] == ["2026-01-29"]
+    (bars,) = _traces(text, "fig-feature-importance")  # no SHAP in this summary: gain only
+    assert bars["name"] == "gain" and bars["y"] == ["ctr_7d"]

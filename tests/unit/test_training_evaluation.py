@@ -178,3 +178,27 @@ def test_queries_follow_display_order_for_unbiased_lambdamart():
 def test_position_debias_setting_reaches_xgboost():
     assert model.xgb_params(Settings(position_debias=True))["lambdarank_unbiased"] is True
     assert model.xgb_params(Settings(position_debias=False))["lambdarank_unbiased"] is False
+
+
+def test_shap_contributions_add_up_to_the_margin_and_cover_every_feature(settings):
+    booster, _ = model.fit(settings, _frame(1, 60, "train"), _frame(2, 30, "valid"))
+    valid = _frame(6, 30, "valid")
+    valid.loc[valid.index[::7], "price"] = np.nan  # missing values take the default branch
+    rows = model.sample_rows(valid, 100, seed=3)
+    assert len(rows) == 100 and rows.index.equals(model.sample_rows(valid, 100, seed=3).index)
+    contribs = model.contributions(booster, rows)
+    assert contribs.shape == (100, len(MODEL_FEATURES) + 1)  # the last column is the bias
+    margin = booster.predict(model.feature_dmatrix(rows), output_margin=True)
+    np.testing.assert_allclose(contribs.sum(axis=1), margin, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(margin, model.predict(booster, rows), rtol=0, atol=1e-5)
+
+    importance = model.shap_importance(booster, valid, rows=100, seed=3)
+    assert list(importance) == list(MODEL_FEATURES)
+    np.testing.assert_allclose(
+        list(importance.values()), np.abs(contribs[:, :-1]).mean(axis=0), rtol=1e-6
+    )
+    assert max(importance, key=importance.get) == "ctr_7d"
+    # fewer rows than the bound: all of them, and the seed does not matter
+    assert model.shap_importance(booster, rows, seed=1) == model.shap_importance(
+        booster, rows, seed=2
+    )

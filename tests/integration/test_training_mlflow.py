@@ -1,0 +1,72 @@
+"""The train_model stage against a real MLflow SQLite store: what a run records is read
+back from the store, not from the stage's own summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+import xgboost
+
+import ranking_jobs
+from ranking_jobs import contracts as C
+from ranking_jobs import lake
+from ranking_jobs.context import RunContext
+from ranking_jobs.features.columns import MODEL_FEATURES
+from ranking_jobs.settings import Settings
+from ranking_jobs.training import model, train_model
+from tests.conftest import make_settings
+from tests.unit.test_training_evaluation import _frame
+
+DS = dt.date(2026, 1, 31)
+
+
+@pytest.fixture
+def trained(tmp_path) -> tuple[Settings, dict, pd.DataFrame]:
+    settings = make_settings(tmp_path, num_boost_round=20, early_stopping_rounds=5, nthread=1)
+    frames = [_frame(1, 40, "train"), _frame(2, 20, "valid"), _frame(3, 20, "test")]
+    lake.write_partition(settings, C.TRAINING, DS, pa.Table.from_pandas(pd.concat(frames)))
+    summary = train_model(RunContext.create(DS, settings))
+    return settings, summary, lake.read_partition(settings, C.TRAINING, DS).to_pandas()
+
+
+def test_run_records_params_metrics_schema_fingerprint_and_versions(trained) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.types import DataType
+
+    settings, summary, table = trained
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(summary["mlflow_run_id"])
+
+    params = run.data.params
+    assert params["objective"] == "rank:ndcg"
+    assert params["num_boost_round"] == "20" and params["early_stopping_rounds"] == "5"
+    metrics = run.data.metrics
+    assert metrics["valid_ndcg_at_10"] == pytest.approx(summary["valid_ndcg@10"])
+    assert metrics["best_iteration"] == summary["rounds"]
+    assert metrics["train_rows"] == 40 * 12 and metrics["valid_rows"] == 20 * 12
+
+    tags = run.data.tags
+    assert tags["training_fingerprint"] == model.fingerprint(table)
+    assert tags["ds"] == DS.isoformat() and tags["pipeline_run_id"] == f"manual__{DS}"
+    assert tags["xgboost_version"] == xgboost.__version__
+    assert tags["ranking_jobs_version"] == ranking_jobs.__version__
+    assert tags["ranking_jobs_version"] == importlib.metadata.version("ranking-jobs")
+
+    artifacts = run.info.artifact_uri
+    features = mlflow.artifacts.load_dict(f"{artifacts}/features.json")
+    assert features["features"] == list(MODEL_FEATURES)
+    shap = mlflow.artifacts.load_dict(f"{artifacts}/importance_shap.json")
+    assert set(shap) == set(MODEL_FEATURES) and shap == pytest.approx(summary["importance_shap"])
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    info = mlflow.models.get_model_info(f"models:/{settings.registered_model}/1")
+    schema = info.signature.inputs
+    assert schema.input_names() == list(MODEL_FEATURES)
+    assert set(schema.input_types()) == {DataType.float}  # float32, as the model reads
+    assert info.flavors["xgboost"]["model_format"] == "ubj"
