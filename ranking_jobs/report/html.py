@@ -36,7 +36,10 @@ NOT_AVAILABLE = "Not available for this run."
 SECTION_TITLES: dict[str, str] = {
     "gate": "Gate decision",
     "metrics": "Metrics",
+    "gains": "Model against each method (NDCG gain, 95% bootstrap CI)",
     "ndcg_by_k": "NDCG by cut-off",
+    "segments": "NDCG by segment",
+    "candidate_recall": "Candidate recall",
     "learning_curves": "Learning curves",
     "feature_importance": "Feature importance",
     "score_distribution": "Score distribution",
@@ -54,7 +57,11 @@ class ReportData:
 
     * ``promoted`` / ``gate_reasons``: the evaluation gate's decision (``None``: no gate ran).
     * ``metrics``: method -> metric -> value, e.g. ``{"model": {"ndcg@10": 0.41}}``.
+    * ``gains``: method -> (difference, CI low, CI high) of the model's per-query
+      NDCG over that method's, drawn as a forest plot.
     * ``ndcg_by_k``: method -> k -> NDCG@k, drawn as grouped bars.
+    * ``segments``: segment -> method -> metric -> value; ``segment_metric`` is drawn.
+    * ``candidate_recall``: generator -> share of the hold-out's engaged items it proposed.
     * ``learning_curves``: split -> one value per boosting round, or XGBoost's
       ``evals_result`` shape split -> metric -> values.
     * ``feature_importance``: feature -> gain; ``shap_importance``: feature -> mean
@@ -73,7 +80,11 @@ class ReportData:
     promoted: bool | None = None
     gate_reasons: list[str] = field(default_factory=list)
     metrics: Mapping[str, Mapping[str, Any]] | None = None
+    gains: Mapping[str, Sequence[float]] | None = None
     ndcg_by_k: Mapping[str, Mapping[int | str, float]] | None = None
+    segments: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
+    segment_metric: str = "ndcg@10"
+    candidate_recall: Mapping[str, float] | None = None
     learning_curves: Mapping[str, Any] | None = None
     learning_curve_metric: str = "metric"
     feature_importance: Mapping[str, float] | None = None
@@ -182,6 +193,85 @@ def _metrics(data: ReportData) -> str:
         "<table class='metrics'><thead><tr><th>method</th>"
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _gains(data: ReportData) -> str:
+    if _is_empty(data.gains):
+        return _not_available()
+    import plotly.graph_objects as go
+
+    assert data.gains is not None
+    names = sorted(data.gains, key=lambda m: float(data.gains[m][0]))  # type: ignore[index]
+    diff = [float(data.gains[m][0]) for m in names]
+    lo = [float(data.gains[m][1]) for m in names]
+    hi = [float(data.gains[m][2]) for m in names]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=diff,
+        y=names,
+        mode="markers",
+        marker={"size": 10, "color": ["#137333" if v > 0 else "#a50e0e" for v in lo]},
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": [h - d for h, d in zip(hi, diff, strict=True)],
+            "arrayminus": [d - lo_ for d, lo_ in zip(diff, lo, strict=True)],
+        },
+        showlegend=False,
+    )
+    fig.add_vline(x=0, line_dash="dash", line_color="#777")
+    fig.update_layout(height=80 + 40 * len(names), xaxis_title="model − method")
+    note = (
+        "<p class='note'>Green: the whole interval is above zero. A row named "
+        "<code>model_position_debias_…</code> is the same model fitted with the other "
+        "position-bias setting: its gain is what the current setting is worth.</p>"
+    )
+    return note + _figure_html(fig, "fig-gains")
+
+
+def _segments(data: ReportData) -> str:
+    if _is_empty(data.segments):
+        return _not_available()
+    import plotly.graph_objects as go
+
+    assert data.segments is not None
+    metric = data.segment_metric
+    segments = list(data.segments)
+    methods: list[str] = []
+    for by_method in data.segments.values():
+        methods.extend(m for m in by_method if m not in methods)
+    fig = go.Figure()
+    for m in methods:
+        fig.add_bar(
+            name=m,
+            x=[
+                f"{s} ({int(data.segments[s].get(m, {}).get('n_queries', 0)):,} q)"
+                for s in segments
+            ],
+            y=[data.segments[s].get(m, {}).get(metric, math.nan) for s in segments],
+        )
+    fig.update_layout(barmode="group", height=400, yaxis_title=metric)
+    note = (
+        "<p class='note'>New users had no engagement in the 30 days before the hold-out; "
+        "cold items fewer than 10 impressions. An item segment counts only its own items "
+        "as relevant.</p>"
+    )
+    return note + _figure_html(fig, "fig-segments")
+
+
+def _candidate_recall(data: ReportData) -> str:
+    if _is_empty(data.candidate_recall):
+        return _not_available()
+    assert data.candidate_recall is not None
+    rows = "".join(
+        f"<tr><th scope='row'>{_esc(k)}</th>{_cell(v)}</tr>"
+        for k, v in data.candidate_recall.items()
+    )
+    note = (
+        "<p class='note'>Share of the hold-out's engaged (user, item) pairs each generator "
+        "proposed (a pair proposed by several counts for the first).</p>"
+    )
+    return note + f"<table class='kv'><tbody>{rows}</tbody></table>"
 
 
 def _ndcg_by_k(data: ReportData) -> str:
@@ -339,7 +429,10 @@ def _metric_history(data: ReportData) -> str:
 _SECTIONS: dict[str, Callable[[ReportData], str]] = {
     "gate": _gate,
     "metrics": _metrics,
+    "gains": _gains,
     "ndcg_by_k": _ndcg_by_k,
+    "segments": _segments,
+    "candidate_recall": _candidate_recall,
     "learning_curves": _learning_curves,
     "feature_importance": _feature_importance,
     "score_distribution": _score_distribution,

@@ -36,10 +36,19 @@ def full_data() -> ReportData:
             "popularity": {"ndcg@10": 0.37021, "map@10": 0.25009, "mrr": 0.5},
             "random": {"ndcg@10": 0.10007, "n_queries": 300.0},
         },
+        gains={
+            "popularity": [0.0421, 0.0310, 0.0533],
+            "model_position_debias_off": [0.004, -0.002, 0.011],
+        },
         ndcg_by_k={
             "model": {5: 0.40, 10: 0.41, 20: 0.45},
             "popularity": {5: 0.33, 10: 0.37, 20: 0.40},
         },
+        segments={
+            "new_users": {"model": {"ndcg@10": 0.2, "n_queries": 12.0}},
+            "cold_items": {"model": {"ndcg@10": 0.3, "n_queries": 40.0}},
+        },
+        candidate_recall={"category_popular": 0.25, "all_generators": 0.3612},
         learning_curves={"train": [0.3, 0.35, 0.38], "valid": [0.28, 0.31, 0.32]},
         learning_curve_metric="ndcg@10",
         feature_importance={f"feature_{i}": float(i) for i in range(40)},
@@ -75,7 +84,8 @@ def test_full_report_has_every_section_numbers_and_one_plotly_bundle(tmp_path: P
     assert text.count(PLOTLY_MARKER) == 1
     assert text.count("cdn.plot.ly") == get_plotlyjs().count("cdn.plot.ly")  # only the bundle's
     assert not re.search(r"<script[^>]*\bsrc=", text)  # nothing loaded from elsewhere
-    assert len(re.findall(r"Plotly\.newPlot\(", text)) == 5  # one per figure section
+    assert len(re.findall(r"Plotly\.newPlot\(", text)) == 7  # one per figure section
+    assert ">0.3612</td>" in text  # candidate recall
     assert "Top 30 of 40 features by gain." in text
     assert "20,000 scores" in text
     # the histogram is binned: the raw scores are not embedded
@@ -242,3 +252,13 @@ def test_write_report_reads_history_and_older_summaries(settings) -> None:
     assert traces["not promoted"]["x"] == ["2026-01-29"]
     (bars,) = _traces(text, "fig-feature-importance")  # no SHAP in this summary: gain only
     assert bars["name"] == "gain" and bars["y"] == ["ctr_7d"]
+
+
+def test_gains_forest_plot_colours_only_intervals_above_zero() -> None:
+    gains = {"random": [0.12, 0.04, 0.20], "champion": [0.01, -0.02, 0.03]}
+    text = build_html(ReportData(gains=gains), strict=True)
+    (points,) = _traces(text, "fig-gains")
+    assert points["y"] == ["champion", "random"]  # sorted by gain
+    assert points["x"] == [0.01, 0.12]
+    assert points["marker"]["color"] == ["#a50e0e", "#137333"]
+    assert points["error_x"]["arrayminus"] == pytest.approx([0.03, 0.08])
