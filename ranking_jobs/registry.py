@@ -62,9 +62,11 @@ def log_and_register(
     tags: dict[str, str],
     artifacts: dict[str, Any],
     signature: ModelSignature,
+    metric_steps: dict[str, list[float]] | None = None,
 ) -> ModelRef:
     """One MLflow run per training; the model in XGBoost's own format with its input
-    schema, registered; the tags say which code built it."""
+    schema, registered; the tags say which code built it. ``metric_steps`` are
+    series logged step by step (e.g. one value per search trial)."""
     import mlflow
     import mlflow.xgboost
     import xgboost
@@ -78,6 +80,9 @@ def log_and_register(
         )
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
+        for name, values in (metric_steps or {}).items():
+            for step, value in enumerate(values):
+                mlflow.log_metric(name, value, step=step)
         with tempfile.TemporaryDirectory() as tmp:
             for name, payload in artifacts.items():
                 path = Path(tmp) / name

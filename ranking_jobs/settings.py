@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         True,
         description="Unbiased LambdaMART (lambdarank_unbiased) on the logged display order.",
     )
+    search_trials: int = Field(
+        0, ge=0, description="Optuna trials of the hyperparameter search before training; 0: off."
+    )
+    search_timeout_s: float = Field(
+        1800, gt=0, description="Wall-time budget of the hyperparameter search."
+    )
     position_bias_ablation: bool = Field(
         True,
         description="Also fit the model with the other position_debias value and score it "

@@ -134,9 +134,10 @@ def candidate_recall(test: pd.DataFrame) -> dict[str, float]:
 
 
 def position_ablation(
-    ctx: RunContext, table: pd.DataFrame, test: pd.DataFrame
+    ctx: RunContext, table: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, Any]
 ) -> tuple[str, np.ndarray]:
-    """The same model fitted with the other ``position_debias`` value, scored on the hold-out."""
+    """The same model (same searched parameters) fitted with the other ``position_debias``
+    value, scored on the hold-out."""
     from ranking_jobs.training.model import fit, predict
 
     other = not ctx.settings.position_debias
@@ -203,7 +204,8 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     if champ is not None and champ.version != candidate.version:
         scores["champion"] = predict(registry.load_booster(settings, champ), test)
     if settings.position_bias_ablation:
-        name, ablated = position_ablation(ctx, table, test)
+        searched = (trained.get("search") or {}).get("best") or {}
+        name, ablated = position_ablation(ctx, table, test, searched)
         scores[name] = ablated
 
     qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.eval_k

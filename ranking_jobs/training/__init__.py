@@ -24,14 +24,20 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
     table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
     train = table[table["split"] == "train"]
     valid = table[table["split"] == "valid"]
-    booster, history = model.fit(settings, train, valid)
     metric = f"ndcg@{settings.eval_k}"
+    overrides: dict[str, Any] = {}
+    trials: list[dict[str, Any]] = []
+    if settings.search_trials:
+        from ranking_jobs.training.search import search
+
+        overrides, trials = search(settings, train, valid)
+    booster, history = model.fit(settings, train, valid, overrides)
     best_valid = float(history["valid"][metric][booster.num_boosted_rounds() - 1])
     importance = booster.get_score(importance_type="gain")
     # On the validation day: rows the trees were not grown on.
     shap = model.shap_importance(booster, valid, seed=settings.seed)
     params = {
-        **{k: str(v) for k, v in model.xgb_params(settings).items()},
+        **{k: str(v) for k, v in {**model.xgb_params(settings), **overrides}.items()},
         "num_boost_round": settings.num_boost_round,
         "early_stopping_rounds": settings.early_stopping_rounds,
     }
@@ -58,6 +64,13 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
             },
             tags={**identity, "pipeline_run_id": ctx.run_id},
             signature=model.signature(booster, train),
+            metric_steps={
+                f"search_valid_{metric.replace('@', '_at_')}": [
+                    t["value"] for t in trials if t["value"] is not None
+                ]
+            }
+            if trials
+            else None,
             artifacts={
                 "features.json": {
                     "features": list(MODEL_FEATURES),
@@ -67,6 +80,7 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
                 "learning_curves.json": history,
                 "importance_gain.json": importance,
                 "importance_shap.json": shap,
+                **({"search_trials.json": trials} if trials else {}),
             },
         )
     log.info(
@@ -87,4 +101,5 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
         "learning_curves": history,
         "importance_gain": importance,
         "importance_shap": shap,
+        "search": {"trials": trials, "best": overrides} if trials else None,
     }

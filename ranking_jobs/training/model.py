@@ -71,13 +71,27 @@ def ranking_dmatrix(df: pd.DataFrame) -> xgb.DMatrix:
 
 
 def fit(
-    settings: Settings, train: pd.DataFrame, valid: pd.DataFrame
+    settings: Settings,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[xgb.Booster, dict[str, dict[str, list[float]]]]:
-    """Train with early stopping on the later day; return the booster cut at its best round."""
-    dtrain, dvalid = ranking_dmatrix(train), ranking_dmatrix(valid)
+    """Train with early stopping on the later day; return the booster cut at its best round.
+
+    ``overrides`` replace entries of :func:`xgb_params` (a search's best trial).
+    """
+    return fit_dmatrices(settings, ranking_dmatrix(train), ranking_dmatrix(valid), overrides)
+
+
+def fit_dmatrices(
+    settings: Settings,
+    dtrain: xgb.DMatrix,
+    dvalid: xgb.DMatrix,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[xgb.Booster, dict[str, dict[str, list[float]]]]:
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
-        xgb_params(settings),
+        {**xgb_params(settings), **(overrides or {})},
         dtrain,
         num_boost_round=settings.num_boost_round,
         evals=[(dtrain, "train"), (dvalid, "valid")],
