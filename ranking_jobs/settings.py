@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     early_stopping_rounds: int = Field(25, ge=1, description="Early stopping patience.")
     max_depth: int = Field(6, ge=1, description="XGBoost tree depth.")
     learning_rate: float = Field(0.1, gt=0, description="XGBoost eta.")
+    min_child_weight: float = Field(
+        1.0, ge=0, description="XGBoost min_child_weight: least hessian sum in a leaf."
+    )
     nthread: int = Field(2, ge=1, description="XGBoost threads.")
     position_debias: bool = Field(
         True,

@@ -30,7 +30,7 @@ def xgb_params(settings: Settings) -> dict[str, Any]:
         "lambdarank_pair_method": "topk",
         "lambdarank_num_pair_per_sample": 8,
         "lambdarank_unbiased": settings.position_debias,
-        "min_child_weight": 1.0,
+        "min_child_weight": settings.min_child_weight,
         "subsample": 1.0,
         "seed": settings.seed,
         "nthread": settings.nthread,

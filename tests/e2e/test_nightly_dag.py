@@ -105,3 +105,52 @@ def test_rerun_of_the_same_day_gives_identical_lists(night):
     assert partition_after.num_rows == partition_before.num_rows  # nothing doubled
     cols = ["user_id", "item_ids", "scores", "model_version"]
     assert partition_after.select(cols).equals(partition_before.select(cols))
+
+
+# A model that cannot rank: no leaf may hold less than an impossible hessian sum, so
+# no tree ever splits and every candidate gets the same score. (A single stump was
+# tried first: it still beat every baseline, 0.015 short of the champion.)
+WORSE = {"min_child_weight": 1e9, "num_boost_round": 5}
+
+
+def test_a_worse_model_is_refused_and_the_champion_keeps_publishing(night):
+    from ranking_jobs import registry
+    from ranking_jobs.stages import run_stage
+
+    champion = registry.champion(night)
+    assert champion is not None
+    worse = night.model_copy(update={**WORSE, "position_bias_ablation": False})
+    ctx = RunContext.create(DS, worse, run_id="worse-model")
+    trained = run_stage("train_model", ctx)
+    assert trained["model_version"] != champion.version
+    verdict = run_stage("evaluate_model", ctx)
+    assert not verdict["promoted"]
+    assert any("worse than champion" in r for r in verdict["reasons"]), verdict["reasons"]
+    assert registry.champion(night) == champion  # the alias did not move
+    run_stage("precompute_lists", ctx)
+    run_stage("publish_lists", ctx)
+    users = lake.read_partition(night, C.RECOMMENDATIONS, DS)["user_id"].to_pylist()[:3]
+    for rec in _lists(night, users).values():
+        assert rec.model_version == champion.label  # fresh lists, made by the champion
+        assert rec.run_id == "worse-model"
+
+
+def test_a_refused_model_without_champion_fails_and_publishes_nothing(night, tmp_path):
+    from ranking_jobs.evaluation import GateRefused
+    from ranking_jobs.precompute import NoChampionError
+    from ranking_jobs.serving import RecommendationClient
+    from ranking_jobs.stages import run_stage
+
+    fresh = night.model_copy(
+        update={**WORSE, "state_dir": tmp_path / "var", "position_bias_ablation": False}
+    )
+    ctx = RunContext.create(DS, fresh, run_id="no-champion")
+    for stage in ("build_features", "build_training_set", "train_model"):
+        run_stage(stage, ctx)
+    with pytest.raises(GateRefused, match="no champion exists: nothing will be published"):
+        run_stage("evaluate_model", ctx)
+    with pytest.raises(NoChampionError):
+        run_stage("precompute_lists", ctx)
+    users = lake.read_partition(night, C.RECOMMENDATIONS, DS)["user_id"].to_pylist()[:3]
+    for user in users:
+        assert not RecommendationClient(fresh).get(user, limit=5).personalised
