@@ -72,6 +72,12 @@ class Settings(BaseSettings):
 
     # --- training / model ----------------------------------------------------
     train_days: int = Field(4, ge=1, description="As-of days in the training set.")
+    label_window_days: int = Field(
+        1,
+        ge=1,
+        description="Days of events after each as-of time that form its labels "
+        "(1: the next day; longer windows fit slow-buying domains).",
+    )
     candidates_per_user: int = Field(120, ge=10, description="Candidates generated per user.")
     num_boost_round: int = Field(300, ge=1, description="Maximum XGBoost boosting rounds.")
     early_stopping_rounds: int = Field(25, ge=1, description="Early stopping patience.")

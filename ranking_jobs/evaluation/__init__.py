@@ -69,7 +69,7 @@ def baseline_scores(ctx: RunContext, test: pd.DataFrame) -> dict[str, np.ndarray
     settings = ctx.settings
     snapshot = ctx.ds - dt.timedelta(days=1)
     qid = test["qid"].to_numpy()
-    recent = inputs.recent_interactions(settings, snapshot, RECENT_DAYS)
+    recent = inputs.interactions_until(settings, snapshot, RECENT_DAYS)
     return {
         "random": baselines.random_scores(test, settings.seed),
         "popularity": baselines.popularity_scores(test),

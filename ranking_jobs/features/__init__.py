@@ -28,8 +28,11 @@ FEATURE_TABLES = (
 
 
 def snapshots_needed(ctx: RunContext) -> list[dt.date]:
-    """Snapshots the night reads: the training/validation/test as-of days and ``ds`` itself."""
-    return lake.day_range(ctx.ds, ctx.settings.train_days + 3)
+    """Snapshots the night reads: the eve of every training/validation/test as-of day and
+    ``ds`` itself."""
+    from ranking_jobs.training.dataset import label_days  # lazy: it imports the Feast glue
+
+    return sorted({d - dt.timedelta(days=1) for d in label_days(ctx)} | {ctx.ds})
 
 
 def build_features(ctx: RunContext) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from ranking_jobs import lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.logs import timed
 from ranking_jobs.precompute import inputs, rules
-from ranking_jobs.precompute.candidates import generate_candidates, rank_available
+from ranking_jobs.precompute.candidates import rank_available
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +62,7 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     booster = registry.load_booster(settings, champ)
 
     users = active_users(settings, ctx)
-    items = inputs.item_table(settings, ctx.ds)
-    excluded = (
-        inputs.purchases_until(settings, ctx.ds)
-        if settings.exclude_purchased
-        else pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
-    )
-    cands = generate_candidates(
-        users,
-        items,
-        inputs.affinity_table(settings, ctx.ds),
-        excluded,
-        settings.candidates_per_user,
-    )
+    cands, items, excluded = inputs.candidates_at(settings, users, ctx.ds)
     cands["event_timestamp"] = pd.Timestamp(ctx.end)
     feats = assemble_features(settings, cands)
     with timed(log, f"scored candidates of {len(users):,} users") as t:

@@ -14,14 +14,20 @@ from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
 
 TOP_CATEGORIES = 3
 CATEGORY_SHARE = 0.6  # quota of the list from the user's favourite categories
+PAST_ITEMS_SHARE = 0.3  # quota of the list from the user's own past items, when offered
 
 
 def popularity(item_stats: pd.DataFrame) -> pd.Series:
-    """Recent engagement, intent-weighted: the popularity baseline and candidate order."""
+    """Recent engagement, intent-weighted: the popularity baseline and candidate order.
+
+    Purchases count too: a purchase-only log (a shop's sales) has no other signal,
+    and a one-of-a-kind item that sold is unavailable anyway.
+    """
     return (
         item_stats["clicks_7d"]
         + 2.0 * (item_stats["likes_7d"] + item_stats["saves_7d"])
         + 3.0 * item_stats["bag_adds_7d"]
+        + 4.0 * item_stats["purchases_7d"]
         + 1e-3 * item_stats["impressions_7d"]
     ).astype("float64")
 
@@ -40,14 +46,21 @@ def generate_candidates(
     affinity: pd.DataFrame,
     excluded: pd.DataFrame,
     per_user: int,
+    *,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Up to ``per_user`` candidates per user from two quota'd sources.
+    """Up to ``per_user`` candidates per user from quota'd sources, in this order:
+    ``past_items`` (only when ``history`` is given), ``category_popular``, ``global_popular``.
 
     ``items``: item_id, category, seller_id, is_available and 7-day counts.
     ``affinity``: user_id, category, category_affinity.
     ``excluded``: user_id, item_id pairs never to recommend (e.g. already bought).
+    ``history``: user_id, item_id, n (interactions) and last_ts; the user's past items,
+    most frequent then most recent first, take up to ``PAST_ITEMS_SHARE`` of the list.
+    Pass it only for repurchase domains: with bought items excluded it has no place.
     Own listings and unavailable items never appear. Returns user_id, item_id,
-    the item's attributes (category, brand, size, style where given) and source.
+    the item's attributes (category, brand, size, style where given) and source
+    (the first source that offered the item).
     """
     ranked = rank_available(items)
     users_df = pd.DataFrame({"user_id": np.asarray(users, dtype=np.int64)})
@@ -72,14 +85,33 @@ def generate_candidates(
     glob = users_df.merge(top, how="cross")
     glob["source"] = "global_popular"
 
-    cands = pd.concat(
-        [_clean(by_cat, excluded).groupby("user_id").head(cat_quota), _clean(glob, excluded)],
-        ignore_index=True,
-    )
+    sources = [_clean(by_cat, excluded).groupby("user_id").head(cat_quota), _clean(glob, excluded)]
+    if history is not None:
+        sources.insert(0, _past_items(history, ranked, users_df, excluded, per_user))
+    cands = pd.concat(sources, ignore_index=True)
     cands = cands.drop_duplicates(["user_id", "item_id"], keep="first")
     cands = cands.groupby("user_id", sort=False).head(per_user)
     attrs = [d for d in AFFINITY_DIMENSIONS if d in cands.columns]
     return cands[["user_id", "item_id", *attrs, "source"]].reset_index(drop=True)
+
+
+def _past_items(
+    history: pd.DataFrame,
+    ranked: pd.DataFrame,
+    users_df: pd.DataFrame,
+    excluded: pd.DataFrame,
+    per_user: int,
+) -> pd.DataFrame:
+    """The user's available past items, most frequent, then most recent, first; quota'd."""
+    past = history[["user_id", "item_id", "n", "last_ts"]].merge(users_df, on="user_id")
+    past = past.merge(ranked, on="item_id")
+    past["source"] = "past_items"
+    past = past.sort_values(
+        ["user_id", "n", "last_ts", "item_id"],
+        ascending=[True, False, False, True],
+        kind="stable",
+    )
+    return _clean(past, excluded).groupby("user_id").head(int(per_user * PAST_ITEMS_SHARE))
 
 
 def _clean(cands: pd.DataFrame, excluded: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,10 @@
 """Training set: candidates plus logged impressions, graded labels, Feast features.
 
 For as-of time T (midnight starting label day d) the rows of a user who was
-shown anything on day d are the candidates generated from snapshot d-1 plus the
-items actually shown on d; each row's label is the strongest interaction with
-the item during d. Features come from Feast at T, so nothing from day d leaks in.
+shown anything in the label window ``[d, d + label_window_days)`` are the
+candidates generated from snapshot d-1 plus the items actually shown in the
+window; each row's label is the strongest interaction with the item during the
+window. Features come from Feast at T, so nothing from the window leaks in.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import assemble_features
 from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
 from ranking_jobs.precompute import inputs
-from ranking_jobs.precompute.candidates import generate_candidates
+from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,36 +31,56 @@ SHOWN_ONLY = "shown"
 
 
 def label_days(ctx: RunContext) -> dict[dt.date, str]:
-    """Train on the oldest days, stop early on ds-1, hold out ds itself."""
-    n = ctx.settings.train_days
-    days = lake.day_range(ctx.ds, n + 2)
+    """First days of the label windows: train on the oldest, stop early on the next, hold out
+    the last.
+
+    Windows are back to back and the last one ends with ds, so no split's labels
+    overlap another's; with one-day windows that is ds-n-1..ds.
+    """
+    n, window = ctx.settings.train_days, ctx.settings.label_window_days
+    last = ctx.ds - dt.timedelta(days=window - 1)
+    days = [last - dt.timedelta(days=window * i) for i in range(n + 1, -1, -1)]
     return {d: ("train" if i < n else SPLITS[i - n + 1]) for i, d in enumerate(days)}
 
 
+def label_window(settings: Settings, day: dt.date) -> list[dt.date]:
+    """The days whose events label as-of day ``day``."""
+    return [day + dt.timedelta(days=i) for i in range(settings.label_window_days)]
+
+
 def grade_labels(day_events: pd.DataFrame) -> pd.DataFrame:
-    """Strongest interaction per (user, item) in the label window, as a graded label,
-    with the best position the item was shown at (NaN when the events carry none)."""
+    """Strongest interaction per (user, item) in the label window, as a graded label;
+    whether the item was shown (has a logged impression) and the best position it was
+    shown at (NaN when never shown)."""
     grades = day_events["event_type"].map(C.LABEL_GRADES).fillna(C.NOT_SHOWN_GRADE)
-    out = day_events[["user_id", "item_id"]].assign(label=grades.astype("int64"))
+    shown = day_events["event_type"] == "impression"
+    out = day_events[["user_id", "item_id"]].assign(label=grades.astype("int64"), shown=shown)
     if "position" in day_events:
-        out["shown_position"] = day_events["position"].astype("float64")
+        out["shown_position"] = day_events["position"].astype("float64").where(shown)
     else:
         out["shown_position"] = np.nan
     return out.groupby(["user_id", "item_id"], as_index=False).agg(
-        label=("label", "max"), shown_position=("shown_position", "min")
+        label=("label", "max"), shown=("shown", "any"), shown_position=("shown_position", "min")
     )
 
 
 def query_rows(candidates: pd.DataFrame, labels: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Union of candidates and shown items of users with a logged impression; labelled.
+    """Union of candidates and shown items of users with a labelled interaction; labelled.
 
-    ``source`` says which candidate generator proposed the row, or ``shown`` for a
-    logged item no generator proposed (the generators' recall is measured on it).
+    An item interacted with but never shown (a log without impressions, e.g. a shop's
+    sales) is a row only when it is a candidate: added on its own, every such row would
+    be a positive that serving's candidates never contain, which the ranker learns to
+    spot instead of learning to rank. ``source`` says which candidate generator
+    proposed the row, or ``shown`` for a logged item no generator proposed (the
+    generators' recall is measured on it).
     """
     shown_users = labels["user_id"].unique()
     cands = candidates[candidates["user_id"].isin(shown_users)][["user_id", "item_id", "source"]]
-    rows = cands.merge(labels, on=["user_id", "item_id"], how="outer")
+    shown = labels.loc[labels["shown"], ["user_id", "item_id"]]
+    rows = cands.merge(shown, on=["user_id", "item_id"], how="outer")
     rows["source"] = rows["source"].fillna(SHOWN_ONLY)
+    labelled = labels[["user_id", "item_id", "label", "shown_position"]]
+    rows = rows.merge(labelled, on=["user_id", "item_id"], how="left")
     rows["label"] = rows["label"].fillna(C.NOT_SHOWN_GRADE).astype("int64")
     # Items listed after the snapshot are not in it yet; they are dropped.
     return rows.merge(items[["item_id", *AFFINITY_DIMENSIONS]], on="item_id", how="inner")
@@ -67,22 +88,15 @@ def query_rows(candidates: pd.DataFrame, labels: pd.DataFrame, items: pd.DataFra
 
 def rows_for_day(ctx: RunContext, day: dt.date) -> pd.DataFrame:
     settings = ctx.settings
-    snapshot = day - dt.timedelta(days=1)
-    events = lake.read_partition(
-        settings, C.RAW_EVENTS, day, ["user_id", "item_id", "event_type", "position"]
+    events = lake.read_days(
+        settings,
+        C.RAW_EVENTS,
+        label_window(settings, day),
+        ["user_id", "item_id", "event_type", "position"],
     ).to_pandas()
     labels = grade_labels(events)
-    items = inputs.item_table(settings, snapshot)
-    cands = generate_candidates(
-        labels["user_id"].unique(),
-        items,
-        inputs.affinity_table(settings, snapshot),
-        inputs.purchases_until(settings, snapshot)
-        if settings.exclude_purchased
-        else pd.DataFrame(columns=["user_id", "item_id"]),
-        settings.candidates_per_user,
-    )
-    rows = query_rows(cands, labels, items)
+    cands = inputs.candidates_at(settings, labels["user_id"].unique(), day - dt.timedelta(days=1))
+    rows = query_rows(cands.frame, labels, cands.items)
     rows["as_of"] = pd.Timestamp(day, tz="UTC")
     return rows
 

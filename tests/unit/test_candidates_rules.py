@@ -8,7 +8,11 @@ import pytest
 
 from ranking_jobs import contracts as C
 from ranking_jobs.precompute import rules
-from ranking_jobs.precompute.candidates import generate_candidates, rank_available
+from ranking_jobs.precompute.candidates import (
+    PAST_ITEMS_SHARE,
+    generate_candidates,
+    rank_available,
+)
 from ranking_jobs.training.dataset import grade_labels, query_rows
 
 
@@ -25,6 +29,7 @@ def _items() -> pd.DataFrame:
             "likes_7d": [0] * 6,
             "saves_7d": [0] * 6,
             "bag_adds_7d": [0] * 6,
+            "purchases_7d": [0] * 6,
         }
     )
 
@@ -51,6 +56,58 @@ def test_candidates_exclude_own_sold_and_bought_items():
     assert not cands.duplicated(["user_id", "item_id"]).any()
 
 
+def test_popularity_counts_purchases_for_purchase_only_logs():
+    items = _items().assign(clicks_7d=0, impressions_7d=0, purchases_7d=[0, 3, 1, 0, 0, 2])
+    assert rank_available(items)["item_id"].tolist() == [2, 6, 3, 1, 4]
+
+
+def test_past_items_source_leads_by_frequency_then_recency_within_its_quota():
+    ts = pd.Timestamp("2026-01-10", tz="UTC")
+    history = pd.DataFrame(
+        {
+            "user_id": [2, 2, 2, 2, 2, 1, 1],
+            "item_id": [3, 6, 2, 5, 4, 6, 4],
+            "n": [1, 3, 1, 9, 1, 1, 5],
+            "last_ts": [ts, ts, ts - pd.Timedelta(days=1), ts, ts - pd.Timedelta(days=2), ts, ts],
+        }
+    )
+    affinity = pd.DataFrame({"user_id": [2], "category": ["tops"], "category_affinity": [1.0]})
+    no_history = generate_candidates(np.array([1, 2]), _items(), affinity, _none(), per_user=6)
+    assert "past_items" not in set(no_history["source"])
+
+    cands = generate_candidates(
+        np.array([1, 2]), _items(), affinity, _none(), per_user=6, history=history
+    )
+    u2 = cands[cands["user_id"] == 2]
+    # quota int(6 * PAST_ITEMS_SHARE) = 1: the most frequent available past item leads
+    # (5 was bought more often but is sold)
+    assert int(6 * PAST_ITEMS_SHARE) == 1
+    assert u2[u2["source"] == "past_items"]["item_id"].tolist() == [6]
+    assert u2["item_id"].iloc[0] == 6
+    assert 5 not in u2["item_id"].tolist()
+    # a larger list takes more past items; equal counts: the more recent first
+    wide = generate_candidates(
+        np.array([2]), _items(), affinity, _none(), per_user=12, history=history
+    )
+    assert wide[wide["source"] == "past_items"]["item_id"].tolist() == [6, 3, 2]
+    # user 1's own listing (item 4) is never offered, however often it was interacted with
+    u1 = cands[cands["user_id"] == 1]
+    assert u1["item_id"].iloc[0] == 6 and u1["source"].iloc[0] == "past_items"
+    assert 4 not in u1["item_id"].tolist()
+    assert not cands.duplicated(["user_id", "item_id"]).any()
+    assert cands.groupby("user_id").size().max() <= 6
+
+    excluded = pd.DataFrame({"user_id": [2], "item_id": [6]})
+    kept = generate_candidates(
+        np.array([2]), _items(), affinity, excluded, per_user=12, history=history
+    )
+    assert 6 not in kept["item_id"].tolist()
+
+
+def _none() -> pd.DataFrame:
+    return pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
+
+
 def test_grade_labels_keeps_strongest_interaction():
     events = pd.DataFrame(
         {
@@ -61,16 +118,24 @@ def test_grade_labels_keeps_strongest_interaction():
         }
     )
     graded = grade_labels(events).set_index(["user_id", "item_id"])
-    assert graded["shown_position"].to_dict() == {(1, 10): 1.0, (1, 11): 7.0, (2, 10): 0.0}
+    positions = graded["shown_position"].fillna(-1).to_dict()
+    assert positions == {(1, 10): 4.0, (1, 11): 7.0, (2, 10): -1}  # best impression position
     labels = graded["label"]
     assert labels[(1, 10)] == C.LABEL_GRADES["add_to_bag"]
     assert labels[(1, 11)] == C.LABEL_GRADES["impression"]
     assert labels[(2, 10)] == C.LABEL_GRADES["like"]
+    assert graded["shown"].to_dict() == {(1, 10): True, (1, 11): True, (2, 10): False}
 
 
 def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
     labels = pd.DataFrame(
-        {"user_id": [1, 1], "item_id": [10, 11], "label": [2, 1], "shown_position": [0.0, 3.0]}
+        {
+            "user_id": [1, 1],
+            "item_id": [10, 11],
+            "label": [2, 1],
+            "shown": [True, True],
+            "shown_position": [0.0, 3.0],
+        }
     )
     cands = pd.DataFrame(
         {"user_id": [1, 1, 3], "item_id": [11, 12, 12], "source": ["covis", "popular", "popular"]}
@@ -89,6 +154,26 @@ def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
     assert rows["label"].tolist() == [2, 1, C.NOT_SHOWN_GRADE]
     assert rows["source"].tolist() == ["shown", "covis", "popular"]
     assert rows["shown_position"].fillna(-1).tolist() == [0.0, 3.0, -1]
+
+
+def test_query_rows_take_unshown_purchases_only_as_candidates():
+    # a purchase-only log: nothing was shown; user 1 bought 10 (not a candidate) and 12
+    labels = pd.DataFrame(
+        {
+            "user_id": [1, 1],
+            "item_id": [10, 12],
+            "label": [5, 5],
+            "shown": [False, False],
+            "shown_position": [np.nan, np.nan],
+        }
+    )
+    cands = pd.DataFrame({"user_id": [1, 1], "item_id": [11, 12], "source": "past_items"})
+    items = pd.DataFrame(
+        {"item_id": [10, 11, 12], "category": "a", "brand": "x", "size": "M", "style": "boho"}
+    )
+    rows = query_rows(cands, labels, items).sort_values("item_id")
+    assert rows["item_id"].tolist() == [11, 12]
+    assert rows["label"].tolist() == [C.NOT_SHOWN_GRADE, 5]
 
 
 def test_top_n_and_padding_keep_order_and_exclusions():

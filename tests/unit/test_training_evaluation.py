@@ -102,7 +102,7 @@ def _hold_out_rows() -> pd.DataFrame:
     rows = pd.DataFrame({"user_id": [7] * 4 + [8] * 4, "item_id": [1, 2, 3, 4] * 2})
     rows["qid"] = (rows["user_id"] == 8).astype(int)
     rows["clicks_7d"] = rows["item_id"].map(pops)
-    for c in ("likes_7d", "saves_7d", "bag_adds_7d", "impressions_7d"):
+    for c in ("likes_7d", "saves_7d", "bag_adds_7d", "purchases_7d", "impressions_7d"):
         rows[c] = 0.0
     rows["category"] = rows["item_id"].map({1: "a", 2: "a", 3: "b", 4: "c"})
     # user 7 leans to c, then b; user 8 has no category history
@@ -202,3 +202,28 @@ def test_shap_contributions_add_up_to_the_margin_and_cover_every_feature(setting
     assert model.shap_importance(booster, rows, seed=1) == model.shap_importance(
         booster, rows, seed=2
     )
+
+
+@pytest.mark.parametrize(
+    ("window", "first", "test_day"),
+    [(1, "2026-01-26", "2026-01-31"), (30, "2025-08-05", "2026-01-02")],
+)
+def test_label_windows_are_back_to_back_and_the_last_ends_with_ds(window, first, test_day):
+    import datetime as dt
+    import itertools
+
+    from ranking_jobs.context import RunContext
+    from ranking_jobs.features import snapshots_needed
+    from ranking_jobs.training.dataset import label_days, label_window
+
+    ctx = RunContext.create("2026-01-31", Settings(train_days=4, label_window_days=window))
+    days = label_days(ctx)
+    assert list(days.values()) == ["train"] * 4 + ["valid", "test"]
+    starts = list(days)
+    assert starts[0] == dt.date.fromisoformat(first)
+    assert starts[-1] == dt.date.fromisoformat(test_day)
+    windows = [label_window(ctx.settings, d) for d in starts]
+    assert windows[-1][-1] == ctx.ds
+    assert all(a[-1] + dt.timedelta(days=1) == b[0] for a, b in itertools.pairwise(windows))
+    eves = {d - dt.timedelta(days=1) for d in starts}
+    assert snapshots_needed(ctx) == sorted(eves | {ctx.ds})
