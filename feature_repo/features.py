@@ -123,6 +123,16 @@ def definitions(settings: Settings) -> list[object]:
         online=True,
         description="Items engaged with in the same sessions, best first (cosine score).",
     )
+    user_item_stats = FeatureView(
+        name="user_item_stats",
+        entities=[user, item],
+        ttl=SNAPSHOT_TTL,
+        schema=_fields(cols.USER_ITEM_INTS, Int64) + _fields(cols.USER_ITEM_FLOATS, Float64),
+        source=_source(settings, C.FEATURES_USER_ITEM),
+        online=True,
+        description="The user's engagements and purchases of this very listing, and how "
+        "long ago the last was.",
+    )
     list_fields = [
         Field(name="item_ids", dtype=Array(Int64)),
         Field(name="scores", dtype=Array(Float32)),
@@ -157,6 +167,7 @@ def definitions(settings: Settings) -> list[object]:
         user_stats,
         *affinity_views,
         item_covisitation,
+        user_item_stats,
         user_recommendations,
         popular_items,
     ]

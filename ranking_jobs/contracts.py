@@ -38,6 +38,7 @@ FEATURES_USER_AFFINITY = {
     d: f"features/user_{d}_affinity" for d in ("category", "brand", "size", "style")
 }
 FEATURES_COVISITATION = "features/item_covisitation"
+FEATURES_USER_ITEM = "features/user_item_stats"
 TRAINING = "training"
 CANDIDATES = "candidates"
 RECOMMENDATIONS = "recommendations"

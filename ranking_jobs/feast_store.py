@@ -30,6 +30,7 @@ FEATURE_REFS = (
     [f"item_stats:{c}" for c in cols.ITEM_COUNTS + cols.ITEM_FLOATS + cols.ITEM_INTS]
     + [f"user_stats:{c}" for c in cols.USER_COUNTS + cols.USER_FLOATS + cols.USER_INTS]
     + [f"user_{d}_affinity:{d}_affinity" for d in cols.AFFINITY_DIMENSIONS]
+    + [f"user_item_stats:{c}" for c in cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS]
 )
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     )
     online_store: Literal["sqlite", "redis"] = Field("sqlite", description="Feast online store.")
     redis_url: str = Field("localhost:6379", description="Redis host:port for the online store.")
+    user_item_lookback_days: int = Field(
+        30,
+        ge=1,
+        description="How far back user-item history features remember an engagement "
+        "(longer for repurchase domains).",
+    )
     retrieval_chunk_rows: int = Field(
         1_000_000,
         ge=1_000,

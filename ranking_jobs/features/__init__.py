@@ -24,6 +24,7 @@ FEATURE_TABLES = (
     C.FEATURES_USER,
     *C.FEATURES_USER_AFFINITY.values(),
     C.FEATURES_COVISITATION,
+    C.FEATURES_USER_ITEM,
 )
 
 
@@ -67,7 +68,7 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
     """All requested snapshots in one Spark pass per table; rows written per table."""
     from pyspark.sql import functions as F
 
-    from ranking_jobs.features import affinity, common, covisitation, item, user
+    from ranking_jobs.features import affinity, common, covisitation, item, user, user_item
 
     settings = ctx.settings
 
@@ -83,13 +84,21 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
             .withColumn("dt", F.col("dt").cast("date"))
         )
 
-    window = lake.day_range(max(days), max(WINDOWS) + (max(days) - min(days)).days)
+    span = (max(days) - min(days)).days
+    window = lake.day_range(max(days), max(WINDOWS) + span)
     snapshots = common.snapshot_frame(spark, days)
     # Only the columns the transforms read are cached: caching every event column
     # made item_stats' pass 95 s instead of 53 s at `medium`.
     used = read(C.RAW_EVENTS, window).select(*common.EVENT_COLUMNS)
     events = common.with_snapshots(used, snapshots).cache()
     items_seen = common.latest_items(read(C.RAW_ITEMS, window), snapshots).cache()
+    # User-item history looks back further than the windows (a repurchase can be
+    # months apart); only engagements are read for it, never the impressions.
+    lookback = settings.user_item_lookback_days
+    history = lake.day_range(max(days), lookback + span)
+    engaged = read(C.RAW_EVENTS, history).select(*common.EVENT_COLUMNS)
+    engaged = engaged.where(F.col("event_type") != "impression")
+    pair_events = common.with_snapshots(engaged, snapshots, lookback)
     item_snapshots = read(C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
 
     frames = {
@@ -102,6 +111,7 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
             for dimension, table in C.FEATURES_USER_AFFINITY.items()
         },
         C.FEATURES_COVISITATION: covisitation.item_covisitation(events),
+        C.FEATURES_USER_ITEM: user_item.user_item_stats(pair_events),
     }
     rows = {}
     for table, frame in frames.items():

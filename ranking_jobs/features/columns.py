@@ -27,6 +27,10 @@ USER_COUNTS = [f"user_{c}" for c in ITEM_COUNTS]
 USER_FLOATS = ["user_days_since_active", "user_price_level"]
 USER_INTS = ["user_category_breadth"]
 
+# (user, item) history of engagement with the very listing.
+USER_ITEM_INTS = ["ui_engagements", "ui_purchases"]
+USER_ITEM_FLOATS = ["ui_days_since"]
+
 # Item attributes a user can lean towards; each has its own affinity view keyed by
 # (user, attribute value), joined through the item's value at retrieval time.
 AFFINITY_DIMENSIONS = ("category", "brand", "size", "style")
@@ -43,5 +47,7 @@ MODEL_FEATURES = [
     *USER_FLOATS,
     *USER_INTS,
     *AFFINITY_FLOATS,
+    *USER_ITEM_INTS,
+    *USER_ITEM_FLOATS,
     *CROSS_FLOATS,
 ]

@@ -42,9 +42,11 @@ def days_before_end(col: str, days: int) -> Column:
     return F.col(col) >= F.col(END) - F.make_interval(days=F.lit(days))
 
 
-def with_snapshots(events: DataFrame, snapshots: DataFrame) -> DataFrame:
-    """Each event once per snapshot whose longest window contains it."""
-    cond = (F.col("ts") < F.col(END)) & days_before_end("ts", max(WINDOWS))
+def with_snapshots(
+    events: DataFrame, snapshots: DataFrame, lookback_days: int = max(WINDOWS)
+) -> DataFrame:
+    """Each event once per snapshot whose lookback (default: the longest window) holds it."""
+    cond = (F.col("ts") < F.col(END)) & days_before_end("ts", lookback_days)
     return events.join(F.broadcast(snapshots), cond)
 
 

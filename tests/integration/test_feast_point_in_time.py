@@ -92,24 +92,48 @@ def affinity_table(day: dt.date, dimension: str = "category") -> pa.Table:
     )
 
 
+def user_item_table(day: dt.date) -> pa.Table:
+    """User 100 engaged with item 1 before D-1 ended (twice by D); user 101 with item 2 on D."""
+    pairs = USER_ITEM[day]
+    return pa.table(
+        {
+            "user_id": pa.array([u for u, _ in pairs], pa.int64()),
+            "item_id": pa.array([i for _, i in pairs], pa.int64()),
+            "ui_engagements": pa.array([1 + (day - D1).days] * len(pairs), pa.int64()),
+            "ui_purchases": pa.array([0] * len(pairs), pa.int64()),
+            "ui_days_since": pa.array([0.5] * len(pairs), pa.float64()),
+            "event_timestamp": pa.array([day_end(day)] * len(pairs), C.TS),
+        }
+    )
+
+
+USER_ITEM = {D1: [(100, 1)], D: [(100, 1), (101, 2)]}
 FEATURE_VIEWS = [
     "item_stats",
     "user_stats",
     *(f"user_{d}_affinity" for d in cols.AFFINITY_DIMENSIONS),
+    "user_item_stats",
 ]
+
+
+def write_feature_lake(settings: Settings) -> int:
+    """Both snapshots of every view the model reads; returns the Feast objects applied."""
+    for day in (D1, D):
+        lake.write_partition(settings, C.FEATURES_ITEM, day, item_table(day))
+        lake.write_partition(settings, C.FEATURES_USER, day, user_table(day))
+        for dimension, table in C.FEATURES_USER_AFFINITY.items():
+            lake.write_partition(settings, table, day, affinity_table(day, dimension))
+        lake.write_partition(settings, C.FEATURES_USER_ITEM, day, user_item_table(day))
+    return feast_store.apply_definitions(settings)
 
 
 @pytest.fixture(scope="module")
 def feast_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = make_settings(Path(tmp_path_factory.mktemp("feast_pit")))
     assert settings.offline_store == "duckdb"
-    for day in (D1, D):
-        lake.write_partition(settings, C.FEATURES_ITEM, day, item_table(day))
-        lake.write_partition(settings, C.FEATURES_USER, day, user_table(day))
-        for dimension, table in C.FEATURES_USER_AFFINITY.items():
-            lake.write_partition(settings, table, day, affinity_table(day, dimension))
-    # 3 entities + 4 attribute entities, 2 stats + 4 affinity + co-visitation + 2 list views
-    assert feast_store.apply_definitions(settings) == 16
+    # 3 entities + 4 attribute entities, 2 stats + 4 affinity + co-visitation +
+    # user-item + 2 list views
+    assert write_feature_lake(settings) == 17
     yield settings
 
 
@@ -181,6 +205,9 @@ def test_chunked_retrieval_equals_one_retrieval(feast_settings: Settings) -> Non
     assert chunked["item_id"].tolist() == [i for _, i in pairs]
     assert chunked["clicks_7d"].notna().sum() >= 4  # real values, not an all-NaN frame
     assert chunked[cols.MODEL_FEATURES].dtypes.eq("float32").all()
+    # (100, 1) at D+1 06:00 sees D's pair row (2 engagements); other pairs have none
+    assert chunked["ui_engagements"].tolist()[0] == 2.0
+    assert chunked["ui_engagements"].isna().sum() >= 5
 
 
 def test_snapshot_expires_after_ttl(feast_settings: Settings) -> None:

@@ -8,18 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ranking_jobs import contracts as C
-from ranking_jobs import feast_store, lake
+from ranking_jobs import feast_store
 from ranking_jobs.features import columns as cols
 from tests.conftest import make_settings
 from tests.integration.test_feast_point_in_time import (
     D1,
     D,
-    affinity_table,
     day_end,
     entity_rows,
-    item_table,
-    user_table,
+    write_feature_lake,
 )
 
 pytestmark = pytest.mark.spark
@@ -27,12 +24,7 @@ pytestmark = pytest.mark.spark
 
 def _lake(root: Path, engine: str):
     settings = make_settings(root, offline_store=engine)
-    for day in (D1, D):
-        lake.write_partition(settings, C.FEATURES_ITEM, day, item_table(day))
-        lake.write_partition(settings, C.FEATURES_USER, day, user_table(day))
-        for dimension, table in C.FEATURES_USER_AFFINITY.items():
-            lake.write_partition(settings, table, day, affinity_table(day, dimension))
-    feast_store.apply_definitions(settings)
+    write_feature_lake(settings)
     return settings
 
 
@@ -53,3 +45,4 @@ def test_spark_and_duckdb_offline_stores_agree(tmp_path: Path, spark) -> None:
     unknown = got["spark"].iloc[-1]
     assert pd.isna(unknown["clicks_7d"]) and pd.isna(unknown["user_clicks_7d"])
     assert pd.isna(unknown["category_affinity"])
+    assert got["spark"]["ui_engagements"].tolist()[:3] == [1.0, 2.0, 2.0]

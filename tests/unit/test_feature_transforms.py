@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from ranking_jobs import contracts as C
-from ranking_jobs.features import affinity, common, item, user
+from ranking_jobs.features import affinity, common, item, user, user_item
 from ranking_jobs.features import columns as cols
 
 pytestmark = pytest.mark.spark
@@ -110,6 +110,7 @@ def compute(spark: Any, days: list[dt.date], events: Any, items: Any) -> dict[st
         "user": user.user_stats(snap_events, seen),
         "affinity": affinity.user_affinity(snap_events, seen, "category"),
         "brand_affinity": affinity.user_affinity(snap_events, seen, "brand"),
+        "user_item": user_item.user_item_stats(snap_events),
     }
 
 
@@ -356,6 +357,7 @@ def test_event_timestamp_is_end_of_snapshot_day(both_days: dict[str, Any]) -> No
         ("user", ["user_id"], cols.USER_COUNTS + cols.USER_INTS, cols.USER_FLOATS),
         ("affinity", ["user_id", "category"], [], ["category_affinity"]),
         ("brand_affinity", ["user_id", "brand"], [], ["brand_affinity"]),
+        ("user_item", ["user_id", "item_id"], cols.USER_ITEM_INTS, cols.USER_ITEM_FLOATS),
     ],
 )
 def test_columns_match_feast_schema(
@@ -405,3 +407,32 @@ def test_covisitation_cosine_neighbours_by_hand(spark: Any) -> None:
     assert rows[3]["neighbour_scores"] == pytest.approx([0.5, 0.5])
     top1 = covisitation.item_covisitation(common.with_snapshots(events.drop("dt"), snaps), 1)
     assert by_key(top1, "item_id")[2]["neighbour_ids"] == [1]
+
+
+def test_user_item_history_counts_engagements_within_the_lookback(spark: Any) -> None:
+    from ranking_jobs.features import user_item
+
+    events = events_df(spark, [
+        (100, 1, "click", END - 2 * DAY), (100, 1, "purchase", END - DAY),
+        (100, 1, "impression", END - HOUR),  # impressions never count
+        (100, 2, "purchase", END - 40 * DAY),  # outside a 30-day lookback
+        (101, 2, "like", END - 40 * DAY),
+        (101, 3, "impression", END - HOUR),  # shown only: no row
+    ])  # fmt: skip
+    snaps = common.snapshot_frame(spark, [D])
+    short = by_key(
+        user_item.user_item_stats(common.with_snapshots(events.drop("dt"), snaps, 30)),
+        "user_id",
+        "item_id",
+    )
+    assert set(short) == {(100, 1)}
+    assert short[(100, 1)]["ui_engagements"] == 2 and short[(100, 1)]["ui_purchases"] == 1
+    assert short[(100, 1)]["ui_days_since"] == pytest.approx(1.0)
+    long = by_key(
+        user_item.user_item_stats(common.with_snapshots(events.drop("dt"), snaps, 60)),
+        "user_id",
+        "item_id",
+    )
+    assert set(long) == {(100, 1), (100, 2), (101, 2)}
+    assert long[(100, 2)]["ui_purchases"] == 1 and long[(101, 2)]["ui_purchases"] == 0
+    assert long[(101, 2)]["ui_days_since"] == pytest.approx(40.0)
