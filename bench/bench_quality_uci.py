@@ -11,7 +11,8 @@ who bought both before T and after it (every method needs some history).
 - ``model``: in a child process the file is imported into a fresh lake with the
   project's adapter, then ``build_features``, ``build_training_set`` and
   ``train_model`` run for ds = T - 1 day exactly as the CLI runs them, with
-  ``exclude_purchased=False`` and ``label_window_days = --holdout-days`` (the
+  ``exclude_purchased=False``, a year of user-item history and
+  ``label_window_days = --holdout-days`` (the
   training labels span as long a window as the hold-out; every window ends by
   T). The booster is scored on the pipeline's candidates at T (snapshot ds)
   with features from ``assemble_features``, as the precompute stage does.
@@ -57,6 +58,8 @@ TARGET = 1.1
 BASELINES = ("popularity", "buy_again", "als")
 ALS_PARAMS = {"factors": 64, "regularization": 0.05, "alpha": 1.0, "iterations": 20}
 SEED = 7
+# A shop's customers rebuy over months: remember a user's items for a year.
+USER_ITEM_LOOKBACK_DAYS = 365
 STAGES = ("build_features", "build_training_set", "train_model")
 
 
@@ -67,6 +70,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_root=str(args.root / "lake"),
         state_dir=args.root / "var",
         exclude_purchased=False,
+        user_item_lookback_days=USER_ITEM_LOOKBACK_DAYS,
         label_window_days=args.holdout_days,
         train_days=args.train_days,
         spark_driver_memory="2g",
