@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,10 +50,10 @@ def sort_by_query(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def feature_matrix(df: pd.DataFrame) -> np.ndarray:
-    """Fortran-order float32 matrix of the model features (no column_stack copy chain)."""
-    out = np.empty((len(df), len(MODEL_FEATURES)), dtype=np.float32, order="F")
-    for j, col in enumerate(MODEL_FEATURES):
+def feature_matrix(df: pd.DataFrame, features: Sequence[str] = MODEL_FEATURES) -> np.ndarray:
+    """Fortran-order float32 matrix of ``features`` (no column_stack copy chain)."""
+    out = np.empty((len(df), len(features)), dtype=np.float32, order="F")
+    for j, col in enumerate(features):
         out[:, j] = df[col].to_numpy(dtype=np.float32, na_value=np.nan)
     return out
 
@@ -104,7 +105,13 @@ def fit_dmatrices(
 
 
 def predict(booster: xgb.Booster, df: pd.DataFrame) -> np.ndarray:
-    return booster.inplace_predict(feature_matrix(df), validate_features=False)
+    """Scores from the features the booster was trained on, by name: a champion trained
+    before a feature was added keeps scoring correctly."""
+    features = booster.feature_names or MODEL_FEATURES
+    missing = [f for f in features if f not in df.columns]
+    if missing:
+        raise KeyError(f"the model needs features the rows lack: {missing}")
+    return booster.inplace_predict(feature_matrix(df, features), validate_features=False)
 
 
 def signature(booster: xgb.Booster, df: pd.DataFrame, rows: int = 100) -> ModelSignature:

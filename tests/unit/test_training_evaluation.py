@@ -227,3 +227,20 @@ def test_label_windows_are_back_to_back_and_the_last_ends_with_ds(window, first,
     assert all(a[-1] + dt.timedelta(days=1) == b[0] for a, b in itertools.pairwise(windows))
     eves = {d - dt.timedelta(days=1) for d in starts}
     assert snapshots_needed(ctx) == sorted(eves | {ctx.ds})
+
+
+def test_a_model_trained_on_fewer_features_scores_by_name(settings):
+    """A champion from before a feature was added still scores the new, wider rows."""
+    import xgboost as xgb
+
+    train = model.sort_by_query(_frame(1, 30, "train"))  # queries contiguous
+    older = [c for c in MODEL_FEATURES if not c.startswith("ui_")]
+    dm = xgb.DMatrix(train[older].to_numpy(), label=train["label"], feature_names=older)
+    dm.set_group([12] * 30)
+    booster = xgb.train({"objective": "rank:ndcg", "seed": 0}, dm, num_boost_round=5)
+    test = _frame(3, 5, "test")
+    expected = booster.predict(xgb.DMatrix(test[older].to_numpy(), feature_names=older))
+    shuffled = test[list(reversed(test.columns))]  # column order must not matter either
+    assert model.predict(booster, shuffled) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(KeyError, match="ctr_7d"):
+        model.predict(booster, test.drop(columns="ctr_7d"))
