@@ -2,8 +2,10 @@
 
 All methods score the same hold-out queries (the last label day, after every
 day the model trained or stopped on). Relevance for evaluation is engagement:
-a click or more; a bare impression earns nothing, so a ranker is not rewarded
-for imitating the logging policy.
+a click or more; a bare impression earns nothing. The gate scores the whole
+candidate set (what precompute ranks); the same metrics on the shown items
+alone are reported beside it, because on logged data only shown items can be
+engaged and the full set also rewards predicting the logging policy.
 """
 
 from __future__ import annotations
@@ -213,6 +215,15 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     metrics = {
         m: {**summarise(qid, rel, s, ks=KS), **list_metrics(test, s, k)} for m, s in scores.items()
     }
+    # Engagement exists only where the logging policy showed an item, so on all
+    # candidates a ranker is also scored on guessing what was shown; re-ranking
+    # only the shown items isolates preference from exposure.
+    shown = test["shown_position"].notna().to_numpy() if "shown_position" in test else None
+    metrics_shown = (
+        {m: summarise(qid[shown], rel[shown], s[shown], ks=KS) for m, s in scores.items()}
+        if shown is not None and shown.any()
+        else {}
+    )
     best_baseline = max(baseline_names, key=lambda m: per_q[m].mean())
     gains = {
         m: list(bootstrap_diff_ci(per_q["model"], per_q[m], seed=settings.seed))
@@ -249,6 +260,7 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         "rows": len(test),
         "k": k,
         "metrics": metrics,
+        "metrics_shown_only": metrics_shown,
         "baselines": baseline_names,
         "best_baseline": best_baseline,
         "gain_vs": gains,

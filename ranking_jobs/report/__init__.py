@@ -82,6 +82,7 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         promoted=evaluation.get("promoted"),
         gate_reasons=evaluation.get("reasons", []),
         metrics=metrics,
+        metrics_shown_only=evaluation.get("metrics_shown_only"),
         gains=evaluation.get("gain_vs"),
         ndcg_by_k=ndcg_by_k,
         segments=evaluation.get("segments"),

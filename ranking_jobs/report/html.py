@@ -36,6 +36,7 @@ NOT_AVAILABLE = "Not available for this run."
 SECTION_TITLES: dict[str, str] = {
     "gate": "Gate decision",
     "metrics": "Metrics",
+    "metrics_shown_only": "Metrics on the shown items only",
     "gains": "Model against each method (NDCG gain, 95% bootstrap CI)",
     "ndcg_by_k": "NDCG by cut-off",
     "segments": "NDCG by segment",
@@ -56,7 +57,8 @@ class ReportData:
     """Everything the report can show; leave a field empty to skip its section.
 
     * ``promoted`` / ``gate_reasons``: the evaluation gate's decision (``None``: no gate ran).
-    * ``metrics``: method -> metric -> value, e.g. ``{"model": {"ndcg@10": 0.41}}``.
+    * ``metrics``: method -> metric -> value, e.g. ``{"model": {"ndcg@10": 0.41}}``;
+      ``metrics_shown_only``: the same on the logged impressions alone.
     * ``gains``: method -> (difference, CI low, CI high) of the model's per-query
       NDCG over that method's, drawn as a forest plot.
     * ``ndcg_by_k``: method -> k -> NDCG@k, drawn as grouped bars.
@@ -80,6 +82,7 @@ class ReportData:
     promoted: bool | None = None
     gate_reasons: list[str] = field(default_factory=list)
     metrics: Mapping[str, Mapping[str, Any]] | None = None
+    metrics_shown_only: Mapping[str, Mapping[str, Any]] | None = None
     gains: Mapping[str, Sequence[float]] | None = None
     ndcg_by_k: Mapping[str, Mapping[int | str, float]] | None = None
     segments: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
@@ -175,24 +178,38 @@ def _gate(data: ReportData) -> str:
     return body
 
 
-def _metrics(data: ReportData) -> str:
-    if _is_empty(data.metrics):
+def _metrics_table(metrics: Mapping[str, Mapping[str, Any]] | None) -> str:
+    if _is_empty(metrics):
         return _not_available()
-    assert data.metrics is not None
+    assert metrics is not None
     columns: list[str] = []
-    for values in data.metrics.values():
+    for values in metrics.values():
         for name in values:
             if name not in columns:
                 columns.append(name)
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
     rows = []
-    for method, values in data.metrics.items():
+    for method, values in metrics.items():
         cells = "".join(_cell(values.get(c)) for c in columns)
         rows.append(f"<tr><th scope='row'>{_esc(method)}</th>{cells}</tr>")
     return (
-        "<table class='metrics'><thead><tr><th>method</th>"
-        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "<div class='wide'><table class='metrics'><thead><tr><th>method</th>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
+
+
+def _metrics(data: ReportData) -> str:
+    return _metrics_table(data.metrics)
+
+
+def _metrics_shown_only(data: ReportData) -> str:
+    note = (
+        "<p class='note'>Only shown items can be engaged in logged data, so on all "
+        "candidates a ranker is also scored on guessing what the logging policy showed. "
+        "Re-ranking the shown items alone takes exposure out.</p>"
+    )
+    body = _metrics_table(data.metrics_shown_only)
+    return body if _is_empty(data.metrics_shown_only) else note + body
 
 
 def _gains(data: ReportData) -> str:
@@ -429,6 +446,7 @@ def _metric_history(data: ReportData) -> str:
 _SECTIONS: dict[str, Callable[[ReportData], str]] = {
     "gate": _gate,
     "metrics": _metrics,
+    "metrics_shown_only": _metrics_shown_only,
     "gains": _gains,
     "ndcg_by_k": _ndcg_by_k,
     "segments": _segments,
@@ -454,6 +472,7 @@ thead th { background: #f5f5f5; }
 .na { color: #777; font-style: italic; }
 .error { color: #a00; }
 .note { color: #555; font-size: .9rem; }
+.wide { overflow-x: auto; }
 .verdict { font-weight: bold; font-size: 1.2rem; }
 .verdict.ok { color: #137333; }
 .verdict.bad { color: #a50e0e; }

@@ -36,6 +36,7 @@ def full_data() -> ReportData:
             "popularity": {"ndcg@10": 0.37021, "map@10": 0.25009, "mrr": 0.5},
             "random": {"ndcg@10": 0.10007, "n_queries": 300.0},
         },
+        metrics_shown_only={"model": {"ndcg@10": 0.61237}, "random": {"ndcg@10": 0.5}},
         gains={
             "popularity": [0.0421, 0.0310, 0.0533],
             "model_position_debias_off": [0.004, -0.002, 0.011],
@@ -86,6 +87,7 @@ def test_full_report_has_every_section_numbers_and_one_plotly_bundle(tmp_path: P
     assert not re.search(r"<script[^>]*\bsrc=", text)  # nothing loaded from elsewhere
     assert len(re.findall(r"Plotly\.newPlot\(", text)) == 7  # one per figure section
     assert ">0.3612</td>" in text  # candidate recall
+    assert ">0.6124</td>" in text  # shown-only metrics
     assert "Top 30 of 40 features by gain." in text
     assert "20,000 scores" in text
     # the histogram is binned: the raw scores are not embedded
