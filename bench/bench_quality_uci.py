@@ -70,6 +70,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_root=str(args.root / "lake"),
         state_dir=args.root / "var",
         exclude_purchased=False,
+        train_rows="candidates",  # a sales log has no impressions
         user_item_lookback_days=USER_ITEM_LOOKBACK_DAYS,
         label_window_days=args.holdout_days,
         train_days=args.train_days,

@@ -2,10 +2,11 @@
 
 All methods score the same hold-out queries (the last label day, after every
 day the model trained or stopped on). Relevance for evaluation is engagement:
-a click or more; a bare impression earns nothing. The gate scores the whole
-candidate set (what precompute ranks); the same metrics on the shown items
-alone are reported beside it, because on logged data only shown items can be
-engaged and the full set also rewards predicting the logging policy.
+a click or more; a bare impression earns nothing. Metrics are reported on
+every candidate (what precompute ranks) and on the shown items alone: in
+logged data only shown items can be engaged, so the first view also rewards
+guessing the logging policy. The gate judges the rows the model learned from
+(``train_rows``: the shown items by default).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ranking_jobs.evaluation.metrics import (
     top_k_lists,
 )
 from ranking_jobs.precompute import inputs
-from ranking_jobs.training.dataset import SHOWN_ONLY
+from ranking_jobs.training.dataset import SHOWN_ONLY, training_rows
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def position_ablation(
 
     other = not ctx.settings.position_debias
     settings = ctx.settings.model_copy(update={"position_debias": other})
-    booster, _ = fit(settings, table[table["split"] == "train"], table[table["split"] == "valid"])
+    train, valid = (training_rows(settings, table, split) for split in ("train", "valid"))
+    booster, _ = fit(settings, train, valid, overrides)
     return f"model_position_debias_{'on' if other else 'off'}", predict(booster, test)
 
 
@@ -211,17 +213,19 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         scores[name] = ablated
 
     qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.eval_k
-    per_q = {m: ndcg_at_k(qid, rel, s, k) for m, s in scores.items()}
+    # Engagement exists only where the logging policy showed an item, so on all
+    # candidates a ranker is also scored on guessing what was shown; re-ranking
+    # only the shown items isolates preference from exposure. The gate judges the
+    # rows the model learned from.
+    shown = test["shown_position"].notna().to_numpy()
+    gate = shown if settings.train_rows == "shown" and shown.any() else np.ones_like(shown)
+    per_q = {m: ndcg_at_k(qid[gate], rel[gate], s[gate], k) for m, s in scores.items()}
     metrics = {
         m: {**summarise(qid, rel, s, ks=KS), **list_metrics(test, s, k)} for m, s in scores.items()
     }
-    # Engagement exists only where the logging policy showed an item, so on all
-    # candidates a ranker is also scored on guessing what was shown; re-ranking
-    # only the shown items isolates preference from exposure.
-    shown = test["shown_position"].notna().to_numpy() if "shown_position" in test else None
     metrics_shown = (
         {m: summarise(qid[shown], rel[shown], s[shown], ks=KS) for m, s in scores.items()}
-        if shown is not None and shown.any()
+        if shown.any()
         else {}
     )
     best_baseline = max(baseline_names, key=lambda m: per_q[m].mean())
@@ -261,10 +265,11 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         "k": k,
         "metrics": metrics,
         "metrics_shown_only": metrics_shown,
+        "gate_rows": "shown" if gate is shown else "candidates",
         "baselines": baseline_names,
         "best_baseline": best_baseline,
         "gain_vs": gains,
-        "segments": segment_metrics(test, scores),
+        "segments": segment_metrics(test[gate], {m: s[gate] for m, s in scores.items()}),
         "candidate_recall": candidate_recall(test),
         "promoted": decision.promoted,
         "reasons": decision.reasons,

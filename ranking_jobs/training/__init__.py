@@ -9,7 +9,7 @@ from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.features.columns import MODEL_FEATURES
-from ranking_jobs.training.dataset import build_training_set
+from ranking_jobs.training.dataset import build_training_set, training_rows
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,7 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
 
     settings = ctx.settings
     table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
-    train = table[table["split"] == "train"]
-    valid = table[table["split"] == "valid"]
+    train, valid = (training_rows(settings, table, split) for split in ("train", "valid"))
     metric = f"ndcg@{settings.eval_k}"
     overrides: dict[str, Any] = {}
     trials: list[dict[str, Any]] = []

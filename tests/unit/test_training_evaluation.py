@@ -25,6 +25,7 @@ def _frame(seed: int, queries: int, split: str) -> pd.DataFrame:
     df["as_of"] = pd.Timestamp("2026-01-10", tz="UTC")
     signal = df["ctr_7d"].to_numpy()
     df["label"] = np.select([signal > 1.2, signal > 0.5, signal > 0.0], [5, 2, 1], 0)
+    df["shown_position"] = np.tile(np.arange(n), queries).astype("float64")
     df["split"] = split
     return df.sample(frac=1.0, random_state=seed)  # shuffled: fit must group by query itself
 
@@ -244,3 +245,17 @@ def test_a_model_trained_on_fewer_features_scores_by_name(settings):
     assert model.predict(booster, shuffled) == pytest.approx(expected, rel=1e-6)
     with pytest.raises(KeyError, match="ctr_7d"):
         model.predict(booster, test.drop(columns="ctr_7d"))
+
+
+def test_training_rows_are_the_shown_items_unless_set_otherwise():
+    from ranking_jobs.training.dataset import training_rows
+
+    table = pd.DataFrame(
+        {
+            "split": ["train", "train", "train", "valid"],
+            "shown_position": [0.0, np.nan, 3.0, 1.0],
+        }
+    )
+    assert training_rows(Settings(), table, "train").index.tolist() == [0, 2]
+    everything = Settings(train_rows="candidates")
+    assert training_rows(everything, table, "train").index.tolist() == [0, 1, 2]
