@@ -136,22 +136,20 @@ def _print(res: dict[str, Any], args: argparse.Namespace) -> None:
         f"\nHold-out {args.ds} at scale {args.scale}: {ev['queries']:,} queries with "
         f"engagement, {res['holdout_rows']:,} rows; target {TARGET}x the best baseline"
     )
-    _table(
-        "All candidates (what precompute ranks; the gate's view):",
-        {**ev["metrics"], oracle: res["oracle"]},
-        ev["best_baseline"],
-        oracle,
-        k,
-    )
-    shown = {**ev["metrics_shown_only"], oracle: res["oracle_shown"]}
-    best_shown = max(ev["baselines"], key=lambda m: shown[m][f"ndcg@{k}"])
-    _table(
-        "Shown items only (re-ranking the logged impressions; exposure taken out):",
-        shown,
-        best_shown,
-        oracle,
-        k,
-    )
+    gate = ev.get("gate_rows", "candidates")
+    views = {
+        "candidates": ("All candidates (what precompute ranks)", ev["metrics"], res["oracle"]),
+        "shown": (
+            "Shown items only (re-ranking the logged impressions; exposure taken out)",
+            ev["metrics_shown_only"],
+            res["oracle_shown"],
+        ),
+    }
+    for name, (title, metrics, oracle_metrics) in views.items():
+        table = {**metrics, oracle: oracle_metrics}
+        best = max(ev["baselines"], key=lambda m: table[m][f"ndcg@{k}"])
+        marker = " [the gate's view]" if name == gate else ""
+        _table(f"{title}{marker}:", table, best, oracle, k)
     print()
     for other, (diff, lo, hi) in ev["gain_vs"].items():
         print(f"  model - {other:<32} {diff:+.4f} (95% CI {lo:+.4f}..{hi:+.4f})")
