@@ -8,6 +8,14 @@ from pyspark.sql import functions as F
 from ranking_jobs.features.columns import ITEM_COUNTS
 from ranking_jobs.features.common import END, age_days, smoothed_rate, windowed_counts
 
+# Rates of a listing's category and brand: what a cold listing is judged by.
+SCOPED_RATES = [
+    "category_ctr_30d",
+    "category_conversion_30d",
+    "brand_ctr_30d",
+    "brand_conversion_30d",
+]
+
 
 def item_stats(
     snap_events: DataFrame, item_snapshots: DataFrame, prior_strength: float, items_seen: DataFrame
@@ -33,6 +41,7 @@ def item_stats(
     cat_ctr = prior(["category"], "clicks_30d", "impressions_30d", "category_ctr_30d")
     cat_conv = prior(["category"], "purchases_30d", "clicks_30d", "category_conversion_30d")
     brand_ctr = prior(["brand"], "clicks_30d", "impressions_30d", "brand_ctr_30d")
+    brand_conv = prior(["brand"], "purchases_30d", "clicks_30d", "brand_conversion_30d")
     cat_price = base.groupBy("dt", "category").agg(
         F.percentile_approx("price", 0.5, 1000).alias("category_median_price")
     )
@@ -45,11 +54,10 @@ def item_stats(
         base.join(cat_ctr, ["dt", "category"], "left")
         .join(cat_conv, ["dt", "category"], "left")
         .join(brand_ctr, ["dt", "brand"], "left")
+        .join(brand_conv, ["dt", "brand"], "left")
         .join(cat_price, ["dt", "category"])
         .join(seller, ["dt", "seller_id"], "left")
-        .fillna(
-            no_evidence, subset=["category_ctr_30d", "category_conversion_30d", "brand_ctr_30d"]
-        )
+        .fillna(no_evidence, subset=SCOPED_RATES)
         .fillna(0, subset=["seller_sales_30d", "_seller_clicks_30d"])
     )
     m = prior_strength
@@ -64,7 +72,9 @@ def item_stats(
             "conversion_30d"
         ),
         cat_ctr_c.alias("category_ctr_30d"),
+        cat_conv_c.alias("category_conversion_30d"),
         F.col("brand_ctr_30d"),
+        F.col("brand_conversion_30d"),
         age_days("listed_at").alias("age_days"),
         F.col("price").cast("double"),
         (F.col("price") / F.col("category_median_price")).alias("price_rel_category"),

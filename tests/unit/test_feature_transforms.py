@@ -209,6 +209,10 @@ def test_smoothed_rates_use_category_prior(item_rows: dict[int, dict[str, Any]])
     # brand a (items 1, 3, 4): clicks 1, impressions 3 + 0 + 1 = 4; brand b (item 2): 1 / 2
     assert one["brand_ctr_30d"] == pytest.approx((1 + 1) / (4 + M))
     assert two["brand_ctr_30d"] == pytest.approx((1 + 1) / (2 + M))
+    # conversions the same way: tops 1 purchase / 2 clicks; brand a 0 / 1, brand b 1 / 1
+    assert three["category_conversion_30d"] == pytest.approx(tops_conv)
+    assert one["brand_conversion_30d"] == pytest.approx((0 + 1) / (1 + M))
+    assert two["brand_conversion_30d"] == pytest.approx((1 + 1) / (1 + M))
 
 
 def test_price_age_availability_and_seller(item_rows: dict[int, dict[str, Any]]) -> None:
