@@ -34,13 +34,14 @@ def _settings(args: argparse.Namespace) -> Any:
 
     root = args.root / args.scale
     return Settings(
-        data_root=str(root / "lake"),
-        state_dir=root / "var",
+        data_root=str(root / "lake"),  # the training set does not depend on train_rows
+        state_dir=root / f"var-{args.train_rows}",
         scale=args.scale,
         seed=args.seed,
         history_days=args.history_days,
         task_retries=0,
         position_debias=args.position_debias,
+        train_rows=args.train_rows,
     )
 
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = _settings(args)
     ctx = RunContext.create(args.ds, settings)
-    marker = Path(settings.state_dir) / "generated.json"
+    marker = Path(settings.data_root) / "generated.json"
     timings: dict[str, float] = {}
     if not marker.exists():
         t = time.perf_counter()
@@ -176,6 +177,12 @@ def main(argv: list[str] | None = None) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="the trained model's setting; the evaluation also fits the other one",
+    )
+    parser.add_argument(
+        "--train-rows",
+        choices=["candidates", "shown"],
+        default="candidates",
+        help="what the model learns from and the gate judges (RANKING_TRAIN_ROWS)",
     )
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("-v", "--verbose", action="store_true")

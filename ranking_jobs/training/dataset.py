@@ -102,14 +102,15 @@ def rows_for_day(ctx: RunContext, day: dt.date) -> pd.DataFrame:
 
 
 def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The rows a model learns from: by default only the items that were shown.
+    """The rows a model learns from: every candidate, or only the items that were shown.
 
     Unshown candidates all carry the lowest grade, and features that reflect past
-    exposure tell them apart, so a model trained on them learns to guess what the
-    logging policy showed. On `small` data that model ranked the shown items worse
-    than the category-popular baseline; trained on shown items it beat it and, by
-    the generator's true utility, ranked all candidates 1.5x better. Logs without
-    impressions (a shop's sales) need ``train_rows="candidates"``.
+    exposure tell them apart, so a model trained on them also learns to guess what
+    the logging policy showed. On `small` data that model ranked the shown items
+    worse than the category-popular baseline; trained on shown items it beat it and,
+    by the generator's true utility, ranked all candidates 1.5x better. On `tiny`
+    data the shown-only model loses to the baselines (too few rows), so it is not
+    the default yet. Logs without impressions (a shop's sales) need "candidates".
     """
     rows = table[table["split"] == split]
     if settings.train_rows == "shown":

@@ -256,6 +256,6 @@ def test_training_rows_are_the_shown_items_unless_set_otherwise():
             "shown_position": [0.0, np.nan, 3.0, 1.0],
         }
     )
-    assert training_rows(Settings(), table, "train").index.tolist() == [0, 2]
-    everything = Settings(train_rows="candidates")
-    assert training_rows(everything, table, "train").index.tolist() == [0, 1, 2]
+    shown = Settings(train_rows="shown")
+    assert training_rows(shown, table, "train").index.tolist() == [0, 2]
+    assert training_rows(Settings(), table, "train").index.tolist() == [0, 1, 2]
