@@ -141,8 +141,16 @@ def test_a_refused_model_without_champion_fails_and_publishes_nothing(night, tmp
     from ranking_jobs.serving import RecommendationClient
     from ranking_jobs.stages import run_stage
 
+    # A gain over the baselines above 1 NDCG is impossible: the gate must refuse. (The
+    # constant model alone is not enough here: on all candidates every baseline is
+    # near random, and its fixed order once beat them.)
     fresh = night.model_copy(
-        update={**WORSE, "state_dir": tmp_path / "var", "position_bias_ablation": False}
+        update={
+            **WORSE,
+            "min_gain_over_baseline": 1.0,
+            "state_dir": tmp_path / "var",
+            "position_bias_ablation": False,
+        }
     )
     ctx = RunContext.create(DS, fresh, run_id="no-champion")
     for stage in ("build_features", "build_training_set", "train_model"):
