@@ -70,6 +70,13 @@ def has_partition(settings: Settings, table: str, ds: dt.date) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.Directory
 
 
+def partition_columns(settings: Settings, table: str, ds: dt.date) -> set[str]:
+    """Column names of a partition, from its Parquet footers (no data read)."""
+    fs, path = _filesystem(settings, partition_uri(settings, table, ds))
+    dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None)
+    return set(dataset.schema.names)
+
+
 @contextlib.contextmanager
 def staged_partition(settings: Settings, table: str, ds: dt.date) -> Iterator[str]:
     """Yield a staging folder to write ``dt=ds`` into; swap it in when the block succeeds."""

@@ -14,18 +14,34 @@ from typing import Any
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.features import columns as cols
 from ranking_jobs.features.columns import AFFINITY_DIMENSIONS, WINDOWS
 from ranking_jobs.logs import timed
+from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FEATURE_TABLES = (
-    C.FEATURES_ITEM,
-    C.FEATURES_USER,
-    *C.FEATURES_USER_AFFINITY.values(),
-    C.FEATURES_COVISITATION,
-    C.FEATURES_USER_ITEM,
-)
+# Every feature table and the columns a current snapshot of it has.
+FEATURE_COLUMNS: dict[str, list[str]] = {
+    C.FEATURES_ITEM: cols.ITEM_COUNTS + cols.ITEM_FLOATS + cols.ITEM_INTS,
+    C.FEATURES_USER: cols.USER_COUNTS + cols.USER_FLOATS + cols.USER_INTS,
+    **{t: [f"{d}_affinity"] for d, t in C.FEATURES_USER_AFFINITY.items()},
+    C.FEATURES_COVISITATION: ["neighbour_ids", "neighbour_scores"],
+    C.FEATURES_USER_ITEM: cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS,
+}
+
+
+def is_current(settings: Settings, day: dt.date) -> bool:
+    """Whether every feature table has a snapshot for ``day`` with today's columns.
+
+    A snapshot written before a feature was added lacks its column, and Feast
+    would fail on it at retrieval: such a day is rewritten like a missing one.
+    """
+    return all(
+        lake.has_partition(settings, t, day)
+        and set(want) <= lake.partition_columns(settings, t, day)
+        for t, want in FEATURE_COLUMNS.items()
+    )
 
 
 def snapshots_needed(ctx: RunContext) -> list[dt.date]:
@@ -39,11 +55,7 @@ def snapshots_needed(ctx: RunContext) -> list[dt.date]:
 def build_features(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     wanted = snapshots_needed(ctx)
-    todo = [
-        d
-        for d in wanted
-        if d == ctx.ds or not all(lake.has_partition(settings, t, d) for t in FEATURE_TABLES)
-    ]
+    todo = [d for d in wanted if d == ctx.ds or not is_current(settings, d)]
     raw_days = set(lake.list_partitions(settings, C.RAW_EVENTS))
     todo = [d for d in todo if d in raw_days]
     if ctx.ds not in todo:
@@ -51,7 +63,9 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
             f"no raw/events partition for {ctx.ds_str} under {settings.data_root}"
         )
     if len(todo) > 1:
-        log.info("also writing %d missing earlier snapshots: %s", len(todo) - 1, todo[:-1])
+        log.info(
+            "also writing %d missing or outdated earlier snapshots: %s", len(todo) - 1, todo[:-1]
+        )
 
     from ranking_jobs.spark import get_spark
 

@@ -413,3 +413,18 @@ def test_concurrent_reader_sees_old_or_new_whole_table(
     assert leftovers(settings) == []
     torn = stats["raw_not_found"] + stats["empty_no_columns"]
     assert torn == 0, f"a read during a swap neither succeeded nor said 'missing': {stats}"
+
+
+def test_a_snapshot_missing_a_new_feature_column_is_not_current(settings) -> None:
+    """Snapshots written before a feature was added are rewritten, not fed to Feast."""
+    from ranking_jobs import contracts as C
+    from ranking_jobs.features import FEATURE_COLUMNS, is_current
+
+    day = dt.date(2026, 1, 30)
+    assert not is_current(settings, day)
+    for table, columns in FEATURE_COLUMNS.items():
+        lake.write_partition(settings, table, day, pa.table({c: [1.0] for c in columns}))
+    assert is_current(settings, day)
+    older = FEATURE_COLUMNS[C.FEATURES_ITEM][:-1]
+    lake.write_partition(settings, C.FEATURES_ITEM, day, pa.table({c: [1.0] for c in older}))
+    assert not is_current(settings, day)
