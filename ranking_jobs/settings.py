@@ -8,7 +8,6 @@ configure the pipeline the same way. Defaults run on one laptop: the lake under
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -167,21 +166,21 @@ class Settings(BaseSettings):
         return Path(v).expanduser().resolve()
 
     # --- derived -------------------------------------------------------------
-    @cached_property
+    @property
     def feast_dir(self) -> Path:
         return self.state_dir / "feast"
 
-    @cached_property
+    @property
     def reports_dir(self) -> Path:
         return self.state_dir / "reports"
 
-    @cached_property
+    @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{self.state_dir / 'mlflow.db'}"
 
-    @cached_property
+    @property
     def artifact_root(self) -> str:
         return (self.state_dir / "mlartifacts").as_uri()
 

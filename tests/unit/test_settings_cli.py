@@ -344,3 +344,13 @@ def test_bad_ds_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_main(["validate_raw", "--ds", "2026-13-40"], capsys)
     assert code == 2
     assert "--ds" in err and "2026-13-40" in err
+
+
+def test_derived_paths_follow_a_copy_with_another_state_dir(tmp_path) -> None:
+    """model_copy(update=...) must not carry the original's derived paths along."""
+    first = Settings(state_dir=tmp_path / "a")
+    assert first.feast_dir == tmp_path / "a" / "feast"
+    second = first.model_copy(update={"state_dir": tmp_path / "b"})
+    assert second.feast_dir == tmp_path / "b" / "feast"
+    assert second.reports_dir == tmp_path / "b" / "reports"
+    assert "/b/" in second.tracking_uri and "/b/" in second.artifact_root
