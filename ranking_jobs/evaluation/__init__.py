@@ -6,7 +6,7 @@ a click or more; a bare impression earns nothing. Metrics are reported on
 every candidate (what precompute ranks) and on the shown items alone: in
 logged data only shown items can be engaged, so the first view also rewards
 guessing the logging policy. The gate judges the rows the model learned from
-(``train_rows``: the shown items by default).
+(``train_rows``: every candidate by default, or the shown items).
 """
 
 from __future__ import annotations
@@ -218,7 +218,8 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     # only the shown items isolates preference from exposure. The gate judges the
     # rows the model learned from.
     shown = test["shown_position"].notna().to_numpy()
-    gate = shown if settings.train_rows == "shown" and shown.any() else np.ones_like(shown)
+    gate_rows = "shown" if settings.train_rows == "shown" and shown.any() else "candidates"
+    gate = shown if gate_rows == "shown" else np.ones_like(shown)
     per_q = {m: ndcg_at_k(qid[gate], rel[gate], s[gate], k) for m, s in scores.items()}
     metrics = {
         m: {**summarise(qid, rel, s, ks=KS), **list_metrics(test, s, k)} for m, s in scores.items()
@@ -265,7 +266,7 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         "k": k,
         "metrics": metrics,
         "metrics_shown_only": metrics_shown,
-        "gate_rows": "shown" if gate is shown else "candidates",
+        "gate_rows": gate_rows,
         "baselines": baseline_names,
         "best_baseline": best_baseline,
         "gain_vs": gains,
