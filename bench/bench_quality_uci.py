@@ -236,7 +236,8 @@ def _model(
     from ranking_jobs.training.model import predict
 
     booster = registry.load_booster(settings, registry.ModelRef(**info["model"]))
-    cands = inputs.candidates_at(settings, users, ds).frame
+    found = inputs.candidates_at(settings, users, ds)
+    cands = inputs.with_pair_features(found.frame, found)
     cands["event_timestamp"] = split
     cands["score"] = predict(booster, assemble_features(settings, cands))
     top = rules.top_n(cands, LIST_K)

@@ -7,6 +7,7 @@ the pipeline settings travel to it as RANKING_* environment variables.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -24,9 +25,10 @@ DAG_ID = "ranking_nightly"
 def settings_env(settings: Settings) -> dict[str, str]:
     """Every field as its RANKING_* variable, so a child process sees the same settings."""
     env = {}
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"{ENV_PREFIX}{name.upper()}"] = text
     return env
 
 

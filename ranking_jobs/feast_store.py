@@ -89,7 +89,7 @@ def assemble_features(settings: Settings, entity_df: pd.DataFrame) -> pd.DataFra
     """Point-in-time features for rows of user_id, item_id, the item's attributes
     (``cols.AFFINITY_DIMENSIONS``) and event_timestamp.
 
-    Returns the input columns plus ``cols.MODEL_FEATURES`` as float32, in the
+    Returns the input columns plus ``cols.ASSEMBLED_FEATURES`` as float32, in the
     input's row order.
     """
     needed = {"user_id", "item_id", *cols.AFFINITY_DIMENSIONS, "event_timestamp"}
@@ -156,6 +156,6 @@ def add_cross_features(df: pd.DataFrame) -> pd.DataFrame:
     price = df["price"].astype("float64")
     level = df["user_price_level"].astype("float64")
     df["price_distance"] = np.abs(np.log1p(price) - np.log1p(level))
-    for c in cols.MODEL_FEATURES:
+    for c in cols.ASSEMBLED_FEATURES:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float32")
     return df

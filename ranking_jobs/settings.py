@@ -18,6 +18,18 @@ ENV_PREFIX = "RANKING_"
 
 Scale = Literal["tiny", "small", "medium", "large"]
 
+# Candidate sources in merge order (an item offered twice is credited to the first);
+# global popularity comes last and fills what the quotas leave.
+CANDIDATE_SOURCES = (
+    "past_items",
+    "covisitation",
+    "category_popular",
+    "brand_popular",
+    "new_arrivals",
+    "trending",
+    "global_popular",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -84,6 +96,18 @@ class Settings(BaseSettings):
         "(1: the next day; longer windows fit slow-buying domains).",
     )
     candidates_per_user: int = Field(120, ge=10, description="Candidates generated per user.")
+    candidate_quotas: dict[str, float] = Field(
+        {
+            "past_items": 0.3,
+            "covisitation": 0.25,
+            "category_popular": 0.35,
+            "brand_popular": 0.15,
+            "new_arrivals": 0.1,
+            "trending": 0.1,
+        },
+        description="Most of a user's candidates each source may propose, as a share of "
+        "candidates_per_user (JSON); past_items applies only when exclude_purchased is off.",
+    )
     num_boost_round: int = Field(300, ge=1, description="Maximum XGBoost boosting rounds.")
     early_stopping_rounds: int = Field(25, ge=1, description="Early stopping patience.")
     max_depth: int = Field(6, ge=1, description="XGBoost tree depth.")
@@ -145,12 +169,42 @@ class Settings(BaseSettings):
     )
 
     # --- precompute / serving -----------------------------------------------
-    top_n: int = Field(100, ge=1, description="Length of each precomputed list.")
+    top_n: int = Field(
+        100,
+        ge=1,
+        description="Length of each precomputed list: a tail beyond what a surface shows, "
+        "so items sold after the night can be dropped at read time.",
+    )
+    surface_size: int = Field(20, ge=1, description="Items a surface shows by default.")
+    seller_cap: int = Field(
+        3, ge=1, description="Most items of one seller among a list's first surface_size."
+    )
+    lists_coverage_band: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Largest drop in the number of lists against the previous day's before "
+        "the lists suite refuses to publish.",
+    )
     exclude_purchased: bool = Field(
         True, description="Drop items the user already bought (off for repurchase domains)."
     )
     active_days: int = Field(30, ge=1, description="A user is active if seen in this many days.")
     fallback_size: int = Field(100, ge=1, description="Length of the popular fallback list.")
+
+    @field_validator("candidate_quotas")
+    @classmethod
+    def _known_sources(cls, quotas: dict[str, float]) -> dict[str, float]:
+        unknown = set(quotas) - set(CANDIDATE_SOURCES[:-1])
+        if unknown:
+            raise ValueError(
+                f"unknown candidate sources {sorted(unknown)}; "
+                f"known: {list(CANDIDATE_SOURCES[:-1])}"
+            )
+        bad = {k: v for k, v in quotas.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"candidate quotas must be shares in [0, 1], got {bad}")
+        return quotas
 
     @field_validator("data_root")
     @classmethod

@@ -32,13 +32,13 @@ from ranking_jobs.evaluation.metrics import (
     top_k_lists,
 )
 from ranking_jobs.precompute import inputs
+from ranking_jobs.precompute.candidates import SOURCE_BIT
 from ranking_jobs.training.dataset import SHOWN_ONLY, training_rows
 
 log = logging.getLogger(__name__)
 
 ENGAGED = C.LABEL_GRADES["click"]
 KS = (5, 10, 20)
-RECENT_DAYS = 7  # engagement window whose items seed the co-visitation baseline
 COLD_ITEM_IMPRESSIONS = 10
 ENGAGEMENT_30D = [f"{e}_30d" for e in ("clicks", "likes", "saves", "bag_adds", "purchases")]
 
@@ -72,7 +72,7 @@ def baseline_scores(ctx: RunContext, test: pd.DataFrame) -> dict[str, np.ndarray
     settings = ctx.settings
     snapshot = ctx.ds - dt.timedelta(days=1)
     qid = test["qid"].to_numpy()
-    recent = inputs.interactions_until(settings, snapshot, RECENT_DAYS)
+    recent = inputs.interactions_until(settings, snapshot, inputs.RECENT_DAYS)
     return {
         "random": baselines.random_scores(test, settings.seed),
         "popularity": baselines.popularity_scores(test),
@@ -122,17 +122,25 @@ def list_metrics(test: pd.DataFrame, score: np.ndarray, k: int) -> dict[str, flo
     }
 
 
-def candidate_recall(test: pd.DataFrame) -> dict[str, float]:
+def candidate_recall(test: pd.DataFrame) -> dict[str, Any]:
     """Share of the hold-out's engaged (user, item) pairs each generator proposed.
 
-    A pair proposed by several generators counts for the first in quota order.
+    ``by_source``: proposed by that source at all (sources overlap); ``first_source``:
+    credited to the first in merge order (these add up to ``all_generators``).
     """
     engaged = test[test["rel"] > 0]
     if engaged.empty or "source" not in engaged:
         return {}
-    shares = engaged["source"].value_counts(normalize=True)
-    out = {str(k): float(v) for k, v in shares.items() if k != SHOWN_ONLY}
-    out["all_generators"] = float((engaged["source"] != SHOWN_ONLY).mean())
+    first = engaged["source"].value_counts(normalize=True)
+    out: dict[str, Any] = {
+        "first_source": {str(k): float(v) for k, v in first.items() if k != SHOWN_ONLY},
+        "all_generators": float((engaged["source"] != SHOWN_ONLY).mean()),
+    }
+    if "sources" in engaged:
+        bits = engaged["sources"].to_numpy(dtype=np.int64)
+        out["by_source"] = {
+            name: float(((bits & bit) > 0).mean()) for name, bit in SOURCE_BIT.items()
+        }
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ranking_jobs.precompute.candidates import TOP_CATEGORIES, popularity
+from ranking_jobs.precompute.candidates import TOP_VALUES, covisitation_reach, popularity
 
 # Popularity as a tie-breaker: small enough never to outweigh a real score step.
 _TIE = 1e-9
@@ -27,7 +27,7 @@ def popularity_scores(rows: pd.DataFrame) -> np.ndarray:
 def category_popular_scores(rows: pd.DataFrame, qid: np.ndarray) -> np.ndarray:
     """Items of the user's favourite categories first, each block by recent popularity.
 
-    Favourite = among the query's ``TOP_CATEGORIES`` highest category affinities
+    Favourite = among the query's ``TOP_VALUES`` highest category affinities
     (the same rule the candidate generator uses).
     """
     aff = rows["category_affinity"].fillna(0.0).to_numpy(dtype="float64")
@@ -35,7 +35,7 @@ def category_popular_scores(rows: pd.DataFrame, qid: np.ndarray) -> np.ndarray:
     per_cat = frame.drop_duplicates(["qid", "category"])
     per_cat = per_cat[per_cat["aff"] > 0]
     rank = per_cat.groupby("qid")["aff"].rank(method="first", ascending=False)
-    fav = per_cat[rank <= TOP_CATEGORIES][["qid", "category"]].assign(fav=1.0)
+    fav = per_cat[rank <= TOP_VALUES][["qid", "category"]].assign(fav=1.0)
     flag = frame.merge(fav, on=["qid", "category"], how="left")["fav"].fillna(0.0).to_numpy()
     pop = popularity(rows).to_numpy()
     return flag * (1.0 + pop.max(initial=0.0)) + pop
@@ -49,13 +49,7 @@ def covisitation_scores(
     ``recent``: user_id, item_id the user engaged with before the as-of time.
     ``neighbours``: item_id, neighbour_id, score from the co-visitation snapshot.
     """
-    seeds = recent[["user_id", "item_id"]].drop_duplicates()
-    reach = (
-        seeds.merge(neighbours, on="item_id")
-        .groupby(["user_id", "neighbour_id"], as_index=False)["score"]
-        .sum()
-        .rename(columns={"neighbour_id": "item_id", "score": "covis"})
-    )
+    reach = covisitation_reach(recent, neighbours)
     covis = rows[["user_id", "item_id"]].merge(reach, on=["user_id", "item_id"], how="left")
     pop = popularity(rows).to_numpy()
     return covis["covis"].fillna(0.0).to_numpy() + _TIE * pop

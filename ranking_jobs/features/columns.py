@@ -41,7 +41,12 @@ AFFINITY_FLOATS = [f"{d}_affinity" for d in AFFINITY_DIMENSIONS]
 # Computed at join time from a (user, item) pair, never stored.
 CROSS_FLOATS = ["price_distance"]
 
-MODEL_FEATURES = [
+# Computed with the candidates, from the same inputs (the user's last days of
+# engagement and the co-visitation snapshot), for every row a ranker sees.
+PAIR_FLOATS = ["covis_score"]
+
+# What the feature assembly (Feast plus the cross features) adds to entity rows.
+ASSEMBLED_FEATURES = [
     *ITEM_COUNTS,
     *ITEM_FLOATS,
     *ITEM_INTS,
@@ -53,3 +58,4 @@ MODEL_FEATURES = [
     *USER_ITEM_FLOATS,
     *CROSS_FLOATS,
 ]
+MODEL_FEATURES = [*ASSEMBLED_FEATURES, *PAIR_FLOATS]

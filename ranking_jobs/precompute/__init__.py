@@ -1,9 +1,11 @@
 """Precompute stage: the champion's top-N list for every active user.
 
 Candidates come from snapshot ``ds`` and features from Feast at the end of
-``ds`` through the same assembly function as training; the lists are written
-to ``recommendations/dt=ds`` with the model version and run id on every row,
-plus the popular fallback list to ``popular/dt=ds``.
+``ds`` through the same assembly function as training; the assembled rows are
+written to ``candidates/dt=ds`` and scored there by Spark (``scoring``). After
+the business rules (``rules``) the lists are written to ``recommendations/dt=ds``
+with the model version and run id on every row, plus the popular fallback list
+to ``popular/dt=ds``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import pyarrow as pa
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.logs import timed
 from ranking_jobs.precompute import inputs, rules
 from ranking_jobs.precompute.candidates import rank_available
 
@@ -50,7 +51,7 @@ def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
 def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs import registry
     from ranking_jobs.feast_store import assemble_features
-    from ranking_jobs.training.model import predict
+    from ranking_jobs.precompute.scoring import score_in_spark
 
     settings = ctx.settings
     champ = registry.champion(settings)
@@ -62,17 +63,23 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     booster = registry.load_booster(settings, champ)
 
     users = active_users(settings, ctx)
-    cands, items, excluded = inputs.candidates_at(settings, users, ctx.ds)
+    found = inputs.candidates_at(settings, users, ctx.ds)
+    items, excluded = found.items, found.excluded
+    cands = inputs.with_pair_features(found.frame, found)
     cands["event_timestamp"] = pd.Timestamp(ctx.end)
     feats = assemble_features(settings, cands)
-    with timed(log, f"scored candidates of {len(users):,} users") as t:
-        cands["score"] = predict(booster, feats)
-        t["count"] = len(cands)
+    cands_uri = lake.write_partition(
+        settings, C.CANDIDATES, ctx.ds, pa.Table.from_pandas(feats, preserve_index=False)
+    )
+    del feats
+    scored = score_in_spark(settings, booster, cands_uri).to_pandas()
+    scored = scored.merge(items[["item_id", "seller_id"]], on="item_id", how="left")
 
     popular = rank_available(items)
     ranked = rules.pad_from_popular(
-        rules.top_n(cands, settings.top_n), popular, excluded, settings.top_n
+        rules.top_n(scored, settings.top_n), popular, excluded, settings.top_n
     )
+    ranked = rules.cap_sellers(ranked, settings.seller_cap, settings.surface_size)
     lists = rules.to_lists(ranked)
     lists_uri = lake.write_partition(
         settings,
@@ -103,6 +110,7 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
         "lists_uri": lists_uri,
         "popular_uri": popular_uri,
         "candidates": len(cands),
+        "candidates_uri": cands_uri,
         "list_length": {
             "min": int(lengths.min()),
             "mean": float(lengths.mean()),

@@ -3,115 +3,220 @@
 Training builds its rows from the very candidates precompute would have
 produced at the same as-of time, so the model learns to rank what it will be
 asked to rank.
+
+Each source proposes at most its quota (a share of ``per_user``) of items the
+user may see, best first; sources are merged in ``SOURCES`` order, an item
+keeps the first source that offered it (``source``) and a bit per source that
+offered it at all (``sources``, for per-source recall), and global popularity
+fills what the quotas leave.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
+from ranking_jobs.settings import CANDIDATE_SOURCES, Settings
 
-TOP_CATEGORIES = 3
-CATEGORY_SHARE = 0.6  # quota of the list from the user's favourite categories
-PAST_ITEMS_SHARE = 0.3  # quota of the list from the user's own past items, when offered
+TOP_VALUES = 3  # favourite categories / brands a user's taste sources draw from
+TOP_SIZES = 2  # sizes that count as "the user's size"
+NEW_ARRIVAL_DAYS = 3.0
+
+SOURCES = CANDIDATE_SOURCES
+SOURCE_BIT = {name: 1 << i for i, name in enumerate(SOURCES)}
 
 
-def popularity(item_stats: pd.DataFrame) -> pd.Series:
+@dataclass(frozen=True)
+class CandidateInputs:
+    """What the sources draw from, all known at the as-of time.
+
+    ``items``: item_id, seller_id, is_available, the attributes, 1- and 7-day counts
+    and age_days. ``affinity``: per dimension (category, brand, size), user_id, the
+    value and ``<dimension>_affinity``. ``excluded``: (user_id, item_id) pairs never to
+    recommend. ``recent``: (user_id, item_id) engaged with lately, for co-visitation.
+    ``covisitation``: item_id, neighbour_id, score. ``history``: the user's past items
+    (user_id, item_id, n, last_ts); given only for repurchase domains.
+    """
+
+    items: pd.DataFrame
+    affinity: Mapping[str, pd.DataFrame]
+    excluded: pd.DataFrame
+    recent: pd.DataFrame | None = None
+    covisitation: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None
+
+
+def popularity(item_stats: pd.DataFrame, window: str = "7d") -> pd.Series:
     """Recent engagement, intent-weighted: the popularity baseline and candidate order.
 
     Purchases count too: a purchase-only log (a shop's sales) has no other signal,
     and a one-of-a-kind item that sold is unavailable anyway.
     """
     return (
-        item_stats["clicks_7d"]
-        + 2.0 * (item_stats["likes_7d"] + item_stats["saves_7d"])
-        + 3.0 * item_stats["bag_adds_7d"]
-        + 4.0 * item_stats["purchases_7d"]
-        + 1e-3 * item_stats["impressions_7d"]
+        item_stats[f"clicks_{window}"]
+        + 2.0 * (item_stats[f"likes_{window}"] + item_stats[f"saves_{window}"])
+        + 3.0 * item_stats[f"bag_adds_{window}"]
+        + 4.0 * item_stats[f"purchases_{window}"]
+        + 1e-3 * item_stats[f"impressions_{window}"]
     ).astype("float64")
 
 
 def rank_available(items: pd.DataFrame) -> pd.DataFrame:
     """Available items ordered by popularity (ties by item id, for determinism)."""
-    keep = ["item_id", "seller_id", *[d for d in AFFINITY_DIMENSIONS if d in items.columns]]
-    avail = items.loc[items["is_available"] == 1, keep].copy()
+    extra = [c for c in (*AFFINITY_DIMENSIONS, "age_days", "trend") if c in items.columns]
+    avail = items.loc[items["is_available"] == 1, ["item_id", "seller_id", *extra]].copy()
     avail["popularity"] = popularity(items.loc[avail.index])
     return avail.sort_values(["popularity", "item_id"], ascending=[False, True], kind="stable")
 
 
+def trend(items: pd.DataFrame) -> pd.Series:
+    """Yesterday's engagement above the item's 7-day daily average: what is rising."""
+    return popularity(items, "1d") - popularity(items, "7d") / 7.0
+
+
 def generate_candidates(
     users: np.ndarray,
-    items: pd.DataFrame,
-    affinity: pd.DataFrame,
-    excluded: pd.DataFrame,
+    inputs: CandidateInputs,
     per_user: int,
-    *,
-    history: pd.DataFrame | None = None,
+    quotas: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Up to ``per_user`` candidates per user from quota'd sources, in this order:
-    ``past_items`` (only when ``history`` is given), ``category_popular``, ``global_popular``.
-
-    ``items``: item_id, category, seller_id, is_available and 7-day counts.
-    ``affinity``: user_id, category, category_affinity.
-    ``excluded``: user_id, item_id pairs never to recommend (e.g. already bought).
-    ``history``: user_id, item_id, n (interactions) and last_ts; the user's past items,
-    most frequent then most recent first, take up to ``PAST_ITEMS_SHARE`` of the list.
-    Pass it only for repurchase domains: with bought items excluded it has no place.
-    Own listings and unavailable items never appear. Returns user_id, item_id,
-    the item's attributes (category, brand, size, style where given) and source
-    (the first source that offered the item).
-    """
+    """Up to ``per_user`` candidates per user. Returns user_id, item_id, the item's
+    attributes, ``source`` (first source, ``SOURCES`` order) and ``sources`` (bitmask
+    of every source that offered it). Own listings, unavailable and excluded items
+    never appear."""
+    items = inputs.items
+    if {"clicks_1d", "impressions_1d"} <= set(items.columns):
+        items = items.assign(trend=trend(items))
     ranked = rank_available(items)
     users_df = pd.DataFrame({"user_id": np.asarray(users, dtype=np.int64)})
-    cat_quota = int(per_user * CATEGORY_SHARE)
-    # Over-fetch so exclusions and duplicates can be dropped without running short.
-    slack = per_user * 2
+    shares = Settings.model_fields["candidate_quotas"].default if quotas is None else quotas
+    quota = {s: int(per_user * shares.get(s, 0.0)) for s in SOURCES[:-1]}
+    quota[SOURCES[-1]] = per_user
+    favourites = {
+        d: _favourites(inputs.affinity[d], users_df, d, TOP_SIZES if d == "size" else TOP_VALUES)
+        for d in ("category", "brand", "size")
+        if d in inputs.affinity and d in ranked.columns
+    }
+    proposals: list[pd.DataFrame] = []
 
-    fav = (
-        affinity.merge(users_df, on="user_id")
-        .sort_values(["user_id", "category_affinity", "category"], ascending=[True, False, True])
-        .groupby("user_id", sort=False)
-        .head(TOP_CATEGORIES)
-    )
-    per_cat = ranked.groupby("category", sort=False).head(slack)
-    by_cat = fav[["user_id", "category"]].merge(per_cat, on="category")
-    by_cat["source"] = "category_popular"
-    by_cat = by_cat.sort_values(
-        ["user_id", "popularity", "item_id"], ascending=[True, False, True], kind="stable"
-    )
+    def offer(name: str, frame: pd.DataFrame | None) -> None:
+        if frame is not None and quota[name] > 0:
+            frame = _clean(frame, inputs.excluded).drop_duplicates(["user_id", "item_id"])
+            frame = frame.groupby("user_id", sort=False).head(quota[name])
+            proposals.append(frame[["user_id", "item_id"]].assign(source=name))
 
-    top = ranked.head(slack + per_user)
-    glob = users_df.merge(top, how="cross")
-    glob["source"] = "global_popular"
+    if inputs.history is not None:
+        offer("past_items", _past_items(inputs.history, ranked, users_df))
+    if inputs.recent is not None and inputs.covisitation is not None:
+        offer("covisitation", _neighbours(inputs.recent, inputs.covisitation, ranked, users_df))
+    sizes = favourites.get("size")
+    for dim, name in (("category", "category_popular"), ("brand", "brand_popular")):
+        if dim in favourites:
+            offer(name, _taste(ranked, favourites[dim], sizes, dim, quota[name]))
+    if "age_days" in ranked.columns and "category" in favourites:
+        fresh = ranked[ranked["age_days"] <= NEW_ARRIVAL_DAYS].sort_values(
+            ["age_days", "popularity", "item_id"], ascending=[True, False, True], kind="stable"
+        )
+        offer(
+            "new_arrivals",
+            _taste(fresh, favourites["category"], sizes, "category", quota["new_arrivals"]),
+        )
+    if "trend" in ranked.columns:
+        rising = ranked[ranked["trend"] > 0].sort_values(
+            ["trend", "item_id"], ascending=[False, True], kind="stable"
+        )
+        offer("trending", users_df.merge(rising.head(quota["trending"] + 20), how="cross"))
+    offer("global_popular", users_df.merge(ranked.head(per_user * 2), how="cross"))
+    return _merge(proposals, ranked, per_user)
 
-    sources = [_clean(by_cat, excluded).groupby("user_id").head(cat_quota), _clean(glob, excluded)]
-    if history is not None:
-        sources.insert(0, _past_items(history, ranked, users_df, excluded, per_user))
-    cands = pd.concat(sources, ignore_index=True)
-    cands = cands.drop_duplicates(["user_id", "item_id"], keep="first")
+
+def _merge(proposals: list[pd.DataFrame], ranked: pd.DataFrame, per_user: int) -> pd.DataFrame:
+    """First-come merge of the sources, per user, keeping who offered what."""
+    allp = pd.concat(proposals, ignore_index=True)
+    allp = allp.drop_duplicates(["user_id", "item_id", "source"])
+    # distinct sources have distinct bits: their sum is their union
+    allp["bit"] = allp["source"].map(SOURCE_BIT).astype("int64")
+    bits = allp.groupby(["user_id", "item_id"], sort=False)["bit"].sum()
+    cands = allp.drop_duplicates(["user_id", "item_id"], keep="first")
     cands = cands.groupby("user_id", sort=False).head(per_user)
-    attrs = [d for d in AFFINITY_DIMENSIONS if d in cands.columns]
-    return cands[["user_id", "item_id", *attrs, "source"]].reset_index(drop=True)
+    cands = cands.join(bits.rename("sources"), on=["user_id", "item_id"])
+    attrs = [d for d in AFFINITY_DIMENSIONS if d in ranked.columns]
+    cands = cands.merge(ranked[["item_id", *attrs]], on="item_id", how="left", sort=False)
+    return cands[["user_id", "item_id", *attrs, "source", "sources"]].reset_index(drop=True)
+
+
+def _favourites(affinity: pd.DataFrame, users_df: pd.DataFrame, dim: str, top: int) -> pd.DataFrame:
+    """The user's ``top`` values of ``dim`` by affinity (ties by value)."""
+    return (
+        affinity.merge(users_df, on="user_id")
+        .sort_values(["user_id", f"{dim}_affinity", dim], ascending=[True, False, True])
+        .groupby("user_id", sort=False)
+        .head(top)[["user_id", dim]]
+    )
+
+
+def _taste(
+    ordered: pd.DataFrame, favourite: pd.DataFrame, sizes: pd.DataFrame | None, dim: str, n: int
+) -> pd.DataFrame:
+    """Up to ``n`` items per favourite ``dim`` value of each user, taken in ``ordered``'s
+    order, those in one of the user's sizes first."""
+    take = n + 10  # slack for the user's own listings and exclusions
+    ordered = ordered.assign(_rank=np.arange(len(ordered)))
+    anyone = favourite.merge(ordered.groupby(dim, sort=False).head(take), on=dim, sort=False)
+    parts = [anyone.assign(_fits=0)]
+    if sizes is not None and "size" in ordered.columns:
+        per_size = ordered.groupby([dim, "size"], sort=False).head(take)
+        fitting = favourite.merge(sizes, on="user_id").merge(per_size, on=[dim, "size"])
+        parts.insert(0, fitting.assign(_fits=1))
+    offered = pd.concat(parts, ignore_index=True)
+    return offered.sort_values(
+        ["user_id", "_fits", "_rank"], ascending=[True, False, True], kind="stable"
+    )
+
+
+def covisitation_reach(recent: pd.DataFrame, covisitation: pd.DataFrame) -> pd.DataFrame:
+    """user_id, item_id, covis: summed co-visitation scores between each item and the
+    user's recent items; the candidate source, the ranker's ``covis_score`` feature
+    and the co-visitation baseline all read it."""
+    seeds = recent[["user_id", "item_id"]].drop_duplicates()
+    return (
+        seeds.merge(covisitation, on="item_id")
+        .groupby(["user_id", "neighbour_id"], as_index=False)["score"]
+        .sum()
+        .rename(columns={"neighbour_id": "item_id", "score": "covis"})
+    )
+
+
+def _neighbours(
+    recent: pd.DataFrame, covisitation: pd.DataFrame, ranked: pd.DataFrame, users_df: pd.DataFrame
+) -> pd.DataFrame:
+    """Available co-visitation neighbours of the user's recent items, by summed score;
+    the recent items themselves are not offered again by this source."""
+    seen = recent[["user_id", "item_id"]].drop_duplicates().merge(users_df, on="user_id")
+    scored = covisitation_reach(seen, covisitation)
+    scored = scored.merge(seen.assign(_seen=1), on=["user_id", "item_id"], how="left")
+    scored = scored[scored["_seen"].isna()].drop(columns="_seen")
+    scored = scored.merge(ranked[["item_id", "seller_id"]], on="item_id")
+    return scored.sort_values(
+        ["user_id", "covis", "item_id"], ascending=[True, False, True], kind="stable"
+    )
 
 
 def _past_items(
-    history: pd.DataFrame,
-    ranked: pd.DataFrame,
-    users_df: pd.DataFrame,
-    excluded: pd.DataFrame,
-    per_user: int,
+    history: pd.DataFrame, ranked: pd.DataFrame, users_df: pd.DataFrame
 ) -> pd.DataFrame:
-    """The user's available past items, most frequent, then most recent, first; quota'd."""
+    """The user's available past items, most frequent, then most recent, first."""
     past = history[["user_id", "item_id", "n", "last_ts"]].merge(users_df, on="user_id")
-    past = past.merge(ranked, on="item_id")
-    past["source"] = "past_items"
-    past = past.sort_values(
+    past = past.merge(ranked[["item_id", "seller_id"]], on="item_id")
+    return past.sort_values(
         ["user_id", "n", "last_ts", "item_id"],
         ascending=[True, False, False, True],
         kind="stable",
     )
-    return _clean(past, excluded).groupby("user_id").head(int(per_user * PAST_ITEMS_SHARE))
 
 
 def _clean(cands: pd.DataFrame, excluded: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,7 @@ past interactions, and the candidates built from them."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import NamedTuple
 
 import numpy as np
@@ -12,71 +13,105 @@ import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
-from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
-from ranking_jobs.precompute.candidates import generate_candidates
+from ranking_jobs.features.columns import AFFINITY_DIMENSIONS, EVENT_COUNTS
+from ranking_jobs.logs import timed
+from ranking_jobs.precompute.candidates import (
+    CandidateInputs,
+    covisitation_reach,
+    generate_candidates,
+)
 from ranking_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PURCHASE_LOOKBACK_DAYS = 365
 
 
+RECENT_DAYS = 7  # engagement window whose items seed co-visitation (source and baseline)
+USER_BATCH = 50_000  # users per candidate batch: bounds the sources' cross joins
+
+
 class Candidates(NamedTuple):
-    """Candidates of a snapshot and the inputs they were drawn from (padding reuses them)."""
+    """Candidates of a snapshot and the inputs they were drawn from (padding and the
+    pair features reuse them)."""
 
     frame: pd.DataFrame
-    items: pd.DataFrame
-    excluded: pd.DataFrame
+    inputs: CandidateInputs
+
+    @property
+    def items(self) -> pd.DataFrame:
+        return self.inputs.items
+
+    @property
+    def excluded(self) -> pd.DataFrame:
+        return self.inputs.excluded
+
+
+def with_pair_features(rows: pd.DataFrame, cands: Candidates) -> pd.DataFrame:
+    """``rows`` (user_id, item_id, ...) plus ``PAIR_FLOATS``: the features that come from
+    the candidates' own inputs rather than from Feast. Training and precompute both
+    call it, so the ranker sees the same values in both."""
+    src = cands.inputs
+    if src.recent is None or src.covisitation is None:
+        return rows.assign(covis_score=np.float32(0.0))
+    reach = covisitation_reach(src.recent, src.covisitation)
+    merged = rows[["user_id", "item_id"]].merge(reach, on=["user_id", "item_id"], how="left")
+    return rows.assign(covis_score=merged["covis"].fillna(0.0).to_numpy(np.float32))
 
 
 def candidates_at(settings: Settings, users: np.ndarray, snapshot: dt.date) -> Candidates:
     """``generate_candidates`` for ``users`` from snapshot ``snapshot``, as training and
     precompute both need it: bought items excluded when ``exclude_purchased``, else the
-    user's past items offered as a source of their own."""
+    user's past items offered as a source of their own. Users go in batches of
+    ``USER_BATCH`` so memory does not grow with the population."""
     items = item_table(settings, snapshot)
     if settings.exclude_purchased:
         excluded, history = purchases_until(settings, snapshot), None
     else:
         excluded = pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
         history = interactions_until(settings, snapshot)
-    frame = generate_candidates(
-        users,
-        items,
-        affinity_table(settings, snapshot),
-        excluded,
-        settings.candidates_per_user,
+    source = CandidateInputs(
+        items=items,
+        affinity={d: affinity_table(settings, snapshot, d) for d in ("category", "brand", "size")},
+        excluded=excluded,
+        recent=interactions_until(settings, snapshot, RECENT_DAYS),
+        covisitation=covisitation_table(settings, snapshot),
         history=history,
     )
-    return Candidates(frame, items, excluded)
+    users = np.asarray(users, dtype=np.int64)
+    with timed(log, f"candidates of {len(users):,} users") as t:
+        parts = [
+            generate_candidates(
+                users[i : i + USER_BATCH],
+                source,
+                settings.candidates_per_user,
+                settings.candidate_quotas,
+            )
+            for i in range(0, max(len(users), 1), USER_BATCH)
+        ]
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        t["count"] = len(frame)
+    return Candidates(frame, source)
 
 
 def item_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
-    """Listings of the snapshot with their popularity counts and availability."""
+    """Listings of the snapshot with their popularity counts, age and availability."""
     raw = lake.read_partition(
         settings, C.RAW_ITEMS, snapshot, ["item_id", "seller_id", *AFFINITY_DIMENSIONS]
     ).to_pandas()
+    counts = [f"{e}_{w}d" for w in (1, 7) for e in EVENT_COUNTS]
     stats = lake.read_partition(
-        settings,
-        C.FEATURES_ITEM,
-        snapshot,
-        [
-            "item_id",
-            "is_available",
-            "impressions_7d",
-            "clicks_7d",
-            "likes_7d",
-            "saves_7d",
-            "bag_adds_7d",
-            "purchases_7d",
-        ],
+        settings, C.FEATURES_ITEM, snapshot, ["item_id", "is_available", "age_days", *counts]
     ).to_pandas()
     return raw.merge(stats, on="item_id", how="inner")
 
 
-def affinity_table(settings: Settings, snapshot: dt.date) -> pd.DataFrame:
+def affinity_table(settings: Settings, snapshot: dt.date, dim: str = "category") -> pd.DataFrame:
     return lake.read_partition(
         settings,
-        C.FEATURES_USER_AFFINITY["category"],
+        C.FEATURES_USER_AFFINITY[dim],
         snapshot,
-        ["user_id", "category", "category_affinity"],
+        ["user_id", dim, f"{dim}_affinity"],
     ).to_pandas()
 
 

@@ -19,7 +19,8 @@ def pad_from_popular(
     lists: pd.DataFrame, popular: pd.DataFrame, excluded: pd.DataFrame, n: int
 ) -> pd.DataFrame:
     """Fill lists shorter than ``n`` with popular items the user may see, scored below
-    the user's last item so the list stays sorted and personal items stay first."""
+    the user's last item so the list stays sorted and personal items stay first.
+    ``lists`` and ``popular`` carry seller_id."""
     counts = lists.groupby("user_id").size()
     short = counts[counts < n]
     if short.empty:
@@ -32,7 +33,7 @@ def pad_from_popular(
     fill = fill.merge(
         taken.drop_duplicates(), on=["user_id", "item_id"], how="left", indicator=True
     )
-    fill = fill[fill["_merge"] == "left_only"].drop(columns=["_merge", "seller_id"])
+    fill = fill[fill["_merge"] == "left_only"].drop(columns="_merge")
     floor = lists.groupby("user_id")["score"].min().rename("floor")
     fill = fill.merge(floor, on="user_id", how="left")
     fill["floor"] = fill["floor"].fillna(0.0)
@@ -42,11 +43,30 @@ def pad_from_popular(
     return top_n(pd.concat([lists, fill], ignore_index=True), n)
 
 
-def to_lists(ranked: pd.DataFrame) -> pd.DataFrame:
-    """One row per user: item_ids and scores in rank order."""
+def cap_sellers(ranked: pd.DataFrame, cap: int, head: int) -> pd.DataFrame:
+    """At most ``cap`` items of one seller among each list's first ``head``.
+
+    The head is filled in rank order from items that are within their seller's first
+    ``cap``; everything else follows in its original order, so nothing is dropped.
+    Scores are lowered to the running minimum, so each list stays sorted by what it
+    shows. ``ranked``: user_id, item_id, seller_id, score.
+    """
     ranked = ranked.sort_values(
         ["user_id", "score", "item_id"], ascending=[True, False, True], kind="stable"
-    )
+    ).reset_index(drop=True)
+    pos = ranked.groupby("user_id", sort=False).cumcount().to_numpy()
+    nth = ranked.groupby(["user_id", "seller_id"], sort=False).cumcount().to_numpy()
+    ranked = ranked.assign(_pos=pos, _over=(nth >= cap).astype(np.int8))
+    ranked = ranked.sort_values(["user_id", "_over", "_pos"], kind="stable")
+    ranked["_rest"] = (ranked.groupby("user_id", sort=False).cumcount() >= head).astype(np.int8)
+    ranked = ranked.sort_values(["user_id", "_rest", "_pos"], kind="stable")
+    ranked["score"] = ranked.groupby("user_id", sort=False)["score"].cummin()
+    return ranked.drop(columns=["_pos", "_over", "_rest"]).reset_index(drop=True)
+
+
+def to_lists(ranked: pd.DataFrame) -> pd.DataFrame:
+    """One row per user: item_ids and scores in ``ranked``'s order (grouped by user)."""
+    ranked = ranked.sort_values("user_id", kind="stable")
     users, starts = np.unique(ranked["user_id"].to_numpy(np.int64), return_index=True)
     cuts = starts[1:]
     return pd.DataFrame(

@@ -63,7 +63,8 @@ class ReportData:
       NDCG over that method's, drawn as a forest plot.
     * ``ndcg_by_k``: method -> k -> NDCG@k, drawn as grouped bars.
     * ``segments``: segment -> method -> metric -> value; ``segment_metric`` is drawn.
-    * ``candidate_recall``: generator -> share of the hold-out's engaged items it proposed.
+    * ``candidate_recall``: per source, the share of the hold-out's engaged items it
+      proposed (``by_source``) and was credited with (``first_source``); ``all_generators``.
     * ``learning_curves``: split -> one value per boosting round, or XGBoost's
       ``evals_result`` shape split -> metric -> values.
     * ``feature_importance``: feature -> gain; ``shap_importance``: feature -> mean
@@ -87,7 +88,7 @@ class ReportData:
     ndcg_by_k: Mapping[str, Mapping[int | str, float]] | None = None
     segments: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
     segment_metric: str = "ndcg@10"
-    candidate_recall: Mapping[str, float] | None = None
+    candidate_recall: Mapping[str, Any] | None = None
     learning_curves: Mapping[str, Any] | None = None
     learning_curve_metric: str = "metric"
     feature_importance: Mapping[str, float] | None = None
@@ -280,15 +281,21 @@ def _candidate_recall(data: ReportData) -> str:
     if _is_empty(data.candidate_recall):
         return _not_available()
     assert data.candidate_recall is not None
+    by_source = data.candidate_recall.get("by_source", {})
+    first = data.candidate_recall.get("first_source", {})
     rows = "".join(
-        f"<tr><th scope='row'>{_esc(k)}</th>{_cell(v)}</tr>"
-        for k, v in data.candidate_recall.items()
+        f"<tr><th scope='row'>{_esc(name)}</th>{_cell(by_source.get(name))}"
+        f"{_cell(first.get(name))}</tr>"
+        for name in dict.fromkeys([*by_source, *first])
     )
+    total = data.candidate_recall.get("all_generators")
     note = (
-        "<p class='note'>Share of the hold-out's engaged (user, item) pairs each generator "
-        "proposed (a pair proposed by several counts for the first).</p>"
+        "<p class='note'>Share of the hold-out's engaged (user, item) pairs each candidate "
+        "source proposed, and the share credited to it when several proposed the same pair "
+        f"(the first in merge order). All sources together: {_esc(_fmt(total))}.</p>"
     )
-    return note + f"<table class='kv'><tbody>{rows}</tbody></table>"
+    head = "<tr><th>source</th><th>proposed</th><th>credited</th></tr>"
+    return note + f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
 
 
 def _ndcg_by_k(data: ReportData) -> str:

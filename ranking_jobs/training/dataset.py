@@ -71,14 +71,16 @@ def query_rows(candidates: pd.DataFrame, labels: pd.DataFrame, items: pd.DataFra
     sales) is a row only when it is a candidate: added on its own, every such row would
     be a positive that serving's candidates never contain, which the ranker learns to
     spot instead of learning to rank. ``source`` says which candidate generator
-    proposed the row, or ``shown`` for a logged item no generator proposed (the
-    generators' recall is measured on it).
+    proposed the row first, or ``shown`` for a logged item no generator proposed, and
+    ``sources`` every generator that proposed it (their recall is measured on both).
     """
     shown_users = labels["user_id"].unique()
-    cands = candidates[candidates["user_id"].isin(shown_users)][["user_id", "item_id", "source"]]
+    keep = ["user_id", "item_id", "source", "sources"]
+    cands = candidates.loc[candidates["user_id"].isin(shown_users), keep]
     shown = labels.loc[labels["shown"], ["user_id", "item_id"]]
     rows = cands.merge(shown, on=["user_id", "item_id"], how="outer")
     rows["source"] = rows["source"].fillna(SHOWN_ONLY)
+    rows["sources"] = rows["sources"].fillna(0).astype("int64")
     labelled = labels[["user_id", "item_id", "label", "shown_position"]]
     rows = rows.merge(labelled, on=["user_id", "item_id"], how="left")
     rows["label"] = rows["label"].fillna(C.NOT_SHOWN_GRADE).astype("int64")
@@ -96,7 +98,7 @@ def rows_for_day(ctx: RunContext, day: dt.date) -> pd.DataFrame:
     ).to_pandas()
     labels = grade_labels(events)
     cands = inputs.candidates_at(settings, labels["user_id"].unique(), day - dt.timedelta(days=1))
-    rows = query_rows(cands.frame, labels, cands.items)
+    rows = inputs.with_pair_features(query_rows(cands.frame, labels, cands.items), cands)
     rows["as_of"] = pd.Timestamp(day, tz="UTC")
     return rows
 

@@ -8,6 +8,8 @@ ids or positions.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ import pyarrow.compute as pc
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.settings import Settings
 from ranking_jobs.validation.common import finish, read_required, session_for
 from ranking_jobs.validation.frames import to_frame
 from ranking_jobs.validation.spec import (
@@ -36,14 +39,27 @@ SCORES_NOT_DESCENDING_AT = "scores_not_descending_at"  # first position whose sc
 DUPLICATE_ITEM = "item_ids_duplicate"  # first item id repeated within the list
 SOLD_ITEM = "item_ids_sold"  # first listed item that is sold in raw/items dt=ds
 OWN_LISTING = "item_ids_own_listing"  # first listed item whose seller is the user
+SELLER_OVER_CAP = "item_ids_seller_over_cap"  # first head item past its seller's cap
 CHUNK_ROWS = 200_000
 
 
-def lists_spec(top_n: int) -> SuiteSpec:
+def lists_spec(settings: Settings, previous: tuple[dt.date, int] | None = None) -> SuiteSpec:
+    """``previous``: the day and number of lists of the last earlier run, whose
+    coverage tonight's may fall below by at most ``lists_coverage_band``."""
+    top_n = settings.top_n
+    least = 1
+    coverage = "there must be lists to publish"
+    if previous is not None:
+        day, count = previous
+        least = max(1, math.ceil(count * (1 - settings.lists_coverage_band)))
+        coverage = (
+            f"at least {least:,} lists: {count:,} were made for {day.isoformat()}, and "
+            f"coverage may fall by at most {settings.lists_coverage_band:.0%}"
+        )
     return SuiteSpec(
         "recommendations",
         [
-            row_count("there must be lists to publish", min_value=1),
+            row_count(coverage, min_value=least),
             *schema_rules(C.RECOMMENDATIONS_SCHEMA),
             unique("user_id", "one list per user"),
             between(
@@ -61,6 +77,11 @@ def lists_spec(top_n: int) -> SuiteSpec:
             is_null(DUPLICATE_ITEM, "no item twice in one list"),
             is_null(SOLD_ITEM, "no item that is sold in raw/items of the day"),
             is_null(OWN_LISTING, "no item the user sells themself"),
+            is_null(
+                SELLER_OVER_CAP,
+                f"at most {settings.seller_cap} items of one seller among the first "
+                f"{settings.surface_size} (settings.seller_cap)",
+            ),
             Rule(
                 "expect_column_value_lengths_to_be_between",
                 {"column": "model_version", "min_value": 1},
@@ -87,7 +108,7 @@ def _is_list(table: pa.Table, name: str) -> bool:
 
 
 def _chunk_checks(
-    chunk: pa.Table, sold_ids: np.ndarray, sellers: pd.Series
+    chunk: pa.Table, sold_ids: np.ndarray, sellers: pd.Series, cap: int, head: int
 ) -> dict[str, pd.Series | np.ndarray]:
     n = chunk.num_rows
     out: dict[str, Any] = {}
@@ -110,6 +131,18 @@ def _chunk_checks(
                 seller = sellers.reindex(items).to_numpy(dtype=np.float64, na_value=np.nan)
                 own = seller == users[parents]
                 out[OWN_LISTING] = _first_per_row(parents[own], items[own], n)
+            starts = np.concatenate([[0], np.cumsum(pc.fill_null(lengths, 0).to_numpy())])
+            in_head = np.nonzero(np.arange(len(items)) - starts[parents] < head)[0]
+            seller_of = sellers.reindex(items[in_head]).to_numpy(np.float64, na_value=np.nan)
+            nth = (
+                pd.DataFrame({"r": parents[in_head], "s": seller_of})
+                .groupby(["r", "s"], dropna=True)
+                .cumcount()
+                .reindex(range(len(in_head)))
+                .to_numpy(np.float64, na_value=np.nan)
+            )
+            over = in_head[nth >= cap]
+            out[SELLER_OVER_CAP] = _first_per_row(parents[over], items[over], n)
     if _is_list(chunk, "scores"):
         scores_col = chunk.column("scores").combine_chunks()
         lengths = pc.list_value_length(scores_col)
@@ -125,7 +158,9 @@ def _chunk_checks(
     return out
 
 
-def with_list_checks(table: pa.Table, items: pa.Table) -> pd.DataFrame:
+def with_list_checks(
+    table: pa.Table, items: pa.Table, seller_cap: int = 3, surface_size: int = 20
+) -> pd.DataFrame:
     """The lists as a pandas frame plus the derived per-user check columns."""
     item_frame = items.select(
         [c for c in ("item_id", "seller_id", "status") if c in items.column_names]
@@ -141,7 +176,11 @@ def with_list_checks(table: pa.Table, items: pa.Table) -> pd.DataFrame:
         else pd.Series(dtype="float64")
     )
     parts = [
-        pd.DataFrame(_chunk_checks(table.slice(offset, CHUNK_ROWS), sold_ids, sellers))
+        pd.DataFrame(
+            _chunk_checks(
+                table.slice(offset, CHUNK_ROWS), sold_ids, sellers, seller_cap, surface_size
+            )
+        )
         for offset in range(0, max(table.num_rows, 1), CHUNK_ROWS)
     ]
     checks = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -151,14 +190,26 @@ def with_list_checks(table: pa.Table, items: pa.Table) -> pd.DataFrame:
     return df
 
 
+def previous_lists(settings: Settings, ds: dt.date) -> tuple[dt.date, int] | None:
+    """The last day before ``ds`` with lists, and how many it made."""
+    earlier = [d for d in lake.list_partitions(settings, C.RECOMMENDATIONS) if d < ds]
+    if not earlier:
+        return None
+    day = max(earlier)
+    return day, lake.read_partition(settings, C.RECOMMENDATIONS, day, ["user_id"]).num_rows
+
+
 def validate_lists(ctx: RunContext) -> dict[str, Any]:
     """Validate recommendations/dt=ctx.ds against raw/items dt=ctx.ds."""
+    settings = ctx.settings
     tables = read_required(ctx, [C.RECOMMENDATIONS, C.RAW_ITEMS], ctx.ds)
-    df = with_list_checks(tables[C.RECOMMENDATIONS], tables[C.RAW_ITEMS])
+    df = with_list_checks(
+        tables[C.RECOMMENDATIONS], tables[C.RAW_ITEMS], settings.seller_cap, settings.surface_size
+    )
     session = session_for(ctx, "validate_lists")
     summary = session.check(
         df,
-        lists_spec(ctx.settings.top_n),
+        lists_spec(settings, previous_lists(settings, ctx.ds)),
         C.RECOMMENDATIONS,
         location=lake.partition_uri(ctx.settings, C.RECOMMENDATIONS, ctx.ds),
     )

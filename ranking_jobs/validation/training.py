@@ -39,12 +39,15 @@ KEYS = {
 QUERY_SIZE = "query_size"
 SPLIT_WITHOUT_POSITIVE = "split_without_positive_query"
 DERIVED = (QUERY_SIZE, SPLIT_WITHOUT_POSITIVE)
+# Row bookkeeping that is numeric but no model input: which generators proposed the
+# row, and where it was displayed.
+BOOKKEEPING = ("sources", "shown_position")
 FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def feature_columns(df: pd.DataFrame) -> list[str]:
-    """Every numeric column that is not a key, the label or a derived check column."""
-    skip = set(KEYS) | set(DERIVED)
+    """Every numeric column that is not a key, the label, bookkeeping or a derived check."""
+    skip = set(KEYS) | set(DERIVED) | set(BOOKKEEPING)
     return [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])]
 
 

@@ -175,7 +175,7 @@ def test_snapshot_is_invisible_before_its_event_timestamp(feast_settings: Settin
     out = feast_store.assemble_features(feast_settings, rows)
 
     assert list(out["event_timestamp"]) == list(rows["event_timestamp"])
-    assert set(cols.MODEL_FEATURES) <= set(out.columns)
+    assert set(cols.ASSEMBLED_FEATURES) <= set(out.columns)
     got = list(out["clicks_7d"])[::-1]
     assert all(math.isnan(v) for v in got[:2]), got
     assert got[2:] == [1.0, 1.0, 1.0, 50.0, 50.0]
@@ -204,7 +204,7 @@ def test_chunked_retrieval_equals_one_retrieval(feast_settings: Settings) -> Non
     pd.testing.assert_frame_equal(chunked, whole)
     assert chunked["item_id"].tolist() == [i for _, i in pairs]
     assert chunked["clicks_7d"].notna().sum() >= 4  # real values, not an all-NaN frame
-    assert chunked[cols.MODEL_FEATURES].dtypes.eq("float32").all()
+    assert chunked[cols.ASSEMBLED_FEATURES].dtypes.eq("float32").all()
     # (100, 1) at D+1 06:00 sees D's pair row (2 engagements); other pairs have none
     assert chunked["ui_engagements"].tolist()[0] == 2.0
     assert chunked["ui_engagements"].isna().sum() >= 5

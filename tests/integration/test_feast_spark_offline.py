@@ -39,7 +39,7 @@ def test_spark_and_duckdb_offline_stores_agree(tmp_path: Path, spark) -> None:
     got = {}
     for engine in ("duckdb", "spark"):
         settings = _lake(tmp_path / engine, engine)
-        got[engine] = feast_store.assemble_features(settings, rows)[cols.MODEL_FEATURES]
+        got[engine] = feast_store.assemble_features(settings, rows)[cols.ASSEMBLED_FEATURES]
     pd.testing.assert_frame_equal(got["spark"], got["duckdb"], check_exact=False, rtol=1e-6)
     assert got["spark"]["clicks_7d"].tolist()[:2] == [1.0, 50.0]  # point in time, not latest
     unknown = got["spark"].iloc[-1]

@@ -444,6 +444,49 @@ def test_broken_lists_are_refused(valid_day: RunContext, case: str) -> None:
         assert example in message, message
 
 
+def test_a_seller_past_its_cap_near_the_top_is_refused(valid_day: RunContext) -> None:
+    cols = lists_columns()
+    cols["item_ids"][2], cols["scores"][2] = [101, 104], [0.3, 0.2]
+    settings = valid_day.settings.model_copy(update={"seller_cap": 1, "surface_size": 2})
+    lake.write_partition(settings, C.RECOMMENDATIONS, DS, to_table(cols, C.RECOMMENDATIONS_SCHEMA))
+    with pytest.raises(DataValidationError) as info:
+        validate_lists(RunContext.create(DS, settings))
+    message = str(info.value)
+    # list 0 is [101, 102, 103]: 101 and 102 are both seller 5's, in the first two
+    assert "'item_ids_seller_over_cap': 1 of 4 rows unexpected" in message, message
+    assert "e.g. [102] [at most 1 items of one seller among the first 2" in message, message
+    wider = settings.model_copy(update={"surface_size": 1})
+    assert validate_lists(RunContext.create(DS, wider))["success"]
+
+
+def test_lists_may_not_cover_far_fewer_users_than_the_previous_run(
+    valid_day: RunContext,
+) -> None:
+    settings = valid_day.settings
+    earlier = {k: v * 3 for k, v in lists_columns().items()}
+    earlier["user_id"] = list(range(1, 13))
+    day_before = DS - dt.timedelta(days=2)
+    lake.write_partition(
+        settings, C.RECOMMENDATIONS, day_before, to_table(earlier, C.RECOMMENDATIONS_SCHEMA)
+    )
+    lake.write_partition(
+        settings, C.RECOMMENDATIONS, DS, to_table(lists_columns(), C.RECOMMENDATIONS_SCHEMA)
+    )
+    with pytest.raises(DataValidationError) as info:
+        validate_lists(valid_day)
+    message = str(info.value)
+    assert "expect_table_row_count_to_be_between" in message
+    assert f"12 were made for {day_before.isoformat()}" in message, message
+    # within the band (4 of 5 is a 20% drop), the same lists pass
+    lake.write_partition(
+        settings,
+        C.RECOMMENDATIONS,
+        day_before,
+        to_table({k: [*v, v[0]] for k, v in lists_columns().items()}, C.RECOMMENDATIONS_SCHEMA),
+    )
+    assert validate_lists(valid_day)["success"]
+
+
 def test_lists_need_the_items_snapshot(ctx: RunContext) -> None:
     lake.write_partition(
         ctx.settings, C.RECOMMENDATIONS, DS, to_table(lists_columns(), C.RECOMMENDATIONS_SCHEMA)

@@ -9,10 +9,12 @@ import pytest
 from ranking_jobs import contracts as C
 from ranking_jobs.precompute import rules
 from ranking_jobs.precompute.candidates import (
-    PAST_ITEMS_SHARE,
+    SOURCE_BIT,
+    CandidateInputs,
     generate_candidates,
     rank_available,
 )
+from ranking_jobs.settings import Settings
 from ranking_jobs.training.dataset import grade_labels, query_rows
 
 
@@ -34,31 +36,114 @@ def _items() -> pd.DataFrame:
     )
 
 
+def _affinity(dim: str, pairs: dict[int, list[str]]) -> pd.DataFrame:
+    """Affinities of each user's values, strongest first."""
+    rows = [(u, v, 1.0 - 0.1 * i) for u, vals in pairs.items() for i, v in enumerate(vals)]
+    return pd.DataFrame(rows, columns=["user_id", dim, f"{dim}_affinity"])
+
+
+def _generate(users, items, affinity, per_user, excluded=None, **more):
+    quotas = more.pop("quotas", None)
+    inputs = CandidateInputs(
+        items=items,
+        affinity={"category": affinity} if isinstance(affinity, pd.DataFrame) else affinity,
+        excluded=_none() if excluded is None else excluded,
+        **more,
+    )
+    return generate_candidates(np.array(users), inputs, per_user, quotas)
+
+
 def test_popularity_ranking_skips_unavailable_and_orders_by_engagement():
     ranked = rank_available(_items())
     assert ranked["item_id"].tolist() == [4, 1, 3, 6, 2]
 
 
 def test_candidates_exclude_own_sold_and_bought_items():
-    affinity = pd.DataFrame(
-        {"user_id": [1, 2], "category": ["shoes", "tops"], "category_affinity": [1.0, 1.0]}
-    )
+    affinity = _affinity("category", {1: ["shoes"], 2: ["tops"]})
     bought = pd.DataFrame({"user_id": [2], "item_id": [1]})
-    cands = generate_candidates(np.array([1, 2]), _items(), affinity, bought, per_user=4)
+    cands = _generate([1, 2], _items(), affinity, 6, bought)
     by_user = cands.groupby("user_id")["item_id"].apply(list).to_dict()
     assert 4 not in by_user[1]  # own listing
     assert 5 not in by_user[1] and 5 not in by_user[2]  # sold
     assert 1 not in by_user[2]  # already bought
     # favourite category first: user 1 likes shoes -> item 3 leads
     assert by_user[1][0] == 3
-    assert by_user[2][:2] == [4, 2]
-    assert cands.groupby("user_id").size().max() <= 4
+    assert by_user[2][:2] == [4, 2]  # category quota int(6 * 0.35) = 2
+    assert cands.groupby("user_id").size().max() <= 6
     assert not cands.duplicated(["user_id", "item_id"]).any()
 
 
 def test_popularity_counts_purchases_for_purchase_only_logs():
     items = _items().assign(clicks_7d=0, impressions_7d=0, purchases_7d=[0, 3, 1, 0, 0, 2])
     assert rank_available(items)["item_id"].tolist() == [2, 6, 3, 1, 4]
+
+
+def _catalogue() -> pd.DataFrame:
+    """Twelve available dresses and bags by several brands and sizes, with 1-day counts
+    and ages: enough for every source to have something to say."""
+    n = 12
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(100, 100 + n),
+            "seller_id": 50,
+            "category": ["dresses"] * 8 + ["bags"] * 4,
+            "brand": ["zara", "cos", "zara", "cos", "gucci", "zara", "cos", "zara"] + ["cos"] * 4,
+            "size": ["S", "M", "M", "S", "L", "S", "M", "L"] + ["one"] * 4,
+            "is_available": 1,
+            "age_days": [40.0, 30, 20, 10, 2.5, 1.0, 0.5, 60, 5, 0.2, 9, 9],
+        }
+    )
+    for w in ("1d", "7d"):
+        for e in ("impressions", "likes", "saves", "bag_adds", "purchases"):
+            items[f"{e}_{w}"] = 0
+    items["clicks_7d"] = np.arange(n, 0, -1) * 7  # popularity: 100 > 101 > ... > 111
+    items["clicks_1d"] = items["clicks_7d"] // 7
+    items.loc[items["item_id"] == 108, "clicks_1d"] = 40  # 108 is rising
+    return items
+
+
+def test_each_source_proposes_within_its_quota_and_is_recorded():
+    items = _catalogue()
+    affinity = {
+        "category": _affinity("category", {1: ["dresses"]}),
+        "brand": _affinity("brand", {1: ["gucci"]}),
+        "size": _affinity("size", {1: ["M"]}),
+    }
+    recent = pd.DataFrame({"user_id": [1], "item_id": [110]})
+    covis = pd.DataFrame({"item_id": [110, 110], "neighbour_id": [111, 109], "score": [0.9, 0.4]})
+    quotas = {"covisitation": 0.1, "category_popular": 0.2, "brand_popular": 0.1}
+    quotas |= {"new_arrivals": 0.1, "trending": 0.1}
+    cands = _generate([1], items, affinity, 10, recent=recent, covisitation=covis, quotas=quotas)
+    got = cands.set_index("item_id")["source"].to_dict()
+    # one item per 0.1 of ten: co-visitation's best neighbour; two popular dresses in
+    # size M; the gucci item; the newest dress; the rising bag; then global popularity
+    assert list(got.items())[:6] == [
+        (111, "covisitation"),
+        (101, "category_popular"),
+        (102, "category_popular"),
+        (104, "brand_popular"),
+        (106, "new_arrivals"),
+        (108, "trending"),
+    ]
+    assert set(list(got.values())[6:]) == {"global_popular"}
+    assert len(cands) == 10 and not cands["item_id"].duplicated().any()
+    assert 110 not in got  # the recent item itself is not offered back by co-visitation
+    # item 100 (the most popular) came from global popularity only; 101 also from it
+    bits = cands.set_index("item_id")["sources"]
+    assert bits[100] == SOURCE_BIT["global_popular"]
+    assert bits[101] == SOURCE_BIT["category_popular"] | SOURCE_BIT["global_popular"]
+
+
+def test_zero_quota_silences_a_source_and_unknown_sources_are_refused():
+    items = _catalogue()
+    affinity = {"category": _affinity("category", {1: ["bags"]})}
+    only_global = _generate([1], items, affinity, 5, quotas={"category_popular": 0.0})
+    assert set(only_global["source"]) == {"global_popular"}
+    assert only_global["item_id"].tolist() == [100, 101, 102, 103, 104]
+    with pytest.raises(ValueError, match="unknown candidate sources \\['bestsellers'\\]"):
+        Settings(candidate_quotas={"bestsellers": 0.2})
+    with pytest.raises(ValueError, match="shares in \\[0, 1\\]"):
+        Settings(candidate_quotas={"trending": 1.5})
 
 
 def test_past_items_source_leads_by_frequency_then_recency_within_its_quota():
@@ -71,24 +156,21 @@ def test_past_items_source_leads_by_frequency_then_recency_within_its_quota():
             "last_ts": [ts, ts, ts - pd.Timedelta(days=1), ts, ts - pd.Timedelta(days=2), ts, ts],
         }
     )
-    affinity = pd.DataFrame({"user_id": [2], "category": ["tops"], "category_affinity": [1.0]})
-    no_history = generate_candidates(np.array([1, 2]), _items(), affinity, _none(), per_user=6)
+    affinity = _affinity("category", {2: ["tops"]})
+    no_history = _generate([1, 2], _items(), affinity, 6)
     assert "past_items" not in set(no_history["source"])
 
-    cands = generate_candidates(
-        np.array([1, 2]), _items(), affinity, _none(), per_user=6, history=history
-    )
+    share = Settings().candidate_quotas["past_items"]
+    cands = _generate([1, 2], _items(), affinity, 6, history=history)
     u2 = cands[cands["user_id"] == 2]
-    # quota int(6 * PAST_ITEMS_SHARE) = 1: the most frequent available past item leads
+    # quota int(6 * 0.3) = 1: the most frequent available past item leads
     # (5 was bought more often but is sold)
-    assert int(6 * PAST_ITEMS_SHARE) == 1
+    assert int(6 * share) == 1
     assert u2[u2["source"] == "past_items"]["item_id"].tolist() == [6]
     assert u2["item_id"].iloc[0] == 6
     assert 5 not in u2["item_id"].tolist()
     # a larger list takes more past items; equal counts: the more recent first
-    wide = generate_candidates(
-        np.array([2]), _items(), affinity, _none(), per_user=12, history=history
-    )
+    wide = _generate([2], _items(), affinity, 12, history=history)
     assert wide[wide["source"] == "past_items"]["item_id"].tolist() == [6, 3, 2]
     # user 1's own listing (item 4) is never offered, however often it was interacted with
     u1 = cands[cands["user_id"] == 1]
@@ -98,9 +180,7 @@ def test_past_items_source_leads_by_frequency_then_recency_within_its_quota():
     assert cands.groupby("user_id").size().max() <= 6
 
     excluded = pd.DataFrame({"user_id": [2], "item_id": [6]})
-    kept = generate_candidates(
-        np.array([2]), _items(), affinity, excluded, per_user=12, history=history
-    )
+    kept = _generate([2], _items(), affinity, 12, excluded, history=history)
     assert 6 not in kept["item_id"].tolist()
 
 
@@ -138,7 +218,12 @@ def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
         }
     )
     cands = pd.DataFrame(
-        {"user_id": [1, 1, 3], "item_id": [11, 12, 12], "source": ["covis", "popular", "popular"]}
+        {
+            "user_id": [1, 1, 3],
+            "item_id": [11, 12, 12],
+            "source": ["covisitation", "trending", "trending"],
+            "sources": [3, 32, 32],
+        }
     )
     items = pd.DataFrame(
         {
@@ -152,7 +237,8 @@ def test_query_rows_union_candidates_and_impressions_for_shown_users_only():
     rows = query_rows(cands, labels, items).sort_values("item_id")
     assert rows["user_id"].tolist() == [1, 1, 1]  # user 3 was shown nothing that day
     assert rows["label"].tolist() == [2, 1, C.NOT_SHOWN_GRADE]
-    assert rows["source"].tolist() == ["shown", "covis", "popular"]
+    assert rows["source"].tolist() == ["shown", "covisitation", "trending"]
+    assert rows["sources"].tolist() == [0, 3, 32]
     assert rows["shown_position"].fillna(-1).tolist() == [0.0, 3.0, -1]
 
 
@@ -167,7 +253,9 @@ def test_query_rows_take_unshown_purchases_only_as_candidates():
             "shown_position": [np.nan, np.nan],
         }
     )
-    cands = pd.DataFrame({"user_id": [1, 1], "item_id": [11, 12], "source": "past_items"})
+    cands = pd.DataFrame(
+        {"user_id": [1, 1], "item_id": [11, 12], "source": "past_items", "sources": 1}
+    )
     items = pd.DataFrame(
         {"item_id": [10, 11, 12], "category": "a", "brand": "x", "size": "M", "style": "boho"}
     )
@@ -178,7 +266,12 @@ def test_query_rows_take_unshown_purchases_only_as_candidates():
 
 def test_top_n_and_padding_keep_order_and_exclusions():
     scored = pd.DataFrame(
-        {"user_id": [1, 1, 1, 2], "item_id": [3, 2, 2, 3], "score": [0.5, 0.9, 0.9, 0.1]}
+        {
+            "user_id": [1, 1, 1, 2],
+            "item_id": [3, 2, 2, 3],
+            "seller_id": [8, 9, 9, 8],
+            "score": [0.5, 0.9, 0.9, 0.1],
+        }
     )
     ranked = rules.top_n(scored, 2)
     assert ranked[ranked.user_id == 1]["item_id"].tolist() == [2, 3]
@@ -194,6 +287,27 @@ def test_top_n_and_padding_keep_order_and_exclusions():
     u1 = lists.loc[1]
     assert list(u1["item_ids"][:2]) == [2, 3] and 4 not in u1["item_ids"][2:]  # own listing
     assert len(set(u1["item_ids"])) == 3
+
+
+def test_seller_cap_fills_the_head_from_other_sellers_and_drops_nothing():
+    # user 1: seller 7 owns the four best items; cap 2 in a head of 4
+    scored = pd.DataFrame(
+        {
+            "user_id": [1] * 7 + [2, 2],
+            "item_id": [10, 11, 12, 13, 20, 21, 30, 10, 20],
+            "seller_id": [7, 7, 7, 7, 8, 8, 7, 7, 8],
+            "score": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+        }
+    )
+    capped = rules.cap_sellers(scored, cap=2, head=4)
+    lists = rules.to_lists(capped).set_index("user_id")
+    u1 = lists.loc[1]
+    # head: 10, 11 (seller 7's first two), then 20, 21 from seller 8; then 12, 13, 30
+    assert list(u1["item_ids"]) == [10, 11, 20, 21, 12, 13, 30]
+    assert np.all(np.diff(u1["scores"]) <= 0)  # still sorted by what it shows
+    assert list(u1["scores"][:4]) == pytest.approx([0.9, 0.8, 0.5, 0.4])
+    assert list(lists.loc[2, "item_ids"]) == [10, 20]
+    assert len(capped) == len(scored)
 
 
 @pytest.mark.parametrize("n", [1, 2])

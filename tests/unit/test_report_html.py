@@ -49,7 +49,11 @@ def full_data() -> ReportData:
             "new_users": {"model": {"ndcg@10": 0.2, "n_queries": 12.0}},
             "cold_items": {"model": {"ndcg@10": 0.3, "n_queries": 40.0}},
         },
-        candidate_recall={"category_popular": 0.25, "all_generators": 0.3612},
+        candidate_recall={
+            "by_source": {"covisitation": 0.3125, "category_popular": 0.25},
+            "first_source": {"covisitation": 0.3125, "category_popular": 0.0487},
+            "all_generators": 0.3612,
+        },
         learning_curves={"train": [0.3, 0.35, 0.38], "valid": [0.28, 0.31, 0.32]},
         learning_curve_metric="ndcg@10",
         feature_importance={f"feature_{i}": float(i) for i in range(40)},
@@ -86,7 +90,8 @@ def test_full_report_has_every_section_numbers_and_one_plotly_bundle(tmp_path: P
     assert text.count("cdn.plot.ly") == get_plotlyjs().count("cdn.plot.ly")  # only the bundle's
     assert not re.search(r"<script[^>]*\bsrc=", text)  # nothing loaded from elsewhere
     assert len(re.findall(r"Plotly\.newPlot\(", text)) == 7  # one per figure section
-    assert ">0.3612</td>" in text  # candidate recall
+    assert "All sources together: 0.3612" in text  # candidate recall
+    assert "<th scope='row'>covisitation</th><td class='num' title=\"0.3125\">0.3125</td>" in text
     assert ">0.6124</td>" in text  # shown-only metrics
     assert "Top 30 of 40 features by gain." in text
     assert "20,000 scores" in text

@@ -354,3 +354,19 @@ def test_derived_paths_follow_a_copy_with_another_state_dir(tmp_path) -> None:
     assert second.feast_dir == tmp_path / "b" / "feast"
     assert second.reports_dir == tmp_path / "b" / "reports"
     assert "/b/" in second.tracking_uri and "/b/" in second.artifact_root
+
+
+def test_settings_travel_to_a_child_process_whole(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ranking_jobs.airflow_runner import settings_env
+
+    sent = Settings(
+        data_root=str(tmp_path / "lake"),
+        candidate_quotas={"trending": 0.5, "covisitation": 0.2},
+        exclude_purchased=False,
+        seller_cap=2,
+    )
+    for name, value in settings_env(sent).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == sent

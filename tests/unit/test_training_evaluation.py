@@ -8,6 +8,7 @@ import pytest
 
 from ranking_jobs.evaluation import decide, eval_labels, holdout
 from ranking_jobs.features.columns import MODEL_FEATURES
+from ranking_jobs.precompute.candidates import SOURCE_BIT
 from ranking_jobs.settings import Settings
 from ranking_jobs.training import model
 
@@ -150,6 +151,8 @@ def test_segments_split_users_and_restrict_relevance_to_the_item_segment():
     rows["impressions_30d"] = rows["item_id"].map({1: 500, 2: 400, 3: 3, 4: 0})
     rows["rel"] = [0, 1, 0, 2, 1, 0, 0, 0]  # user 7 engaged 2 and cold 4; user 8 item 1
     rows["source"] = ["category_popular", "global_popular", "shown", "shown"] + ["shown"] * 4
+    bit = SOURCE_BIT
+    rows["sources"] = [bit["category_popular"], bit["global_popular"] | bit["trending"]] + [0] * 6
     perfect = rows["rel"].to_numpy().astype(float)
     seg = segment_metrics(rows, {"perfect": perfect, "popularity": -rows["item_id"].to_numpy()})
     assert seg["new_users"]["perfect"]["n_queries"] == 1
@@ -159,9 +162,10 @@ def test_segments_split_users_and_restrict_relevance_to_the_item_segment():
     # popularity ranks cold item 4 last of four: NDCG = 1/log2(5)
     assert seg["cold_items"]["popularity"]["ndcg@10"] == pytest.approx(1 / np.log2(5), rel=1e-6)
     recall = candidate_recall(rows)
-    assert recall["global_popular"] == pytest.approx(1 / 3)
+    assert recall["first_source"] == {"global_popular": pytest.approx(1 / 3)}
     assert recall["all_generators"] == pytest.approx(1 / 3)
-    assert "shown" not in recall
+    assert recall["by_source"]["trending"] == pytest.approx(1 / 3)
+    assert recall["by_source"]["category_popular"] == 0.0  # proposed, but not engaged
 
 
 def test_queries_follow_display_order_for_unbiased_lambdamart():

@@ -122,7 +122,7 @@ def test_list_check_columns(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) ->
         [[0.9, 0.1], [3.0, 2.0, 1.0], [0.5, 0.6], [1.0, 1.0, 2.0], [0.1]],
         users=[1, 2, 3, 3, 5],
     )
-    df = L.with_list_checks(table, ITEMS)
+    df = L.with_list_checks(table, ITEMS, seller_cap=1, surface_size=2)
     assert df[L.ITEM_IDS_LENGTH].tolist()[:4] == [2, 3, 2, 3]
     assert pd.isna(df[L.ITEM_IDS_LENGTH].iloc[4])
     assert df[L.SCORES_LENGTH].tolist() == [2, 3, 2, 3, 1]
@@ -130,6 +130,10 @@ def test_list_check_columns(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) ->
     assert df[L.DUPLICATE_ITEM].tolist() == [None, 10, None, None, None]
     assert df[L.SOLD_ITEM].tolist() == [None, None, 11, None, None]
     assert df[L.OWN_LISTING].tolist() == [None, None, None, 13, None]
+    # seller 3 owns 12 and 13: a second item of theirs in the first two breaks a cap of 1
+    assert df[L.SELLER_OVER_CAP].tolist() == [13, None, None, 12, None]
+    relaxed = L.with_list_checks(table, ITEMS, seller_cap=2, surface_size=2)
+    assert relaxed[L.SELLER_OVER_CAP].isna().all()
 
 
 def test_query_columns() -> None:
@@ -140,6 +144,8 @@ def test_query_columns() -> None:
             "label": [2, 0, 1, 1, 0],
             "split": ["train", "train", "valid", "test", "test"],
             "feat": [0.1, 0.2, np.nan, 1.0, 2.0],
+            "sources": [1, 2, 0, 4, 4],
+            "shown_position": [0.0, np.nan, 3.0, np.nan, 1.0],
         }
     )
     out = T.with_query_columns(df)

@@ -1,0 +1,213 @@
+"""Precompute speed: the whole stage against raw XGBoost ``inplace_predict`` on its rows.
+
+    python -m bench.bench_precompute [--scale medium] [--root DIR]
+
+Reuses (or generates) the marketplace of ``bench_features`` for ``--scale``,
+then, each in a fresh child process:
+
+- ``prepare``: ``build_features`` for the day, and a stand-in champion (300 trees
+  of depth 6, the shape the pipeline trains) fitted on a sample of users'
+  candidates labelled by the next day's events, registered and promoted;
+- ``precompute``: the ``precompute_lists`` stage as the night runs it
+  (candidates, Feast feature assembly, Spark scoring, business rules, writes),
+  with the stage's own step timings;
+- ``raw``: the candidate rows the stage wrote, as one float32 matrix, scored by
+  ``inplace_predict`` on every core: the reference.
+
+Peak RSS is the sampled RSS sum of the child's process tree (Spark's JVM
+included). Figures are printed, never asserted; the target is a stage rate of at
+least 0.5x the raw figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.bench_features import DEFAULT_ROOT, DS, _settings, ensure_lake, run_child
+
+TARGET = 0.5
+TREES, DEPTH = 300, 6
+SAMPLE_USERS = 3_000
+
+
+def _ctx(args: argparse.Namespace, run_id: str) -> Any:
+    from ranking_jobs.context import RunContext
+
+    settings = _settings(args.scale, args.root).model_copy(
+        update={"train_days": 1, "task_retries": 0}
+    )
+    return RunContext.create(dt.date.fromisoformat(DS), settings, run_id)
+
+
+def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """Feature snapshots and a champion of realistic size (quality is not measured here)."""
+    import numpy as np
+    import pandas as pd
+
+    from ranking_jobs import contracts as C
+    from ranking_jobs import lake, registry
+    from ranking_jobs.feast_store import assemble_features
+    from ranking_jobs.precompute import inputs
+    from ranking_jobs.stages import run_stage
+    from ranking_jobs.training import model
+    from ranking_jobs.training.dataset import grade_labels, query_rows
+
+    ctx = _ctx(args, "bench-prepare")
+    started = time.perf_counter()
+    run_stage("build_features", ctx)
+    features_s = time.perf_counter() - started
+
+    settings = ctx.settings.model_copy(
+        update={"num_boost_round": TREES, "early_stopping_rounds": TREES, "max_depth": DEPTH}
+    )
+    eve = ctx.ds - dt.timedelta(days=1)
+    events = lake.read_days(
+        settings, C.RAW_EVENTS, [ctx.ds], ["user_id", "item_id", "event_type", "position"]
+    ).to_pandas()
+    labels = grade_labels(events)
+    users = np.sort(labels["user_id"].unique())[:SAMPLE_USERS]
+    cands = inputs.candidates_at(settings, users, eve)
+    rows = query_rows(cands.frame, labels[labels["user_id"].isin(users)], cands.items)
+    rows = inputs.with_pair_features(rows, cands)
+    rows["as_of"] = pd.Timestamp(ctx.ds, tz="UTC")
+    rows["event_timestamp"] = pd.Timestamp(ctx.ds, tz="UTC")
+    rows = assemble_features(settings, rows)
+    booster, _ = model.fit(settings, rows, rows)
+    ref = registry.log_and_register(
+        settings,
+        booster,
+        params=model.xgb_params(settings),
+        metrics={"train_rows": len(rows)},
+        tags={"ds": DS, "purpose": "bench_precompute stand-in"},
+        artifacts={},
+        signature=model.signature(booster, rows),
+    )
+    registry.promote(settings, ref, ["bench_precompute stand-in champion"])
+    return {
+        "features_s": round(features_s, 1),
+        "champion": ref.label,
+        "trees": booster.num_boosted_rounds(),
+        "train_rows": len(rows),
+    }
+
+
+class _Steps(logging.Handler):
+    """Collects the stage's ``timed`` log lines: step name -> seconds."""
+
+    pattern = re.compile(r"^(?P<what>.+?)(?:: [\d,]+ \w+)? in (?P<s>[\d.]+)s")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.steps: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = self.pattern.match(record.getMessage())
+        if found and record.name.startswith("ranking_jobs"):
+            self.steps[found["what"]] = float(found["s"])
+
+
+def _child_precompute(args: argparse.Namespace) -> dict[str, Any]:
+    from ranking_jobs.stages import run_stage
+
+    steps = _Steps()
+    logging.getLogger("ranking_jobs").addHandler(steps)
+    logging.getLogger("ranking_jobs").setLevel(logging.INFO)
+    ctx = _ctx(args, "bench-precompute")
+    started = time.perf_counter()
+    result = run_stage("precompute_lists", ctx)
+    wall = time.perf_counter() - started
+    return {
+        "wall_s": round(wall, 1),
+        "users": result["users"],
+        "candidates": result["candidates"],
+        "candidates_uri": result["candidates_uri"],
+        "steps": steps.steps,
+    }
+
+
+def _child_raw(args: argparse.Namespace, uri: str) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from ranking_jobs import registry
+    from ranking_jobs.training.model import feature_matrix
+
+    settings = _ctx(args, "bench-raw").settings
+    booster = registry.load_booster(settings, registry.champion(settings))
+    booster.set_param({"nthread": 2})
+    names = list(booster.feature_names)
+    frame = pq.read_table(uri.removeprefix("file://"), columns=names).to_pandas()
+    matrix = feature_matrix(frame, names)
+    del frame
+    started = time.perf_counter()
+    scores = booster.inplace_predict(matrix, validate_features=False)
+    seconds = time.perf_counter() - started
+    return {"rows": len(scores), "seconds": round(seconds, 2), "rows_per_s": len(scores) / seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", default="medium", choices=["tiny", "small", "medium", "large"])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--child", choices=["prepare", "precompute", "raw"])
+    parser.add_argument("--uri", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=7200)
+    args = parser.parse_args(argv)
+    if args.child:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        out = {
+            "prepare": lambda: _child_prepare(args),
+            "precompute": lambda: _child_precompute(args),
+            "raw": lambda: _child_raw(args, args.uri),
+        }[args.child]()
+        print(json.dumps(out))
+        return 0
+
+    lake_info = ensure_lake(args.scale, args.root)
+    base = ["bench.bench_precompute", "--scale", args.scale, "--root", str(args.root)]
+    prep = run_child([*base, "--child", "prepare"], timeout_s=args.timeout)
+    if "error" in prep:
+        print("prepare failed:", prep["error"])
+        return 1
+    stage = run_child([*base, "--child", "precompute"], timeout_s=args.timeout)
+    if "error" in stage:
+        print("precompute failed:", stage["error"])
+        return 1
+    raw = run_child(
+        [*base, "--child", "raw", "--uri", stage["candidates_uri"]], timeout_s=args.timeout
+    )
+
+    rate = stage["candidates"] / stage["wall_s"]
+    print(
+        f"\nprecompute at {args.scale}: {lake_info['users']:,} users, "
+        f"{lake_info['events']:,} events"
+    )
+    print(f"stand-in champion {prep['champion']}: {prep['trees']} trees, depth {DEPTH}")
+    print(f"{'path':<34}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'users/s':>10}{'peak MiB':>10}")
+    print(
+        f"{'precompute_lists (whole stage)':<34}{stage['candidates']:>12,}{stage['wall_s']:>10.1f}"
+        f"{rate:>12,.0f}{stage['users'] / stage['wall_s']:>10,.0f}{stage['tree_peak_rss_mib']:>10,}"
+    )
+    if "error" not in raw:
+        print(
+            f"{'raw inplace_predict (2 threads)':<34}{raw['rows']:>12,}{raw['seconds']:>10.2f}"
+            f"{raw['rows_per_s']:>12,.0f}{'':>10}{raw['tree_peak_rss_mib']:>10,}"
+        )
+        ratio = rate / raw["rows_per_s"]
+        verdict = "ok" if ratio >= TARGET else "MISS"
+        print(f"stage / raw: {ratio:.3f}x (target {TARGET}x: {verdict})")
+    print("stage steps (seconds):")
+    for what, seconds in stage["steps"].items():
+        print(f"  {what:<60}{seconds:>8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
