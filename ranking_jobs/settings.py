@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         "(1: the next day; longer windows fit slow-buying domains).",
     )
     candidates_per_user: int = Field(120, ge=10, description="Candidates generated per user.")
+    candidate_size_first: bool = Field(
+        False,
+        description="Taste sources offer items in the user's most-engaged sizes first. Off: "
+        "on tiny data it lifted candidate recall 0.356 -> 0.385 but the ranker's hold-out "
+        "NDCG@10 fell 0.149 -> 0.115 (fitting unshown candidates look like shown ones).",
+    )
     candidate_quotas: dict[str, float] = Field(
         {
             "past_items": 0.3,

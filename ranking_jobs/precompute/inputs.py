@@ -70,9 +70,10 @@ def candidates_at(settings: Settings, users: np.ndarray, snapshot: dt.date) -> C
     else:
         excluded = pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
         history = interactions_until(settings, snapshot)
+    dims = ("category", "brand", "size") if settings.candidate_size_first else ("category", "brand")
     source = CandidateInputs(
         items=items,
-        affinity={d: affinity_table(settings, snapshot, d) for d in ("category", "brand", "size")},
+        affinity={d: affinity_table(settings, snapshot, d) for d in dims},
         excluded=excluded,
         recent=interactions_until(settings, snapshot, RECENT_DAYS),
         covisitation=covisitation_table(settings, snapshot),
