@@ -158,6 +158,20 @@ def definitions(settings: Settings) -> list[object]:
         online=True,
         description="Fallback list for users without a personalised one.",
     )
+    sold_items = FeatureView(
+        name="sold_items",
+        entities=[segment],
+        ttl=dt.timedelta(0),
+        schema=[
+            Field(name="item_ids", dtype=Array(Int64)),
+            Field(name="since", dtype=UnixTimestamp),
+            Field(name="updated_at", dtype=UnixTimestamp),
+        ],
+        source=_source(settings, C.SOLD_ITEMS),
+        online=True,
+        description="Items sold since the live lists were made (hourly); serving drops them. "
+        "One row per segment, so a read costs one key, not one per item.",
+    )
     return [
         user,
         item,
@@ -170,6 +184,7 @@ def definitions(settings: Settings) -> list[object]:
         user_item_stats,
         user_recommendations,
         popular_items,
+        sold_items,
     ]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ranking_jobs.context import RunContext, parse_ds
 from ranking_jobs.settings import ENV_PREFIX, Settings, load_settings
-from ranking_jobs.stages import NIGHTLY, run_stage
+from ranking_jobs.stages import AVAILABILITY, NIGHTLY, run_stage
 
 log = logging.getLogger("ranking_jobs.cli")
 
@@ -112,6 +112,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="last day to write (default: the data's last day)",
     )
+    # `availability` for people, `refresh_availability` (the stage's name) like every
+    # nightly subcommand; two parsers, so each one's usage line names itself.
+    for name in ("availability", AVAILABILITY.name):
+        p = sub.add_parser(
+            name,
+            help="write the items sold since the live lists were made to the online store "
+            "(the hourly ranking_availability task)",
+            description=AVAILABILITY.doc,
+        )
+        _common(p, ds=False)
+        p.add_argument(
+            "--ds",
+            default=None,
+            metavar="YYYY-MM-DD",
+            type=_ds_arg,
+            help="day of the audit partition sold_items/dt= (default: today, UTC)",
+        )
+        p.add_argument("--run-id", default=None, help="run id (default manual__<ds>)")
+    p = sub.add_parser("serve", help="run the recommendation HTTP API (FastAPI on uvicorn)")
+    _common(p, ds=False)
+    p.add_argument(
+        "--host", default=None, help=f"bind address ({ENV_PREFIX}SERVE_HOST, default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help=f"port ({ENV_PREFIX}SERVE_PORT, default 8000)"
+    )
     p = sub.add_parser("recommend", help="a user's list from the online store (or the fallback)")
     _common(p, ds=False)
     p.add_argument("--user", type=int, required=True, help="user id")
@@ -142,6 +168,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ranking_jobs.serving import recommend
 
         _print(recommend(settings, args.user, args.limit).as_dict())
+        return 0
+
+    if args.command == "serve":
+        from ranking_jobs.serving.api import serve
+
+        serve(settings, args.host, args.port)
+        return 0
+
+    if args.command in ("availability", AVAILABILITY.name):
+        ds = args.ds or dt.datetime.now(dt.UTC).date()
+        _print(run_stage(AVAILABILITY.name, RunContext.create(ds, settings, args.run_id)))
         return 0
 
     if args.command == "import":

@@ -43,6 +43,7 @@ TRAINING = "training"
 CANDIDATES = "candidates"
 RECOMMENDATIONS = "recommendations"
 POPULAR = "popular"
+SOLD_ITEMS = "sold_items"
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -103,6 +104,18 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
         pa.field("model_version", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("generated_at", TS, nullable=False),
+        pa.field("event_timestamp", TS, nullable=False),
+    ]
+)
+
+# Items sold since the live lists were made, one row per segment, rewritten by the
+# hourly availability step; the online store's sold_items feature view.
+SOLD_ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("segment", pa.string(), nullable=False),
+        pa.field("item_ids", pa.list_(pa.int64()), nullable=False),
+        pa.field("since", TS, nullable=False),
+        pa.field("updated_at", TS, nullable=False),
         pa.field("event_timestamp", TS, nullable=False),
     ]
 )

@@ -198,6 +198,24 @@ class Settings(BaseSettings):
     active_days: int = Field(30, ge=1, description="A user is active if seen in this many days.")
     fallback_size: int = Field(100, ge=1, description="Length of the popular fallback list.")
 
+    # --- serving API and availability (ranking_jobs.serving, ranking_jobs.availability) ---
+    serve_host: str = Field("127.0.0.1", description="Address the recommendation API binds to.")
+    serve_port: int = Field(8000, ge=1, le=65535, description="Port of the recommendation API.")
+    serve_direct_redis: bool = Field(
+        True,
+        description="Read Feast's Redis layout directly (one round trip, ~3x faster than "
+        "get_online_features); off: always go through Feast's API.",
+    )
+    serve_redis_timeout_s: float = Field(
+        0.5, gt=0, description="Socket timeout of serving reads, so a dead Redis fails fast."
+    )
+    sold_items_margin_hours: float = Field(
+        48.0,
+        ge=0,
+        description="Sold items are collected from this long before the live lists' as-of "
+        "time, so lists kept from a missed night are filtered too.",
+    )
+
     @field_validator("candidate_quotas")
     @classmethod
     def _known_sources(cls, quotas: dict[str, float]) -> dict[str, float]:

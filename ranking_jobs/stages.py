@@ -83,7 +83,14 @@ NIGHTLY: tuple[Stage, ...] = (
     ),
 )
 
-STAGES: dict[str, Stage] = {s.name: s for s in NIGHTLY}
+# Not nightly: the hourly ``ranking_availability`` DAG runs it between nights.
+AVAILABILITY = Stage(
+    "refresh_availability",
+    "ranking_jobs.availability:refresh_availability",
+    "Items sold since the live lists were made, into the online store (sold_items).",
+)
+
+STAGES: dict[str, Stage] = {s.name: s for s in (*NIGHTLY, AVAILABILITY)}
 
 
 def run_stage(name: str, ctx: Any) -> dict[str, Any]:

@@ -132,8 +132,8 @@ def feast_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     settings = make_settings(Path(tmp_path_factory.mktemp("feast_pit")))
     assert settings.offline_store == "duckdb"
     # 3 entities + 4 attribute entities, 2 stats + 4 affinity + co-visitation +
-    # user-item + 2 list views
-    assert write_feature_lake(settings) == 17
+    # user-item + 2 list views + the sold-items view
+    assert write_feature_lake(settings) == 18
     yield settings
 
 

@@ -24,7 +24,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 
 def test_dag_folder_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"ranking_nightly"}
+    assert set(dagbag.dag_ids) == {"ranking_nightly", "ranking_availability"}
 
 
 def test_tasks_follow_the_stage_order_one_chain(dagbag):

@@ -1,0 +1,141 @@
+"""The serving client over real Feast stores (SQLite, Redis): availability filter, fallback."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ranking_jobs import contracts as C
+from ranking_jobs import lake
+from ranking_jobs.availability import refresh_availability
+from ranking_jobs.context import RunContext
+from ranking_jobs.serving import (
+    FeastListReader,
+    RecommendationClient,
+    RedisListReader,
+    StoreUnavailableError,
+)
+from tests.conftest import free_port, make_settings
+from tests.integration.serving_data import AS_OF, DAY, MODEL, publish, write_sales
+
+NEXT = DAY + dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
+
+
+def _redis_settings(tmp_path, url: str):
+    import redis
+
+    host, port = url.split(":")
+    redis.Redis(host=host, port=int(port)).flushall()
+    return make_settings(tmp_path, online_store="redis", redis_url=url)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_settings(request, tmp_path):
+    if request.param == "redis":
+        return _redis_settings(tmp_path, request.getfixturevalue("redis_server"))
+    return make_settings(tmp_path)
+
+
+def test_fallback_segment_is_the_one_precompute_writes():
+    from ranking_jobs.precompute import FALLBACK_SEGMENT
+    from ranking_jobs.serving import client
+
+    assert client.FALLBACK_SEGMENT == FALLBACK_SEGMENT
+
+
+def test_items_sold_after_the_lists_were_made_are_dropped(store_settings):
+    settings = store_settings
+    publish(settings, {1: [10, 11, 12, 13, 14, 15], 2: [20, 21]}, popular=[11, 30, 31, 32])
+    client = RecommendationClient(settings)
+    before = client.get(1, limit=3)
+    assert before.items == [10, 11, 12] and before.removed_sold == 0
+    assert before.personalised and before.model_version == MODEL and before.run_id == "run-1"
+    assert before.generated_at == AS_OF.isoformat()
+
+    # 11 bought (events), 12 sold (snapshot), 14 sold long before the lists' as-of
+    # (outside the 48 h margin: not in the set), 13 still listed.
+    write_sales(
+        settings,
+        NEXT,
+        purchases={11: AS_OF + 3 * HOUR},
+        sold_at={12: AS_OF + 5 * HOUR, 13: None, 14: AS_OF - 60 * HOUR},
+    )
+    result = refresh_availability(RunContext.create(NEXT, settings, "hourly"))
+    assert result["sold_items"] == 2
+    assert result["live_lists_as_of"] == AS_OF.isoformat()
+    assert result["since"] == (AS_OF - 48 * HOUR).isoformat()
+
+    after = client.get(1, limit=3)  # the same client: its cached segment row must refresh
+    assert after.items == [10, 13, 14] and after.removed_sold == 2
+    assert after.scores == before.scores[:1] + [pytest.approx(s) for s in after.scores[1:]]
+    fallback = client.get(404, limit=3)
+    assert not fallback.personalised and fallback.model_version == "popularity"
+    assert fallback.items == [30, 31, 32] and fallback.removed_sold == 1
+    stored = lake.read_partition(settings, C.SOLD_ITEMS, NEXT).to_pylist()
+    assert stored[0]["item_ids"] == [11, 12] and stored[0]["segment"] == "global"
+
+
+def test_a_list_that_sold_out_falls_back_to_popular(store_settings):
+    settings = store_settings
+    publish(settings, {2: [20, 21]}, popular=[30, 31])
+    write_sales(settings, NEXT, purchases={20: AS_OF + HOUR, 21: AS_OF + 2 * HOUR}, sold_at={})
+    refresh_availability(RunContext.create(NEXT, settings))
+    rec = RecommendationClient(settings).get(2)
+    assert not rec.personalised and rec.items == [30, 31] and rec.model_version == "popularity"
+
+
+def test_an_hourly_rerun_replaces_the_sold_set_on_redis_too(store_settings):
+    settings = store_settings
+    publish(settings, {1: [10, 11, 12]}, popular=[30])
+    client = RecommendationClient(settings)
+    write_sales(settings, NEXT, purchases={10: AS_OF + HOUR, 11: AS_OF + HOUR}, sold_at={})
+    refresh_availability(RunContext.create(NEXT, settings))
+    assert client.get(1).items == [12]
+    # A corrected raw partition (10 was a test purchase): the next run must win.
+    write_sales(settings, NEXT, purchases={11: AS_OF + HOUR}, sold_at={})
+    assert refresh_availability(RunContext.create(NEXT, settings))["sold_items"] == 1
+    assert client.get(1).items == [10, 12]
+
+
+def test_nothing_published_yet_serves_an_empty_fallback_not_an_error(store_settings):
+    from ranking_jobs.feast_store import apply_definitions
+
+    apply_definitions(store_settings)
+    rec = RecommendationClient(store_settings).get(5, limit=3)
+    assert rec.items == [] and not rec.personalised and rec.generated_at is None
+    assert RecommendationClient(store_settings).check() == {
+        "fallback_list": False,
+        "model_version": None,
+    }
+
+
+def test_direct_redis_reads_equal_feast_get_online_features(redis_server, tmp_path):
+    settings = _redis_settings(tmp_path, redis_server)
+    lists = {u: [u * 100 + k for k in range(30)] for u in (1, 2, 3, 2**40)}
+    publish(settings, lists, popular=[101, 102, 900, 901])
+    write_sales(settings, NEXT, purchases={101: AS_OF + HOUR, 205: AS_OF + HOUR}, sold_at={})
+    refresh_availability(RunContext.create(NEXT, settings))
+    direct = RecommendationClient(settings)
+    via_feast = RecommendationClient(settings, FeastListReader(settings))
+    assert isinstance(direct.reader, RedisListReader)
+    for user in (1, 2, 3, 2**40, 404, -7):
+        for limit in (1, 5, 100):
+            a, b = direct.get(user, limit), via_feast.get(user, limit)
+            assert a == b, (user, limit)
+    assert direct.get(1, 2).items == [100, 102]  # 101 sold
+    assert direct.get(2, 30).removed_sold == 1
+
+
+def test_unreachable_store_raises_a_clear_error_and_bad_ids_are_refused(tmp_path):
+    down = make_settings(tmp_path, online_store="redis", redis_url=f"127.0.0.1:{free_port()}")
+    client = RecommendationClient(down)
+    with pytest.raises(StoreUnavailableError, match="unreachable"):
+        client.get(1)
+    with pytest.raises(StoreUnavailableError):
+        client.check()
+    with pytest.raises(ValueError, match="64 bits"):
+        client.get(2**63)
+    with pytest.raises(ValueError, match="limit"):
+        client.get(1, limit=0)
