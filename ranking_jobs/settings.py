@@ -198,6 +198,23 @@ class Settings(BaseSettings):
     active_days: int = Field(30, ge=1, description="A user is active if seen in this many days.")
     fallback_size: int = Field(100, ge=1, description="Length of the popular fallback list.")
 
+    # --- publish (online store) ------------------------------------------------
+    publish_batch_rows: int = Field(
+        2_000, ge=1, description="Lists encoded and written per batch (one Redis pipeline)."
+    )
+    publish_attempts: int = Field(
+        5, ge=1, description="Tries per Redis batch before the publish fails (connection errors)."
+    )
+    publish_backoff_s: float = Field(
+        1.0, ge=0, description="Wait before the second try; doubled after each failed try."
+    )
+    list_ttl_days: float = Field(
+        0,
+        ge=0,
+        description="Redis key expiry of a user's hash, refreshed by every publish; 0: none "
+        "(absent users are removed explicitly; the hash is shared with the user's other views).",
+    )
+
     # --- serving API and availability (ranking_jobs.serving, ranking_jobs.availability) ---
     serve_host: str = Field("127.0.0.1", description="Address the recommendation API binds to.")
     serve_port: int = Field(8000, ge=1, le=65535, description="Port of the recommendation API.")

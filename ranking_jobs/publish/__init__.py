@@ -1,13 +1,44 @@
-"""Publish stage: the night's lists into the Feast online store.
+"""Publish stage: the night's lists into the Feast online store, fast and safely.
 
-A marker file records which logical day is live. A backfill of an older day
-writes its partitions but does not touch the online store, so fresher lists
-that are already live are never replaced by older ones.
+Feast's own writers (``materialize``, ``write_to_online_store``) spend their time
+building one ``ValueProto`` per value in Python. This stage writes Feast's own
+online-store layout directly instead (Redis: one hash per user keyed by Feast's
+serialized entity key + project, fields ``mmh3("view:feature")`` and
+``_ts:<view>``; SQLite: Feast's table of one row per entity and feature), with
+the value bytes built in bulk by numpy (``encoding``). Feast's readers
+(``get_online_features``, ``feast serve``) read the result unchanged.
 
-Rows go to the online store stamped with the publish time, not the day's
-as-of time: Feast's Redis store skips a write whose timestamp is not newer
-than the stored one, so a rerun of the same day must carry a newer stamp to
-really replace its lists. The as-of time stays in ``generated_at``.
+What keeps it safe:
+
+- **Fresher lists win.** A marker file records which logical day is live; a
+  backfill of an older day writes its partitions but does not touch the online
+  store.
+- **Timestamp.** Rows carry the publish time as event timestamp (the day's
+  as-of time stays in ``generated_at``), so a rerun of a day is newer than what
+  it replaces even for Feast's Redis writer, which skips rows whose timestamp is
+  not newer than the stored one (this writer replaces unconditionally).
+- **One run per list.** Every row carries ``run_id``. On Redis each user's list
+  is one HSET of all fields, sent a batch at a time through a server-side script
+  (atomic per batch: one command and one reply per batch instead of redis-py's
+  per-command cost); on SQLite the whole table is replaced in one transaction,
+  so readers see the old lists until the commit.
+- **Absent users lose their list by explicit removal**, not expiry: on SQLite
+  the transaction deletes every old row first; on Redis the user ids of the live
+  lists are kept beside the marker (``live_users.npy``) and users in them but not
+  tonight get this view's fields deleted (HDEL, not DEL: Feast keys the hash by
+  entity, so other views of the same user share it). An expiry
+  (``RANKING_LIST_TTL_DAYS``) is available as a backstop but off by default:
+  it would expire the user's other views too, and a pipeline outage would empty
+  every list instead of keeping the last good ones.
+- **Interrupted publishes are finished.** A journal (``publish_journal.json``,
+  plus the user ids the run may write) is written before the first write and
+  removed after the marker moves. The next run that finds it either supersedes
+  it (same or later day: it rewrites every user and also removes users only the
+  interrupted run wrote) or, if it is a backfill of an older day, first
+  republishes the interrupted day.
+- **Redis unreachable**: each batch is retried with exponential backoff
+  (``RANKING_PUBLISH_ATTEMPTS``, ``RANKING_PUBLISH_BACKOFF_S``), then the task
+  fails naming the Redis URL; the marker does not move.
 """
 
 from __future__ import annotations
@@ -16,42 +47,110 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.logs import timed
+from ranking_jobs.publish import encoding
+from ranking_jobs.publish.stores import PublishError, RedisLists, SqliteLists, view_names
 from ranking_jobs.settings import Settings
 
+__all__ = ["PublishError", "journal", "live_marker", "publish", "publish_lists"]
+
 log = logging.getLogger(__name__)
+
+LISTS_VIEW = "user_recommendations"
+POPULAR_VIEW = "popular_items"
+
+AfterBatch = Callable[[int], None]
+
+
+# --- state files: live marker, live user ids, journal -----------------------------
 
 
 def live_marker_path(settings: Settings) -> Path:
     return settings.feast_dir / "live.json"
 
 
+def journal_path(settings: Settings) -> Path:
+    return settings.feast_dir / "publish_journal.json"
+
+
+def _users_path(settings: Settings, which: str) -> Path:
+    return settings.feast_dir / f"{which}_users.npy"
+
+
 def live_marker(settings: Settings) -> dict[str, Any] | None:
+    """The day and run whose lists are live, or None before the first publish."""
     path = live_marker_path(settings)
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _write_marker(settings: Settings, marker: dict[str, Any]) -> None:
-    path = live_marker_path(settings)
+def journal(settings: Settings) -> dict[str, Any] | None:
+    """The journal of a publish that started and has not finished, or None."""
+    path = journal_path(settings)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
     os.replace(tmp, path)
 
 
-def publish_lists(ctx: RunContext) -> dict[str, Any]:
-    from ranking_jobs.feast_store import feature_store
+def _load_users(settings: Settings, which: str) -> np.ndarray:
+    path = _users_path(settings, which)
+    return np.load(path) if path.exists() else np.empty(0, dtype=np.int64)
 
+
+def _save_users(settings: Settings, which: str, users: np.ndarray) -> None:
+    path = _users_path(settings, which)
+    tmp = path.with_name(f"{path.stem}.tmp.npy")
+    np.save(tmp, users)
+    os.replace(tmp, path)
+
+
+# --- entry point ------------------------------------------------------------------
+
+
+def publish_lists(ctx: RunContext) -> dict[str, Any]:
+    """The stage entry point (DAG and CLI): publish ``ctx.ds``'s lists if no fresher
+    day is live; returns counts and lists/s."""
+    return publish(ctx)
+
+
+def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str, Any]:
+    """``publish_lists`` with a hook called after each written batch (tests kill there)."""
     settings = ctx.settings
+    pending = journal(settings)
     live = live_marker(settings)
+    if pending and live and pending["started_at"] == live.get("published_at"):
+        journal_path(settings).unlink()  # finished; only the journal's removal was lost
+        pending = None
+    if pending and pending["ds"] > ctx.ds_str:
+        log.warning(
+            "publish of %s (run %s) was interrupted; finishing it before %s",
+            pending["ds"],
+            pending["run_id"],
+            ctx.ds_str,
+        )
+        publish(RunContext.create(pending["ds"], settings, pending["run_id"]))
+        live = live_marker(settings)
+    elif pending:
+        log.warning(
+            "publish of %s (run %s) was interrupted; this publish of %s replaces it",
+            pending["ds"],
+            pending["run_id"],
+            ctx.ds_str,
+        )
     if live is not None and live["ds"] > ctx.ds_str:
         log.warning("lists of %s are live; backfill of %s is not published", live["ds"], ctx.ds_str)
         return {
@@ -60,26 +159,215 @@ def publish_lists(ctx: RunContext) -> dict[str, Any]:
             "live": live,
         }
 
-    lists = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).to_pandas()
-    popular = lake.read_partition(settings, C.POPULAR, ctx.ds).to_pandas()
-    stamp = pd.Timestamp(dt.datetime.now(dt.UTC))
-    lists["event_timestamp"] = stamp
-    popular["event_timestamp"] = stamp
+    lists = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds)
+    popular = lake.read_partition(settings, C.POPULAR, ctx.ds)
+    users = lists.column("user_id").to_numpy().astype(np.int64, copy=False)
+    if len(np.unique(users)) != len(users):
+        raise ValueError(f"recommendations/dt={ctx.ds_str} has more than one list for a user")
+    if settings.online_store == "sqlite":
+        lists = lists.take(_sqlite_key_order(users))
+    stamp = dt.datetime.now(dt.UTC)
+    from ranking_jobs.feast_store import feature_store
+
     store = feature_store(settings)
-    with timed(log, "published lists", "lists") as t:
-        store.write_to_online_store("user_recommendations", lists)
-        store.write_to_online_store("popular_items", popular)
-        t["count"] = len(lists)
+    writer = _Writer(settings, store, stamp)
+    try:
+        writer.connect()  # fails (after retries) before anything is written or journaled
+        # Everyone an unfinished publish may have written stays a removal candidate.
+        inflight = np.union1d(users, _load_users(settings, "publishing") if pending else [])
+        _save_users(settings, "publishing", inflight.astype(np.int64))
+        _write_json(
+            journal_path(settings),
+            {
+                "ds": ctx.ds_str,
+                "run_id": ctx.run_id,
+                "started_at": stamp.isoformat(),
+                "store": settings.online_store,
+                "users": len(users),
+                "state": "writing",
+            },
+        )
+        with timed(log, "published lists", "lists") as t:
+            writer.write(popular, POPULAR_VIEW, "segment")
+            writer.write(lists, LISTS_VIEW, "user_id", after_batch=after_batch)
+            stale = np.setdiff1d(
+                np.union1d(_load_users(settings, "live"), inflight), users, assume_unique=True
+            )
+            removed = writer.remove(LISTS_VIEW, stale)
+            writer.commit()
+            t["count"] = len(users)
+    finally:
+        writer.close()
+    _save_users(settings, "live", users)
     marker = {
         "ds": ctx.ds_str,
         "run_id": ctx.run_id,
-        "model_version": str(lists["model_version"].iloc[0]) if len(lists) else "",
-        "users": len(lists),
+        "model_version": str(lists.column("model_version")[0].as_py()) if len(lists) else "",
+        "users": len(users),
         "published_at": stamp.isoformat(),
+        "store": settings.online_store,
     }
-    _write_marker(settings, marker)
-    return {
-        "published": True,
-        **marker,
-        "lists_per_second": round(len(lists) / t["seconds"]) if t["seconds"] else None,
-    }
+    _write_json(live_marker_path(settings), marker)
+    journal_path(settings).unlink(missing_ok=True)
+    _users_path(settings, "publishing").unlink(missing_ok=True)
+    rate = round(len(users) / t["seconds"]) if t["seconds"] else None
+    log.info("removed the lists of %s users absent tonight", f"{removed:,}")
+    return {"published": True, **marker, "removed": removed, "lists_per_second": rate}
+
+
+# --- the writer -------------------------------------------------------------------
+
+
+class _Writer:
+    """Encodes Arrow rows in batches and writes them in Feast's layout of the store."""
+
+    def __init__(self, settings: Settings, store: Any, stamp: dt.datetime) -> None:
+        self.settings, self.store, self.stamp = settings, store, stamp
+        self.redis: RedisLists | None = None
+        self.sqlite: SqliteLists | None = None
+
+    def connect(self) -> None:
+        s = self.settings
+        if s.online_store == "redis":
+            ttl = round(s.list_ttl_days * 86400) or None
+            self.redis = RedisLists(s.redis_url, s.publish_attempts, s.publish_backoff_s, ttl)
+            self.redis.ping()
+        else:
+            self.sqlite = SqliteLists(self.store)
+            self.sqlite.begin(
+                [SqliteLists.table(self.store, v) for v in (LISTS_VIEW, POPULAR_VIEW)]
+            )
+
+    def _keys(self, ids: pa.Array, join_key: str) -> list[bytes]:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+        from feast.infra.online_stores.helpers import _redis_key
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        version = self.store.config.entity_key_serialization_version
+        project = self.store.config.project
+        if pa.types.is_integer(ids.type):
+            suffix = project.encode() if self.redis else b""
+            return encoding.Int64EntityKeys(join_key, version, suffix).keys(
+                ids.to_numpy(zero_copy_only=False).astype(np.int64)
+            )
+        keys = [
+            EntityKey(join_keys=[join_key], entity_values=[Value(string_val=v)])
+            for v in ids.to_pylist()
+        ]
+        if self.redis:
+            return [_redis_key(project, k, version) for k in keys]
+        return [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
+
+    def write(
+        self, rows: pa.Table, view: str, join_key: str, after_batch: AfterBatch | None = None
+    ) -> None:
+        """Write ``rows`` batch by batch; the next batch is encoded in a helper thread
+        while the current one is written (numpy and the store's I/O release the GIL)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from feast.infra.online_stores.helpers import _mmh3
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        name, features, types = view_names(self.store, view)
+        batch_rows = self.settings.publish_batch_rows
+        starts = range(0, rows.num_rows, batch_rows)
+        ts = Timestamp()
+        ts.FromDatetime(self.stamp)
+        fields = [_mmh3(f"{name}:{f}") for f in features] + [f"_ts:{name}".encode()]
+        table = SqliteLists.table(self.store, view) if self.sqlite else ""
+        event_ts = SqliteLists.stamp(self.stamp)
+
+        def encode(start: int) -> tuple[list[bytes], list[list[bytes]], list[list[str | None]]]:
+            return self._encode(rows.slice(start, batch_rows), join_key, features, types)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-encode") as pool:
+            upcoming = pool.submit(encode, starts[0]) if len(starts) else None
+            for number in range(len(starts)):
+                assert upcoming is not None
+                keys, columns, texts = upcoming.result()
+                if number + 1 < len(starts):
+                    upcoming = pool.submit(encode, starts[number + 1])
+                if self.redis:
+                    self.redis.write(keys, fields, [*columns, ts.SerializeToString()])
+                else:
+                    assert self.sqlite is not None
+                    self.sqlite.write(table, _sqlite_rows(keys, features, columns, texts, event_ts))
+                if after_batch is not None:
+                    after_batch(number)
+
+    def _encode(
+        self, batch: pa.Table, join_key: str, features: list[str], types: list[Any]
+    ) -> tuple[list[bytes], list[list[bytes]], list[list[str | None]]]:
+        """Entity keys, value bytes per feature and (SQLite) value_text per feature."""
+        from feast.value_type import ValueType
+
+        keys = self._keys(batch.column(join_key).combine_chunks(), join_key)
+        columns: list[list[bytes]] = []
+        texts: list[list[str | None]] = []
+        for feature, vtype in zip(features, types, strict=True):
+            column = batch.column(feature).combine_chunks()
+            if vtype == ValueType.INT64_LIST:
+                columns.append(encoding.int64_list_values(column))
+                texts.append([])
+            elif vtype == ValueType.FLOAT_LIST:
+                columns.append(encoding.float_list_values(column))
+                texts.append([])
+            else:
+                values, protos = encoding.scalar_values(column, vtype)
+                columns.append(values)
+                texts.append(self._texts(values, protos))
+        return keys, columns, texts
+
+    @staticmethod
+    def _texts(values: list[bytes], protos: dict[bytes, Any]) -> list[str | None]:
+        """``value_text`` of Feast's SQLite rows, from Feast's own helper."""
+        from feast.infra.online_stores.helpers import extract_text_and_num
+
+        text = {b: extract_text_and_num(p, False)[0] for b, p in protos.items()}
+        return [text[v] for v in values]
+
+    def remove(self, view: str, users: np.ndarray) -> int:
+        """Remove the lists of ``users`` (SQLite: already done by replacing the table)."""
+        if self.redis is None or not len(users):
+            return len(users)
+        from feast.infra.online_stores.helpers import _mmh3
+
+        name, features, _ = view_names(self.store, view)
+        fields = [_mmh3(f"{name}:{f}") for f in features] + [f"_ts:{name}".encode()]
+        keys = self._keys(pa.array(users, pa.int64()), "user_id")
+        self.redis.remove(keys, fields, self.settings.publish_batch_rows)
+        return len(users)
+
+    def commit(self) -> None:
+        if self.sqlite is not None:
+            self.sqlite.commit()
+
+    def close(self) -> None:
+        if self.redis is not None:
+            self.redis.close()
+        if self.sqlite is not None:
+            self.sqlite.close()
+
+
+def _sqlite_key_order(users: np.ndarray) -> np.ndarray:
+    """Row order in which Feast's little-endian int64 entity keys sort as blobs, so
+    every insert appends to the primary-key and entity-key b-trees."""
+    return np.argsort(users.astype("<i8").view("<u8").byteswap(), kind="stable")
+
+
+def _sqlite_rows(
+    keys: list[bytes],
+    features: list[str],
+    columns: list[list[bytes]],
+    texts: list[list[str | None]],
+    event_ts: Any,
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of Feast's SQLite table in primary-key order (entity key, feature name)."""
+    order = sorted(range(len(features)), key=features.__getitem__)
+    names = [features[j] for j in order]
+    cols = [columns[j] for j in order]
+    txts = [texts[j] or [None] * len(keys) for j in order]
+    for i, key in enumerate(keys):
+        for name, col, txt in zip(names, cols, txts, strict=True):
+            yield key, name, col[i], txt[i], event_ts
