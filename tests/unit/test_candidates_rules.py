@@ -315,3 +315,24 @@ def test_to_lists_sorted_descending(n):
     scored = pd.DataFrame({"user_id": [1, 1, 1], "item_id": [1, 2, 3], "score": [0.1, 0.3, 0.2]})
     lists = rules.to_lists(rules.top_n(scored, n))
     assert list(lists.loc[0, "item_ids"]) == [2, 3][:n]
+
+
+def test_pair_features_score_every_row_from_the_candidates_own_inputs():
+    from ranking_jobs.precompute.inputs import Candidates, with_pair_features
+
+    recent = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [110, 111, 110]})
+    covis = pd.DataFrame(
+        {"item_id": [110, 111, 110], "neighbour_id": [120, 120, 121], "score": [0.5, 0.25, 0.1]}
+    )
+    found = Candidates(
+        pd.DataFrame(),
+        CandidateInputs(
+            items=_catalogue(), affinity={}, excluded=_none(), recent=recent, covisitation=covis
+        ),
+    )
+    rows = pd.DataFrame({"user_id": [1, 1, 2, 3], "item_id": [120, 121, 121, 120]})
+    got = with_pair_features(rows, found)
+    # user 1 reaches 120 from both recent items; user 3 has no recent items
+    assert got["covis_score"].tolist() == pytest.approx([0.75, 0.1, 0.1, 0.0])
+    assert got["covis_score"].dtype == np.float32
+    assert got[["user_id", "item_id"]].equals(rows)
