@@ -33,9 +33,7 @@ import datetime as dt
 import json
 import logging
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_features import run_child
+from tests.servers import start_redis
 
 DAY = dt.date(2026, 1, 31)
 DEFAULT_ROOT = Path("/tmp/bench-publish")
@@ -50,36 +49,6 @@ SEED = 11
 
 
 # --- redis-server ------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """A private redis-server on a free loopback port (no persistence); (process, host:port)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(workdir)]
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"127.0.0.1:{port}"
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"redis-server did not listen on {port}")
 
 
 # --- lakes and settings --------------------------------------------------------------

@@ -33,8 +33,6 @@ import asyncio
 import datetime as dt
 import os
 import random
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,42 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from tests.servers import free_port, start_redis, wait_for_port
+
 DAY = dt.date(2026, 1, 31)
 AS_OF = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 LIST_LEN = 100
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the process meant to listen on {port} exited ({proc.returncode})")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    flags = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), *flags],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    _wait_port(port)
-    return proc, f"127.0.0.1:{port}"
 
 
 # --- data: lists, fallback and sales through the project's own stages ---------------
@@ -359,14 +326,14 @@ def main(argv: list[str] | None = None) -> int:
             f"refresh_availability ({args.sold:,} sold) in {t['availability_s']:.2f}s",
             flush=True,
         )
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, **settings_env(settings)}
         cli = [sys.executable, "-m", "ranking_jobs.cli", "--log-level", "WARNING"]
         server = subprocess.Popen(
             [*cli, "serve", "--port", str(port)],
             env=env,
         )
-        _wait_port(port, timeout=60, proc=server)
+        wait_for_port(port, timeout=60, proc=server)
         common = (port, args.rate)
         _run_async(drive(*common, args.warmup, args.users, args.unknown, args.connections, 1))
         load_before = os.getloadavg()[0]

@@ -14,8 +14,8 @@ import yaml
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import LIST_FIELDS, feature_store
 from ranking_jobs.publish import publish_lists
-from tests.conftest import free_port, wait_for_port
 from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
+from tests.servers import free_port, wait_for_port
 
 LISTS = {1: [10, 11, 12], 2: [20], 7: list(range(700, 800))}
 

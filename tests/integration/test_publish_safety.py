@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,8 +20,9 @@ from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import apply_definitions, feature_store
 from ranking_jobs.publish import PublishError, journal, live_marker, publish_lists
 from ranking_jobs.serving import RecommendationClient
-from tests.conftest import REPO, free_port, make_settings, wait_for_port
+from tests.conftest import REPO, make_settings
 from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
+from tests.servers import free_port, start_redis
 
 
 def _client(settings) -> redis.Redis:
@@ -200,31 +200,9 @@ def test_unreachable_redis_fails_clearly_and_keeps_the_live_lists(redis_server, 
     assert RecommendationClient(live).get(1).items == [10, 11]
 
 
-def _start_redis(port: int, workdir) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    wait_for_port(port)
-    return proc
-
-
 def test_publish_rides_out_a_redis_restart(tmp_path):
     port = free_port()
-    server = _start_redis(port, tmp_path)
+    server = start_redis(tmp_path, port)[0]
     settings = make_settings(
         tmp_path,
         online_store="redis",
@@ -242,7 +220,7 @@ def test_publish_rides_out_a_redis_restart(tmp_path):
 
         def restart() -> None:
             time.sleep(1.0)
-            restarted.append(_start_redis(port, tmp_path))
+            restarted.append(start_redis(tmp_path, port)[0])
 
         thread = threading.Thread(target=restart)
         thread.start()

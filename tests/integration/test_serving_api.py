@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from ranking_jobs.availability import refresh_availability
 from ranking_jobs.context import RunContext
 from ranking_jobs.serving.api import create_app
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 from tests.integration.serving_data import AS_OF, DAY, MODEL, publish, write_sales
+from tests.servers import free_port
 
 LISTS = {u: [u * 1000 + k for k in range(100)] for u in range(1, 6)}
 POPULAR = [50 + k for k in range(100)]

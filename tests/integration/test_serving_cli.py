@@ -11,8 +11,9 @@ import sys
 import httpx
 
 from ranking_jobs.cli import main
-from tests.conftest import REPO, free_port, make_settings, wait_for_port
+from tests.conftest import REPO, make_settings
 from tests.integration.serving_data import AS_OF, DAY, publish, write_sales
+from tests.servers import free_port, wait_for_port
 
 
 def test_availability_then_serve_over_http(tmp_path, capsys):

@@ -16,8 +16,9 @@ from ranking_jobs.serving import (
     RedisListReader,
     StoreUnavailableError,
 )
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 from tests.integration.serving_data import AS_OF, DAY, MODEL, publish, write_sales
+from tests.servers import free_port
 
 NEXT = DAY + dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
