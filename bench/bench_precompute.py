@@ -137,14 +137,14 @@ def _child_raw(args: argparse.Namespace, uri: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from ranking_jobs import registry
-    from ranking_jobs.training.model import feature_matrix
+    from ranking_jobs.training.model import booster_vocabulary, feature_matrix
 
     settings = _ctx(args, "bench-raw").settings
     booster = registry.load_booster(settings, registry.champion(settings))
     booster.set_param({"nthread": 2})
     names = list(booster.feature_names)
     frame = pq.read_table(uri.removeprefix("file://"), columns=names).to_pandas()
-    matrix = feature_matrix(frame, names)
+    matrix = feature_matrix(frame, names, booster_vocabulary(booster))
     del frame
     started = time.perf_counter()
     scores = booster.inplace_predict(matrix, validate_features=False)

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         1.0, ge=0, description="XGBoost min_child_weight: least hessian sum in a leaf."
     )
     nthread: int = Field(2, ge=1, description="XGBoost threads.")
+    categorical_features: bool = Field(
+        False,
+        description="Also give the model the item's category, brand, size and style as "
+        "XGBoost native categorical features.",
+    )
     train_rows: Literal["candidates", "shown"] = Field(
         "candidates",
         description="What the model learns from and the gate judges: every candidate with "

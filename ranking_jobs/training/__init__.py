@@ -72,7 +72,8 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
             else None,
             artifacts={
                 "features.json": {
-                    "features": list(MODEL_FEATURES),
+                    "features": list(booster.feature_names or MODEL_FEATURES),
+                    "categories": model.booster_vocabulary(booster),
                     "dtype": "float32",
                     "missing": "NaN",
                 },

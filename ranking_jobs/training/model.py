@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ranking_jobs.features.columns import MODEL_FEATURES
+from ranking_jobs.features.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,25 +50,58 @@ def sort_by_query(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def feature_matrix(df: pd.DataFrame, features: Sequence[str] = MODEL_FEATURES) -> np.ndarray:
-    """Fortran-order float32 matrix of ``features`` (no column_stack copy chain)."""
+Vocabulary = dict[str, list[str]]
+VOCABULARY_ATTR = "categories"  # booster attribute: the category values behind the codes
+
+
+def vocabulary(settings: Settings, df: pd.DataFrame) -> Vocabulary:
+    """Per categorical feature, its sorted values in ``df`` (the training rows); a value
+    seen only later scores as missing. Empty when categorical features are off."""
+    if not settings.categorical_features:
+        return {}
+    return {c: sorted(df[c].dropna().astype(str).unique()) for c in CATEGORICAL_FEATURES}
+
+
+def feature_matrix(
+    df: pd.DataFrame, features: Sequence[str] = MODEL_FEATURES, vocab: Vocabulary | None = None
+) -> np.ndarray:
+    """Fortran-order float32 matrix of ``features`` (no column_stack copy chain); a
+    categorical feature becomes its code in ``vocab`` (unknown values: NaN)."""
+    vocab = vocab or {}
     out = np.empty((len(df), len(features)), dtype=np.float32, order="F")
     for j, col in enumerate(features):
-        out[:, j] = df[col].to_numpy(dtype=np.float32, na_value=np.nan)
+        if col in vocab:
+            codes = pd.Categorical(df[col].astype("string"), categories=vocab[col]).codes
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = df[col].to_numpy(dtype=np.float32, na_value=np.nan)
     return out
 
 
-def feature_dmatrix(df: pd.DataFrame) -> xgb.DMatrix:
-    """The model features of ``df`` with their names, NaN as missing, no labels."""
-    return xgb.DMatrix(feature_matrix(df), feature_names=list(MODEL_FEATURES), missing=np.nan)
+def feature_dmatrix(df: pd.DataFrame, vocab: Vocabulary | None = None) -> xgb.DMatrix:
+    """The model features of ``df`` (plus ``vocab``'s as native categories) with their
+    names, NaN as missing, no labels."""
+    vocab = vocab or {}
+    names = [*MODEL_FEATURES, *vocab]
+    return xgb.DMatrix(
+        feature_matrix(df, names, vocab),
+        feature_names=names,
+        feature_types=["q"] * len(MODEL_FEATURES) + ["c"] * len(vocab),
+        enable_categorical=bool(vocab),
+        missing=np.nan,
+    )
 
 
-def ranking_dmatrix(df: pd.DataFrame) -> xgb.DMatrix:
+def ranking_dmatrix(df: pd.DataFrame, vocab: Vocabulary | None = None) -> xgb.DMatrix:
     df = sort_by_query(df)
     groups = df.groupby(["as_of", "user_id"], sort=False).size().to_numpy()
-    dmatrix = feature_dmatrix(df)
+    dmatrix = feature_dmatrix(df, vocab)
     dmatrix.set_info(label=df["label"].to_numpy(), group=groups)
     return dmatrix
+
+
+def booster_vocabulary(booster: xgb.Booster) -> Vocabulary:
+    return json.loads(booster.attr(VOCABULARY_ATTR) or "{}")
 
 
 def fit(
@@ -79,9 +112,14 @@ def fit(
 ) -> tuple[xgb.Booster, dict[str, dict[str, list[float]]]]:
     """Train with early stopping on the later day; return the booster cut at its best round.
 
-    ``overrides`` replace entries of :func:`xgb_params` (a search's best trial).
+    ``overrides`` replace entries of :func:`xgb_params` (a search's best trial). The
+    categorical features' vocabulary travels inside the model file.
     """
-    return fit_dmatrices(settings, ranking_dmatrix(train), ranking_dmatrix(valid), overrides)
+    vocab = vocabulary(settings, train)
+    dtrain, dvalid = ranking_dmatrix(train, vocab), ranking_dmatrix(valid, vocab)
+    booster, history = fit_dmatrices(settings, dtrain, dvalid, overrides)
+    booster.set_attr(**{VOCABULARY_ATTR: json.dumps(vocab)})
+    return booster, history
 
 
 def fit_dmatrices(
@@ -111,7 +149,8 @@ def predict(booster: xgb.Booster, df: pd.DataFrame) -> np.ndarray:
     missing = [f for f in features if f not in df.columns]
     if missing:
         raise KeyError(f"the model needs features the rows lack: {missing}")
-    return booster.inplace_predict(feature_matrix(df, features), validate_features=False)
+    matrix = feature_matrix(df, features, booster_vocabulary(booster))
+    return booster.inplace_predict(matrix, validate_features=False)
 
 
 def signature(booster: xgb.Booster, df: pd.DataFrame, rows: int = 100) -> ModelSignature:
@@ -120,7 +159,8 @@ def signature(booster: xgb.Booster, df: pd.DataFrame, rows: int = 100) -> ModelS
     from mlflow.models import infer_signature
 
     head = df.head(rows)
-    inputs = pd.DataFrame(feature_matrix(head), columns=list(MODEL_FEATURES))
+    names = list(booster.feature_names or MODEL_FEATURES)
+    inputs = pd.DataFrame(feature_matrix(head, names, booster_vocabulary(booster)), columns=names)
     return infer_signature(inputs, predict(booster, head))
 
 
@@ -132,7 +172,7 @@ def sample_rows(df: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
 def contributions(booster: xgb.Booster, df: pd.DataFrame) -> np.ndarray:
     """XGBoost's exact TreeSHAP values: one column per model feature, then the bias;
     a row sums to its raw margin."""
-    return booster.predict(feature_dmatrix(df), pred_contribs=True)
+    return booster.predict(feature_dmatrix(df, booster_vocabulary(booster)), pred_contribs=True)
 
 
 def shap_importance(
@@ -141,7 +181,8 @@ def shap_importance(
     """Mean |SHAP| per model feature on a seeded sample of ``df``: how much each feature
     moves the scores, where gain only says how much its splits improved training."""
     mean_abs = np.abs(contributions(booster, sample_rows(df, rows, seed))[:, :-1]).mean(axis=0)
-    return {name: float(v) for name, v in zip(MODEL_FEATURES, mean_abs, strict=True)}
+    names = booster.feature_names or MODEL_FEATURES
+    return {name: float(v) for name, v in zip(names, mean_abs, strict=True)}
 
 
 def booster_fingerprint(booster: xgb.Booster) -> str:

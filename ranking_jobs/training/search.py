@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ranking_jobs.settings import Settings
-from ranking_jobs.training.model import fit_dmatrices, ranking_dmatrix
+from ranking_jobs.training.model import fit_dmatrices, ranking_dmatrix, vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ def search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dtrain, dvalid = ranking_dmatrix(train), ranking_dmatrix(valid)
+    vocab = vocabulary(settings, train)
+    dtrain, dvalid = ranking_dmatrix(train, vocab), ranking_dmatrix(valid, vocab)
     metric = f"ndcg@{settings.eval_k}"
 
     def objective(trial: optuna.Trial) -> float:

@@ -263,3 +263,38 @@ def test_training_rows_are_the_shown_items_unless_set_otherwise():
     shown = Settings(train_rows="shown")
     assert training_rows(shown, table, "train").index.tolist() == [0, 2]
     assert training_rows(Settings(), table, "train").index.tolist() == [0, 1, 2]
+
+
+def test_native_categories_travel_in_the_model_file_and_unknown_values_are_missing(settings):
+    import xgboost as xgb
+
+    rng = np.random.default_rng(5)
+    train, valid = _frame(1, 60, "train"), _frame(2, 30, "valid")
+    for df in (train, valid):
+        df["category"] = rng.choice(["bags", "coats", "dresses"], len(df))
+        df["brand"], df["size"] = rng.choice(["cos", "zara"], len(df)), "M"
+        df["style"] = rng.choice(["boho", None], len(df))
+        # dresses always get the top grade: only the category can tell
+        df["label"] = np.where(df["category"] == "dresses", 5, df["label"])
+    on = settings.model_copy(update={"categorical_features": True})
+    booster, _ = model.fit(on, train, valid)
+    assert booster.feature_names[-4:] == ["category", "brand", "size", "style"]
+    assert booster.feature_types[-4:] == ["c"] * 4
+    assert model.booster_vocabulary(booster)["category"] == ["bags", "coats", "dresses"]
+
+    reloaded = xgb.Booster(model_file=bytearray(booster.save_raw("ubj")))
+    scores = model.predict(reloaded, valid)
+    np.testing.assert_allclose(scores, model.predict(booster, valid))
+    dmatrix = model.feature_dmatrix(valid, model.booster_vocabulary(booster))
+    np.testing.assert_allclose(scores, booster.predict(dmatrix), rtol=1e-6)
+    dresses = (valid["category"] == "dresses").to_numpy()
+    assert scores[dresses].mean() > scores[~dresses].mean() + 0.5
+    # codes follow the stored vocabulary, not the order values appear in
+    flipped = valid.iloc[::-1]
+    np.testing.assert_allclose(model.predict(booster, flipped), scores[::-1])
+    # a category the model never saw scores like a missing one
+    unseen = valid.assign(category="jumpsuits")
+    missing = valid.assign(category=None)
+    np.testing.assert_allclose(model.predict(booster, unseen), model.predict(booster, missing))
+    off, _ = model.fit(settings, train, valid)
+    assert "category" not in off.feature_names and model.booster_vocabulary(off) == {}
