@@ -35,13 +35,14 @@ def _settings(args: argparse.Namespace) -> Any:
     root = args.root / args.scale
     return Settings(
         data_root=str(root / "lake"),  # the training set does not depend on train_rows
-        state_dir=root / f"var-{args.train_rows}",
+        state_dir=root / f"var-{args.train_rows}{'-categorical' if args.categorical else ''}",
         scale=args.scale,
         seed=args.seed,
         history_days=args.history_days,
         task_retries=0,
         position_debias=args.position_debias,
         train_rows=args.train_rows,
+        categorical_features=args.categorical,
     )
 
 
@@ -183,6 +184,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=["candidates", "shown"],
         default="candidates",
         help="what the model learns from and the gate judges (RANKING_TRAIN_ROWS)",
+    )
+    parser.add_argument(
+        "--categorical",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="native categorical item attributes (RANKING_CATEGORICAL_FEATURES)",
     )
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("-v", "--verbose", action="store_true")
