@@ -194,8 +194,8 @@ class Settings(BaseSettings):
         0.2,
         ge=0,
         le=1,
-        description="Largest drop in the number of lists against the previous day's before "
-        "the lists suite refuses to publish.",
+        description="Largest drop in the share of active users with a list, against the "
+        "previous run's share, before the lists suite refuses to publish.",
     )
     exclude_purchased: bool = Field(
         True, description="Drop items the user already bought (off for repurchase domains)."

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -40,26 +40,39 @@ DUPLICATE_ITEM = "item_ids_duplicate"  # first item id repeated within the list
 SOLD_ITEM = "item_ids_sold"  # first listed item that is sold in raw/items dt=ds
 OWN_LISTING = "item_ids_own_listing"  # first listed item whose seller is the user
 SELLER_OVER_CAP = "item_ids_seller_over_cap"  # first head item past its seller's cap
+ACTIVE_USER = "user_is_active"  # 1 when the list's user is active on the day (user_stats)
+
+
+class Coverage(NamedTuple):
+    active: int  # active users tonight
+    previous: float  # share of its active users the previous run's lists covered
+    previous_day: dt.date
+
+
 CHUNK_ROWS = 200_000
 
 
-def lists_spec(settings: Settings, previous: tuple[dt.date, int] | None = None) -> SuiteSpec:
-    """``previous``: the day and number of lists of the last earlier run, whose
-    coverage tonight's may fall below by at most ``lists_coverage_band``."""
+def lists_spec(settings: Settings, coverage: Coverage | None = None) -> SuiteSpec:
+    """``coverage``: tonight's active users and the previous run's coverage of its
+    own, which tonight's may fall below by at most ``lists_coverage_band``."""
     top_n = settings.top_n
-    least = 1
-    coverage = "there must be lists to publish"
-    if previous is not None:
-        day, count = previous
-        least = max(1, math.ceil(count * (1 - settings.lists_coverage_band)))
-        coverage = (
-            f"at least {least:,} lists: {count:,} were made for {day.isoformat()}, and "
-            f"coverage may fall by at most {settings.lists_coverage_band:.0%}"
+    coverage_rules = []
+    if coverage is not None:
+        floor = max(0.0, coverage.previous - settings.lists_coverage_band)
+        coverage_rules.append(
+            Rule(
+                "expect_column_sum_to_be_between",
+                {"column": ACTIVE_USER, "min_value": math.ceil(coverage.active * floor)},
+                f"lists must cover at least {floor:.0%} of the {coverage.active:,} active users: "
+                f"{coverage.previous:.1%} were covered on {coverage.previous_day.isoformat()}, "
+                f"and coverage may fall by at most {settings.lists_coverage_band:.0%}",
+            )
         )
     return SuiteSpec(
         "recommendations",
         [
-            row_count(coverage, min_value=least),
+            row_count("there must be lists to publish", min_value=1),
+            *coverage_rules,
             *schema_rules(C.RECOMMENDATIONS_SCHEMA),
             unique("user_id", "one list per user"),
             between(
@@ -190,13 +203,29 @@ def with_list_checks(
     return df
 
 
-def previous_lists(settings: Settings, ds: dt.date) -> tuple[dt.date, int] | None:
-    """The last day before ``ds`` with lists, and how many it made."""
-    earlier = [d for d in lake.list_partitions(settings, C.RECOMMENDATIONS) if d < ds]
+def active_user_ids(settings: Settings, day: dt.date) -> np.ndarray:
+    """The users precompute makes lists for: those in the day's user features."""
+    return lake.read_partition(settings, C.FEATURES_USER, day, ["user_id"])["user_id"].to_numpy()
+
+
+def coverage_of(settings: Settings, day: dt.date, users: np.ndarray) -> float:
+    active = active_user_ids(settings, day)
+    return float(np.isin(active, users).mean()) if len(active) else 1.0
+
+
+def previous_coverage(settings: Settings, ds: dt.date) -> tuple[dt.date, float] | None:
+    """The last day before ``ds`` with lists and user features, and its coverage."""
+    with_features = set(lake.list_partitions(settings, C.FEATURES_USER))
+    earlier = [
+        d
+        for d in lake.list_partitions(settings, C.RECOMMENDATIONS)
+        if d < ds and d in with_features
+    ]
     if not earlier:
         return None
     day = max(earlier)
-    return day, lake.read_partition(settings, C.RECOMMENDATIONS, day, ["user_id"]).num_rows
+    users = lake.read_partition(settings, C.RECOMMENDATIONS, day, ["user_id"])["user_id"]
+    return day, coverage_of(settings, day, users.to_numpy())
 
 
 def validate_lists(ctx: RunContext) -> dict[str, Any]:
@@ -206,10 +235,16 @@ def validate_lists(ctx: RunContext) -> dict[str, Any]:
     df = with_list_checks(
         tables[C.RECOMMENDATIONS], tables[C.RAW_ITEMS], settings.seller_cap, settings.surface_size
     )
+    coverage = None
+    previous = previous_coverage(settings, ctx.ds)
+    if previous is not None and lake.has_partition(settings, C.FEATURES_USER, ctx.ds):
+        active = active_user_ids(settings, ctx.ds)
+        df[ACTIVE_USER] = df["user_id"].isin(active).astype("int64")
+        coverage = Coverage(len(active), previous[1], previous[0])
     session = session_for(ctx, "validate_lists")
     summary = session.check(
         df,
-        lists_spec(settings, previous_lists(settings, ctx.ds)),
+        lists_spec(settings, coverage),
         C.RECOMMENDATIONS,
         location=lake.partition_uri(ctx.settings, C.RECOMMENDATIONS, ctx.ds),
     )

@@ -459,31 +459,32 @@ def test_a_seller_past_its_cap_near_the_top_is_refused(valid_day: RunContext) ->
     assert validate_lists(RunContext.create(DS, wider))["success"]
 
 
-def test_lists_may_not_cover_far_fewer_users_than_the_previous_run(
+def test_lists_may_not_cover_far_fewer_active_users_than_the_previous_run(
     valid_day: RunContext,
 ) -> None:
     settings = valid_day.settings
+
+    def active(day: dt.date, users: range) -> None:
+        lake.write_partition(settings, C.FEATURES_USER, day, pa.table({"user_id": list(users)}))
+
+    day_before = DS - dt.timedelta(days=2)
     earlier = {k: v * 3 for k, v in lists_columns().items()}
     earlier["user_id"] = list(range(1, 13))
-    day_before = DS - dt.timedelta(days=2)
     lake.write_partition(
         settings, C.RECOMMENDATIONS, day_before, to_table(earlier, C.RECOMMENDATIONS_SCHEMA)
     )
+    active(day_before, range(1, 13))  # the previous run covered all of its 12 users
     lake.write_partition(
         settings, C.RECOMMENDATIONS, DS, to_table(lists_columns(), C.RECOMMENDATIONS_SCHEMA)
     )
+    active(DS, range(1, 11))  # tonight: lists for 4 of 10 active users
     with pytest.raises(DataValidationError) as info:
         validate_lists(valid_day)
     message = str(info.value)
-    assert "expect_table_row_count_to_be_between" in message
-    assert f"12 were made for {day_before.isoformat()}" in message, message
-    # within the band (4 of 5 is a 20% drop), the same lists pass
-    lake.write_partition(
-        settings,
-        C.RECOMMENDATIONS,
-        day_before,
-        to_table({k: [*v, v[0]] for k, v in lists_columns().items()}, C.RECOMMENDATIONS_SCHEMA),
-    )
+    assert "expect_column_sum_to_be_between" in message and "user_is_active" in message
+    assert "at least 80% of the 10 active users: 100.0% were covered on" in message, message
+    # a quieter night (5 active users, 4 of them with lists) is within the band
+    active(DS, range(1, 6))
     assert validate_lists(valid_day)["success"]
 
 
