@@ -106,7 +106,11 @@ def test_health_readiness_and_metrics(api):
         api.get(f"/v1/users/{user}/recommendations{query}")
     text = api.get("/metrics").text
     count = "ranking_serving_requests_total"
-    assert _metric(text, count, endpoint="recommendations", status="200", personalised="true") == 2
+    counted = [line for line in text.splitlines() if line.startswith(count)]
+    personalised = _metric(
+        text, count, endpoint="recommendations", status="200", personalised="true"
+    )
+    assert personalised == 2, counted
     assert _metric(text, count, endpoint="recommendations", status="200", personalised="false") == 1
     assert _metric(text, count, endpoint="recommendations", status="422", personalised="none") == 1
     assert _metric(text, "ranking_serving_fallback_ratio") == pytest.approx(1 / 3)
