@@ -123,9 +123,10 @@ class Settings(BaseSettings):
     )
     nthread: int = Field(2, ge=1, description="XGBoost threads.")
     categorical_features: bool = Field(
-        False,
+        True,
         description="Also give the model the item's category, brand, size and style as "
-        "XGBoost native categorical features.",
+        "XGBoost native categorical features (on `small`: hold-out NDCG@10 0.144 -> 0.226 on "
+        "all candidates, 0.164 -> 0.243 on the shown items; training 68 s -> 347 s).",
     )
     train_rows: Literal["candidates", "shown"] = Field(
         "candidates",
