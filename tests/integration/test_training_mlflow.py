@@ -15,7 +15,7 @@ import ranking_jobs
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.features.columns import MODEL_FEATURES
+from ranking_jobs.features.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.settings import Settings
 from ranking_jobs.training import model, train_model
 from tests.conftest import make_settings
@@ -59,15 +59,17 @@ def test_run_records_params_metrics_schema_fingerprint_and_versions(trained) -> 
 
     artifacts = run.info.artifact_uri
     features = mlflow.artifacts.load_dict(f"{artifacts}/features.json")
-    assert features["features"] == list(MODEL_FEATURES)
+    names = [*MODEL_FEATURES, *CATEGORICAL_FEATURES]
+    assert features["features"] == names
+    assert features["categories"]["category"] == ["bags", "coats", "dresses"]
     shap = mlflow.artifacts.load_dict(f"{artifacts}/importance_shap.json")
-    assert set(shap) == set(MODEL_FEATURES) and shap == pytest.approx(summary["importance_shap"])
+    assert set(shap) == set(names) and shap == pytest.approx(summary["importance_shap"])
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     info = mlflow.models.get_model_info(f"models:/{settings.registered_model}/1")
     schema = info.signature.inputs
-    assert schema.input_names() == list(MODEL_FEATURES)
+    assert schema.input_names() == names
     assert set(schema.input_types()) == {DataType.float}  # float32, as the model reads
     assert info.flavors["xgboost"]["model_format"] == "ubj"
 

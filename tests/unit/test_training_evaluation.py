@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ranking_jobs.evaluation import decide, eval_labels, holdout
-from ranking_jobs.features.columns import MODEL_FEATURES
+from ranking_jobs.features.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.precompute.candidates import SOURCE_BIT
 from ranking_jobs.settings import Settings
 from ranking_jobs.training import model
@@ -27,6 +27,8 @@ def _frame(seed: int, queries: int, split: str) -> pd.DataFrame:
     signal = df["ctr_7d"].to_numpy()
     df["label"] = np.select([signal > 1.2, signal > 0.5, signal > 0.0], [5, 2, 1], 0)
     df["shown_position"] = np.tile(np.arange(n), queries).astype("float64")
+    df["category"] = rng.choice(["bags", "coats", "dresses"], rows)  # noise, like the rest
+    df["brand"], df["size"], df["style"] = rng.choice(["cos", "zara"], rows), "M", "boho"
     df["split"] = split
     return df.sample(frac=1.0, random_state=seed)  # shuffled: fit must group by query itself
 
@@ -192,13 +194,15 @@ def test_shap_contributions_add_up_to_the_margin_and_cover_every_feature(setting
     rows = model.sample_rows(valid, 100, seed=3)
     assert len(rows) == 100 and rows.index.equals(model.sample_rows(valid, 100, seed=3).index)
     contribs = model.contributions(booster, rows)
-    assert contribs.shape == (100, len(MODEL_FEATURES) + 1)  # the last column is the bias
-    margin = booster.predict(model.feature_dmatrix(rows), output_margin=True)
+    names = [*MODEL_FEATURES, *CATEGORICAL_FEATURES]
+    assert contribs.shape == (100, len(names) + 1)  # the last column is the bias
+    vocab = model.booster_vocabulary(booster)
+    margin = booster.predict(model.feature_dmatrix(rows, vocab), output_margin=True)
     np.testing.assert_allclose(contribs.sum(axis=1), margin, rtol=0, atol=1e-4)
     np.testing.assert_allclose(margin, model.predict(booster, rows), rtol=0, atol=1e-5)
 
     importance = model.shap_importance(booster, valid, rows=100, seed=3)
-    assert list(importance) == list(MODEL_FEATURES)
+    assert list(importance) == names
     np.testing.assert_allclose(
         list(importance.values()), np.abs(contribs[:, :-1]).mean(axis=0), rtol=1e-6
     )
@@ -276,8 +280,7 @@ def test_native_categories_travel_in_the_model_file_and_unknown_values_are_missi
         df["style"] = rng.choice(["boho", None], len(df))
         # dresses always get the top grade: only the category can tell
         df["label"] = np.where(df["category"] == "dresses", 5, df["label"])
-    on = settings.model_copy(update={"categorical_features": True})
-    booster, _ = model.fit(on, train, valid)
+    booster, _ = model.fit(settings, train, valid)  # categorical features are on by default
     assert booster.feature_names[-4:] == ["category", "brand", "size", "style"]
     assert booster.feature_types[-4:] == ["c"] * 4
     assert model.booster_vocabulary(booster)["category"] == ["bags", "coats", "dresses"]
@@ -296,5 +299,5 @@ def test_native_categories_travel_in_the_model_file_and_unknown_values_are_missi
     unseen = valid.assign(category="jumpsuits")
     missing = valid.assign(category=None)
     np.testing.assert_allclose(model.predict(booster, unseen), model.predict(booster, missing))
-    off, _ = model.fit(settings, train, valid)
+    off, _ = model.fit(settings.model_copy(update={"categorical_features": False}), train, valid)
     assert "category" not in off.feature_names and model.booster_vocabulary(off) == {}
