@@ -19,6 +19,20 @@ LISTS = {u: [u * 1000 + k for k in range(100)] for u in range(1, 6)}
 POPULAR = [50 + k for k in range(100)]
 
 
+@pytest.fixture(autouse=True)
+def process_local_metrics(monkeypatch):
+    """Counters that belong to one app, as in a serving process.
+
+    Importing ``feast.metrics`` (Feast does it lazily when it materialises or writes,
+    which other tests in this process do) sets PROMETHEUS_MULTIPROC_DIR, and
+    prometheus_client then keeps every value in per-process files shared by all
+    metrics of the same name, so each test's app would count the others' requests.
+    """
+    from prometheus_client import values
+
+    monkeypatch.setattr(values, "ValueClass", values.MutexValue)
+
+
 @pytest.fixture(scope="module")
 def served(redis_server, tmp_path_factory):
     """Settings of a Redis store with 5 users' 100-item lists, a fallback and a sold set."""
