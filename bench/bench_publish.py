@@ -97,14 +97,18 @@ def _write_lake(settings: Any, table: Any) -> None:
     from ranking_jobs import contracts as C
     from ranking_jobs import lake
 
-    lake.write_partition(settings, C.RECOMMENDATIONS, DAY, table)
+    lake.write_partition(
+        settings, C.RECOMMENDATIONS, DAY, table, row_group_rows=C.LISTS_ROW_GROUP_ROWS
+    )
     popular = table.slice(0, 1).drop(["user_id"]).append_column("segment", pa.array(["global"]))
     lake.write_partition(settings, C.POPULAR, DAY, popular)
 
 
 def ensure_lakes(root: Path, users: int, items: int, subset: int) -> dict[str, Any]:
     marker = root / "generated.json"
-    want = {"users": users, "items": items, "subset": subset}
+    from ranking_jobs import contracts as C
+
+    want = {"users": users, "items": items, "subset": subset, "rows": C.LISTS_ROW_GROUP_ROWS}
     if marker.exists() and json.loads(marker.read_text()) == want:
         return {**want, "reused": True}
     shutil.rmtree(root, ignore_errors=True)
@@ -166,13 +170,16 @@ def _child_raw(settings: Any) -> dict[str, Any]:
         captured: list[tuple[list[bytes], list[bytes], list[Any]]] = []
 
         class Capture:  # stands in for the Redis writer: keeps the bytes, writes nothing
-            def write(self, keys: Any, fields: Any, columns: Any) -> None:
-                captured.append((keys, fields, columns))
+            def pack(self, keys: Any, fields: Any, columns: Any) -> Any:
+                return keys, fields, columns
+
+            def send(self, packed: Any) -> None:
+                captured.append(packed)
 
         writer.redis = Capture()  # type: ignore[assignment]
         for start in range(0, n, batch_rows):
             captured.clear()
-            writer.write(table.slice(start, batch_rows), "user_recommendations", "user_id")
+            writer.write([table.slice(start, batch_rows)], "user_recommendations", "user_id")
             keys, fields, columns = captured[0]
             ts_field, ts_value = fields[-1], columns[-1]
             t0 = time.perf_counter()
@@ -205,7 +212,7 @@ def _child_raw(settings: Any) -> dict[str, Any]:
         timed += time.perf_counter() - t0
         for start in range(0, n, batch_rows):
             rows_of.clear()
-            writer.write(table.slice(start, batch_rows), "user_recommendations", "user_id")
+            writer.write([table.slice(start, batch_rows)], "user_recommendations", "user_id")
             t0 = time.perf_counter()
             conn.executemany(
                 f'INSERT INTO "{tbl}" (entity_key, feature_name, value, value_text, event_ts, '

@@ -42,6 +42,9 @@ FEATURES_USER_ITEM = "features/user_item_stats"
 TRAINING = "training"
 CANDIDATES = "candidates"
 RECOMMENDATIONS = "recommendations"
+# Lists per Parquet row group of ``recommendations``: publish streams the partition
+# and decodes row groups in parallel (one 1Mi-row group decoded on one core).
+LISTS_ROW_GROUP_ROWS = 50_000
 POPULAR = "popular"
 SOLD_ITEMS = "sold_items"
 

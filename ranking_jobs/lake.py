@@ -15,8 +15,9 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -24,6 +25,8 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from ranking_jobs.settings import Settings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +147,30 @@ def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
 
 
 def write_partition(
-    settings: Settings, table: str, ds: dt.date, data: pa.Table, *, sort_by: Iterable[str] = ()
+    settings: Settings,
+    table: str,
+    ds: dt.date,
+    data: pa.Table,
+    *,
+    sort_by: Iterable[str] = (),
+    row_group_rows: int | None = None,
 ) -> str:
-    """Replace partition ``dt=ds`` of ``table`` with ``data``; return its URI."""
+    """Replace partition ``dt=ds`` of ``table`` with ``data``; return its URI.
+
+    ``row_group_rows`` below Parquet's default (1Mi rows) lets a reader decode row
+    groups in parallel and stream the partition (``iter_partition``)."""
     sort_keys = [(c, "ascending") for c in sort_by]
     if sort_keys:
         data = data.sort_by(sort_keys)
     with staged_partition(settings, table, ds) as staging:
         fs, path = _filesystem(settings, staging)
-        pq.write_table(data, f"{path}/{PART_FILE}", filesystem=fs, compression="zstd")
+        pq.write_table(
+            data,
+            f"{path}/{PART_FILE}",
+            filesystem=fs,
+            compression="zstd",
+            row_group_size=row_group_rows,
+        )
     uri = partition_uri(settings, table, ds)
     log.info("wrote %s rows to %s", f"{data.num_rows:,}", uri)
     return uri
@@ -173,10 +191,10 @@ def _folder_identity(fs: pafs.FileSystem, path: str) -> object | None:
     return True  # object stores have no rename: nothing to compare
 
 
-def read_partition(
-    settings: Settings, table: str, ds: dt.date, columns: list[str] | None = None
-) -> pa.Table:
-    """Read one partition whole; a read that raced a swap is retried, never returned torn."""
+def _consistent_read(
+    settings: Settings, table: str, ds: dt.date, read: Callable[[pads.Dataset], T]
+) -> T:
+    """``read`` of partition ``dt=ds``, retried when it raced a swap, never returned torn."""
     uri = partition_uri(settings, table, ds)
     fs, path = _filesystem(settings, uri)
     for _ in range(_READ_ATTEMPTS):
@@ -184,9 +202,7 @@ def read_partition(
         if before is None:
             break
         try:
-            data = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None).to_table(
-                columns=columns
-            )
+            data = read(pads.dataset(path, filesystem=fs, format="parquet", partitioning=None))
         except FileNotFoundError:
             continue  # swapped while listing or opening: read the new version
         if _folder_identity(fs, path) == before:
@@ -195,6 +211,33 @@ def read_partition(
         f"partition {table}/dt={ds.isoformat()} does not exist under {settings.data_root}; "
         f"run the step that writes it for {ds.isoformat()} first"
     )
+
+
+def read_partition(
+    settings: Settings, table: str, ds: dt.date, columns: list[str] | None = None
+) -> pa.Table:
+    """Read one partition whole."""
+    return _consistent_read(settings, table, ds, lambda data: data.to_table(columns=columns))
+
+
+def iter_partition(
+    settings: Settings, table: str, ds: dt.date, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Stream one partition in batches of at most ``batch_rows`` rows.
+
+    The first batch is read under the same swap check as ``read_partition``: from
+    then on the (local) files are open, and open files outlive a rename, so a
+    partition swapped mid-stream is still read whole in its old version.
+    """
+
+    def first(data: pads.Dataset) -> tuple[pa.RecordBatch | None, Iterator[pa.RecordBatch]]:
+        batches = iter(data.to_batches(batch_size=batch_rows))
+        return next(batches, None), batches
+
+    head, rest = _consistent_read(settings, table, ds, first)
+    if head is not None:
+        yield head
+        yield from rest
 
 
 def read_days(

@@ -87,6 +87,7 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
         ctx.ds,
         _list_table(lists, champ.label, ctx),
         sort_by=["user_id"],
+        row_group_rows=C.LISTS_ROW_GROUP_ROWS,
     )
 
     top = popular.head(settings.fallback_size)

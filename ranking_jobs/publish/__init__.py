@@ -18,10 +18,10 @@ What keeps it safe:
   it replaces even for Feast's Redis writer, which skips rows whose timestamp is
   not newer than the stored one (this writer replaces unconditionally).
 - **One run per list.** Every row carries ``run_id``. On Redis each user's list
-  is one HSET of all fields, sent a batch at a time through a server-side script
-  (atomic per batch: one command and one reply per batch instead of redis-py's
-  per-command cost); on SQLite the whole table is replaced in one transaction,
-  so readers see the old lists until the commit.
+  is one HSET of all fields, packed a batch at a time by ``stores.hset_commands``
+  and pipelined (redis-py's own packing cost more than the encoding); on SQLite
+  the whole table is replaced in one transaction, so readers see the old lists
+  until the commit.
 - **Absent users lose their list by explicit removal**, not expiry: on SQLite
   the transaction deletes every old row first; on Redis the user ids of the live
   lists are kept beside the marker (``live_users.npy``) and users in them but not
@@ -47,7 +47,8 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -159,13 +160,29 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
             "live": live,
         }
 
-    lists = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds)
     popular = lake.read_partition(settings, C.POPULAR, ctx.ds)
-    users = lists.column("user_id").to_numpy().astype(np.int64, copy=False)
+    batch_rows = settings.publish_batch_rows
+    if settings.online_store == "sqlite":
+        # One contiguous copy: taking rows from the 20-odd row-group chunks of a list
+        # column concatenates them on every call.
+        whole = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).combine_chunks()
+        heads = whole.select(["user_id", "model_version"])
+        order = _sqlite_key_order(heads.column("user_id").to_numpy())
+        batches: Iterator[Any] = (
+            whole.take(order[i : i + batch_rows]) for i in range(0, len(order), batch_rows)
+        )
+    else:
+        heads = lake.read_partition(
+            settings, C.RECOMMENDATIONS, ctx.ds, ["user_id", "model_version"]
+        )
+        batches = _same_users(
+            lake.iter_partition(settings, C.RECOMMENDATIONS, ctx.ds, batch_rows),
+            heads.column("user_id").to_numpy(),
+            ctx.ds_str,
+        )
+    users = heads.column("user_id").to_numpy().astype(np.int64, copy=False)
     if len(np.unique(users)) != len(users):
         raise ValueError(f"recommendations/dt={ctx.ds_str} has more than one list for a user")
-    if settings.online_store == "sqlite":
-        lists = lists.take(_sqlite_key_order(users))
     stamp = dt.datetime.now(dt.UTC)
     from ranking_jobs.feast_store import feature_store
 
@@ -188,8 +205,8 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
             },
         )
         with timed(log, "published lists", "lists") as t:
-            writer.write(popular, POPULAR_VIEW, "segment")
-            writer.write(lists, LISTS_VIEW, "user_id", after_batch=after_batch)
+            writer.write([popular], POPULAR_VIEW, "segment")
+            writer.write(batches, LISTS_VIEW, "user_id", after_batch=after_batch)
             stale = np.setdiff1d(
                 np.union1d(_load_users(settings, "live"), inflight), users, assume_unique=True
             )
@@ -202,7 +219,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
     marker = {
         "ds": ctx.ds_str,
         "run_id": ctx.run_id,
-        "model_version": str(lists.column("model_version")[0].as_py()) if len(lists) else "",
+        "model_version": str(heads.column("model_version")[0].as_py()) if len(heads) else "",
         "users": len(users),
         "published_at": stamp.isoformat(),
         "store": settings.online_store,
@@ -260,41 +277,56 @@ class _Writer:
         return [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
 
     def write(
-        self, rows: pa.Table, view: str, join_key: str, after_batch: AfterBatch | None = None
+        self,
+        batches: Iterable[pa.Table | pa.RecordBatch],
+        view: str,
+        join_key: str,
+        after_batch: AfterBatch | None = None,
     ) -> None:
-        """Write ``rows`` batch by batch; the next batch is encoded in a helper thread
-        while the current one is written (numpy and the store's I/O release the GIL)."""
+        """Write ``batches`` in turn. A helper thread reads and encodes (and, for Redis,
+        packs) the next batch while the current one is written: Parquet decoding,
+        numpy, the socket and SQLite release the GIL, and the Redis server works in
+        its own process."""
         from concurrent.futures import ThreadPoolExecutor
 
         from feast.infra.online_stores.helpers import _mmh3
         from google.protobuf.timestamp_pb2 import Timestamp
 
         name, features, types = view_names(self.store, view)
-        batch_rows = self.settings.publish_batch_rows
-        starts = range(0, rows.num_rows, batch_rows)
         ts = Timestamp()
         ts.FromDatetime(self.stamp)
+        stamp = ts.SerializeToString()
         fields = [_mmh3(f"{name}:{f}") for f in features] + [f"_ts:{name}".encode()]
         table = SqliteLists.table(self.store, view) if self.sqlite else ""
         event_ts = SqliteLists.stamp(self.stamp)
+        pending = iter(batches)
 
-        def encode(start: int) -> tuple[list[bytes], list[list[bytes]], list[list[str | None]]]:
-            return self._encode(rows.slice(start, batch_rows), join_key, features, types)
+        def prepare() -> Any:
+            """The next non-empty batch, ready for the store; None after the last."""
+            for batch in pending:
+                if not batch.num_rows:
+                    continue
+                if isinstance(batch, pa.RecordBatch):
+                    batch = pa.Table.from_batches([batch])
+                keys, columns, texts = self._encode(batch, join_key, features, types)
+                if self.redis:
+                    return self.redis.pack(keys, fields, [*columns, stamp])
+                return _sqlite_rows(keys, features, columns, texts, event_ts)
+            return None
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-encode") as pool:
-            upcoming = pool.submit(encode, starts[0]) if len(starts) else None
-            for number in range(len(starts)):
-                assert upcoming is not None
-                keys, columns, texts = upcoming.result()
-                if number + 1 < len(starts):
-                    upcoming = pool.submit(encode, starts[number + 1])
+            upcoming = pool.submit(prepare)
+            number = 0
+            while (payload := upcoming.result()) is not None:
+                upcoming = pool.submit(prepare)
                 if self.redis:
-                    self.redis.write(keys, fields, [*columns, ts.SerializeToString()])
+                    self.redis.send(payload)
                 else:
                     assert self.sqlite is not None
-                    self.sqlite.write(table, _sqlite_rows(keys, features, columns, texts, event_ts))
+                    self.sqlite.write(table, payload)
                 if after_batch is not None:
                     after_batch(number)
+                number += 1
 
     def _encode(
         self, batch: pa.Table, join_key: str, features: list[str], types: list[Any]
@@ -356,18 +388,44 @@ def _sqlite_key_order(users: np.ndarray) -> np.ndarray:
     return np.argsort(users.astype("<i8").view("<u8").byteswap(), kind="stable")
 
 
+def _same_users(
+    batches: Iterator[pa.RecordBatch], users: np.ndarray, ds: str
+) -> Iterator[pa.RecordBatch]:
+    """``batches`` checked against the user ids read before streaming them: the journal
+    and the removal of absent users rely on that list."""
+    at = 0
+    for batch in batches:
+        ids = batch.column("user_id").to_numpy()
+        if not np.array_equal(ids, users[at : at + len(ids)]):
+            raise RuntimeError(
+                f"recommendations/dt={ds} changed while it was being published "
+                f"(rows {at:,} onwards differ); publish it again"
+            )
+        at += len(ids)
+        yield batch
+    if at != len(users):
+        raise RuntimeError(
+            f"recommendations/dt={ds} changed while it was being published "
+            f"({at:,} rows streamed, {len(users):,} expected); publish it again"
+        )
+
+
 def _sqlite_rows(
     keys: list[bytes],
     features: list[str],
     columns: list[list[bytes]],
     texts: list[list[str | None]],
     event_ts: Any,
-) -> Iterator[tuple[Any, ...]]:
-    """Rows of Feast's SQLite table in primary-key order (entity key, feature name)."""
+) -> list[tuple[Any, ...]]:
+    """Rows of Feast's SQLite table in primary-key order (entity key, feature name),
+    interleaved by slice assignment rather than a Python loop per row."""
     order = sorted(range(len(features)), key=features.__getitem__)
-    names = [features[j] for j in order]
-    cols = [columns[j] for j in order]
-    txts = [texts[j] or [None] * len(keys) for j in order]
-    for i, key in enumerate(keys):
-        for name, col, txt in zip(names, cols, txts, strict=True):
-            yield key, name, col[i], txt[i], event_ts
+    n, width = len(keys), len(order)
+    cells: list[list[Any]] = [[None] * (n * width) for _ in range(4)]
+    for at, j in enumerate(order):
+        cells[0][at::width] = keys
+        cells[1][at::width] = [features[j]] * n
+        cells[2][at::width] = columns[j]
+        if texts[j]:
+            cells[3][at::width] = texts[j]
+    return list(zip(*cells, repeat(event_ts)))

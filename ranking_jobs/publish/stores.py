@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,50 @@ def view_names(store: Any, view: str) -> tuple[str, list[str], list[Any]]:
     return name, [f.name for f in fv.features], [f.dtype.to_value_type() for f in fv.features]
 
 
-# One HSET per row (KEYS[i]; ARGV: fields per row, TTL seconds, then the rows'
-# field/value pairs), optionally followed by EXPIRE.
-HSET_ROWS = """
-local n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local width = 2 * n
-for i = 1, #KEYS do
-  local first = 3 + (i - 1) * width
-  redis.call('HSET', KEYS[i], unpack(ARGV, first, first + width - 1))
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
-end
-return #KEYS
-"""
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def hset_commands(
+    keys: Sequence[bytes], fields: Sequence[bytes], columns: Sequence[Any], ttl_seconds: int = 0
+) -> bytes:
+    """The Redis protocol bytes of one ``HSET keys[i] fields[j] columns[j][i] ...`` per
+    row (plus ``EXPIRE keys[i] ttl_seconds`` when set), for a whole batch.
+
+    A column is a list (one value per row) or a bytes constant. redis-py packs a
+    command an argument at a time, which cost more than encoding the lists; here
+    the constant parts are packed once and a row costs a few list slots, joined
+    in C. Plain pipelined HSETs also let the server work while the next batch is
+    packed, which a server-side script did not.
+    """
+    n = len(keys)
+    varying = [(f, c) for f, c in zip(fields, columns, strict=True) if not isinstance(c, bytes)]
+    fixed = [(f, c) for f, c in zip(fields, columns, strict=True) if isinstance(c, bytes)]
+    tail = b"".join(_bulk(f) + _bulk(c) for f, c in fixed)
+    head = b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * len(fields))
+    width = 3 + 2 * len(varying) + (3 if ttl_seconds else 0)
+    pieces: list[bytes] = [b""] * (n * width)
+    pieces[0::width] = [b"%b$%d\r\n" % (head, len(k)) for k in keys]
+    pieces[1::width] = keys
+    at = 2
+    for field, column in varying:
+        before = b"\r\n" + _bulk(field)
+        pieces[at::width] = [b"%b$%d\r\n" % (before, len(v)) for v in column]
+        pieces[at + 1 :: width] = column
+        at += 2
+    pieces[at::width] = [b"\r\n" + tail] * n
+    if ttl_seconds:
+        pieces[at + 1 :: width] = [b"*3\r\n$6\r\nEXPIRE\r\n$%d\r\n" % len(k) for k in keys]
+        pieces[at + 2 :: width] = keys
+        pieces[at + 3 :: width] = [b"\r\n" + _bulk(str(ttl_seconds).encode())] * n
+    return b"".join(pieces)
+
+
+class Packed(NamedTuple):
+    """A batch of commands in the Redis protocol and how many replies they return."""
+
+    data: bytes
+    replies: int
 
 
 class RedisLists:
@@ -75,8 +107,6 @@ class RedisLists:
             retry=Retry(NoBackoff(), 0),  # our own retry loop, with backoff and a clear error
             **kwargs,
         )
-        # redis-py's Script runs EVALSHA and reloads the script after a server restart.
-        self.script = self.client.register_script(HSET_ROWS)
 
     def retrying(self, what: str, call: Callable[[], T]) -> T:
         from redis.exceptions import ConnectionError, TimeoutError
@@ -108,27 +138,27 @@ class RedisLists:
     def ping(self) -> None:
         self.retrying("connecting", self.client.ping)
 
-    def write(self, keys: Sequence[bytes], fields: Sequence[bytes], columns: Sequence[Any]) -> None:
-        """HSET ``keys[i]`` with ``fields[j] -> columns[j][i]`` for a batch of rows.
+    def pack(
+        self, keys: Sequence[bytes], fields: Sequence[bytes], columns: Sequence[Any]
+    ) -> Packed:
+        """HSET ``keys[i]`` with ``fields[j] -> columns[j][i]``: one HSET of all the
+        view's fields per row, so a reader sees the whole old list or the whole new one."""
+        data = hset_commands(keys, fields, columns, self.ttl_seconds or 0)
+        return Packed(data, len(keys) * (2 if self.ttl_seconds else 1))
 
-        A column may be a list (one value per row) or a bytes constant. The batch
-        goes as one call of a server-side script (``HSET_ROWS``): one command packed
-        in C and one reply per batch, instead of redis-py's per-command packing and
-        reply parsing, which cost more than the encoding. Each row is still its own
-        HSET of all fields (a script also runs atomically, so a reader sees a whole
-        batch or none of it; a batch blocks the server for a few milliseconds).
-        """
-        n, width = len(keys), 2 * len(fields)
-        args: list[Any] = [None] * (n * width)
-        for j, (field, column) in enumerate(zip(fields, columns, strict=True)):
-            args[2 * j :: width] = [field] * n
-            args[2 * j + 1 :: width] = [column] * n if isinstance(column, bytes) else column
-        head = [len(fields), self.ttl_seconds or 0]
+    def send(self, packed: Packed) -> None:
+        """Send a packed batch in one write and read its replies (an error reply raises)."""
 
         def send() -> None:
-            self.script(keys=keys, args=[*head, *args])
+            conn = self.client.connection_pool.get_connection()
+            try:
+                conn.send_packed_command([packed.data], check_health=False)
+                for _ in range(packed.replies):
+                    conn.read_response()
+            finally:
+                self.client.connection_pool.release(conn)
 
-        self.retrying(f"writing {n:,} rows", send)
+        self.retrying(f"writing {packed.replies:,} commands", send)
 
     def remove(self, keys: Sequence[bytes], fields: Sequence[bytes], batch: int) -> None:
         """HDEL only this view's fields: other views of the same entity share the hash."""
@@ -150,9 +180,10 @@ class RedisLists:
 class SqliteLists:
     """Feast's SQLite online-store table of a view, replaced whole in one transaction.
 
-    ``begin`` deletes every row of the table and ``write`` inserts the new ones;
-    nothing is visible to readers until ``commit``. A killed publish leaves
-    SQLite's rollback journal, so the next open rolls back to the old lists.
+    ``begin`` deletes every row of the table and ``write`` inserts the new ones,
+    in primary-key order so every insert appends to the b-tree; nothing is visible
+    to readers until ``commit``. A killed publish leaves SQLite's rollback journal,
+    so the next open rolls back to the old lists.
     """
 
     def __init__(self, store: Any) -> None:
@@ -162,6 +193,7 @@ class SqliteLists:
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: the b-tree pages of a night
+        self.indexes: list[str] = []  # dropped by ``begin``, rebuilt by ``commit``
 
     @staticmethod
     def table(store: Any, view: str) -> str:
@@ -181,9 +213,19 @@ class SqliteLists:
         return adapt_datetime_epoch(to_naive_utc(ts))
 
     def begin(self, tables: Sequence[str]) -> None:
+        """Empty ``tables`` and drop their secondary indexes (Feast's ``<table>_ek``),
+        rebuilt by ``commit``: one sort at the end costs less than updating the index
+        on every insert (a million lists: 28 s instead of 38 s of inserts)."""
         self.conn.execute("BEGIN IMMEDIATE")
         for table in tables:
             self.conn.execute(f'DELETE FROM "{table}"')
+            for name, sql in self.conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                "AND sql IS NOT NULL",
+                (table,),
+            ).fetchall():
+                self.conn.execute(f'DROP INDEX "{name}"')
+                self.indexes.append(sql)
 
     def write(self, table: str, rows: Any) -> None:
         self.conn.executemany(
@@ -193,6 +235,8 @@ class SqliteLists:
         )
 
     def commit(self) -> None:
+        for sql in self.indexes:
+            self.conn.execute(sql)
         self.conn.execute("COMMIT")
 
     def close(self) -> None:

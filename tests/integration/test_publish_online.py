@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
 import numpy as np
 import pyarrow as pa
@@ -74,6 +75,27 @@ def test_rerun_of_a_day_really_replaces_its_lists(store_settings):
     assert rec.items == [13, 14] and rec.run_id == "run-b"
     assert rec.model_version == "marketplace_ranker/v1" and rec.personalised
     assert rec.generated_at.startswith("2026-02-01")
+
+
+def test_sqlite_tables_keep_feasts_indexes(tmp_path):
+    """The publish drops the secondary index for the load and rebuilds it in the same
+    transaction: afterwards the schema is exactly what ``feast apply`` made."""
+    settings = make_settings(tmp_path)
+    apply_definitions(settings)
+    db = settings.feast_dir / "online.db"
+
+    def schema() -> list[tuple[str, str, str]]:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT type, name, sql FROM sqlite_master ORDER BY type, name"
+            ).fetchall()
+
+    applied = schema()
+    assert any(t == "index" and n.endswith("_ek") for t, n, _ in applied)
+    _write_lists(settings, DAY, {1: [10, 11], 2: [20]}, "r")
+    publish_lists(RunContext.create(DAY, settings, "r"))
+    assert schema() == applied
+    assert RecommendationClient(settings).get(2).items == [20]
 
 
 def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(store_settings):
