@@ -202,9 +202,11 @@ def _child_raw(settings: Any) -> dict[str, Any]:
         conn.execute("PRAGMA cache_size=-262144")
         rows_of: list[list[tuple[Any, ...]]] = []
 
-        class CaptureSqlite:
-            def write(self, table: str, rows: Any) -> None:
-                rows_of.append(list(rows))
+        width = len(SqliteLists.COLUMNS)
+
+        class CaptureSqlite:  # keeps the rows as tuples, writes nothing
+            def write(self, table: str, cells: Any) -> None:
+                rows_of.append([tuple(cells[i : i + width]) for i in range(0, len(cells), width)])
 
         writer.sqlite = CaptureSqlite()  # type: ignore[assignment]
         t0 = time.perf_counter()

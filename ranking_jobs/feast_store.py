@@ -7,10 +7,13 @@ scored on exactly what it was trained on.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import sqlite3
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,11 @@ FEATURE_REFS = (
     + [f"user_item_stats:{c}" for c in cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS]
 )
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
+ONLINE_DB_PAGE_BYTES = 16_384
+
+
+def online_db_path(settings: Settings) -> Path:
+    return settings.feast_dir / "online.db"
 
 
 def repo_config(settings: Settings) -> RepoConfig:
@@ -42,7 +50,7 @@ def repo_config(settings: Settings) -> RepoConfig:
     if settings.online_store == "redis":
         online: dict[str, Any] = {"type": "redis", "connection_string": settings.redis_url}
     else:
-        online = {"type": "sqlite", "path": str(settings.feast_dir / "online.db")}
+        online = {"type": "sqlite", "path": str(online_db_path(settings))}
     offline: dict[str, Any] = {"type": settings.offline_store}
     if settings.offline_store == "spark":
         offline["spark_conf"] = {
@@ -80,9 +88,23 @@ def apply_definitions(settings: Settings) -> int:
     """`feast apply` for this run's lake: registers entities, sources and views."""
     module = _definitions_module(str(settings.feast_repo / "features.py"))
     objects = module.definitions(settings)
+    if settings.online_store == "sqlite":
+        _create_online_db(online_db_path(settings))
     feature_store(settings).apply(objects)
     log.info("applied %d Feast objects to %s", len(objects), settings.feast_dir)
     return len(objects)
+
+
+def _create_online_db(path: Path) -> None:
+    """A new SQLite online store gets 16 KiB pages before Feast creates its tables: a
+    list row is about 1 KB, and on a million lists bigger pages cut the nightly
+    load's inserts by about a quarter. An existing store keeps its pages."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA page_size={ONLINE_DB_PAGE_BYTES}")
+        conn.execute("VACUUM")  # writes the header: the page size is fixed from here on
 
 
 def assemble_features(settings: Settings, entity_df: pd.DataFrame) -> pd.DataFrame:

@@ -48,7 +48,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -416,16 +415,20 @@ def _sqlite_rows(
     columns: list[list[bytes]],
     texts: list[list[str | None]],
     event_ts: Any,
-) -> list[tuple[Any, ...]]:
+) -> list[Any]:
     """Rows of Feast's SQLite table in primary-key order (entity key, feature name),
-    interleaved by slice assignment rather than a Python loop per row."""
+    flattened to ``SqliteLists.COLUMNS`` values one row after another and built by
+    slice assignment rather than a Python loop per row."""
     order = sorted(range(len(features)), key=features.__getitem__)
     n, width = len(keys), len(order)
-    cells: list[list[Any]] = [[None] * (n * width) for _ in range(4)]
+    stride = width * len(SqliteLists.COLUMNS)
+    cells: list[Any] = [None] * (n * stride)
+    cells[4 :: len(SqliteLists.COLUMNS)] = [event_ts] * (n * width)
     for at, j in enumerate(order):
-        cells[0][at::width] = keys
-        cells[1][at::width] = [features[j]] * n
-        cells[2][at::width] = columns[j]
+        first = at * len(SqliteLists.COLUMNS)
+        cells[first::stride] = keys
+        cells[first + 1 :: stride] = [features[j]] * n
+        cells[first + 2 :: stride] = columns[j]
         if texts[j]:
-            cells[3][at::width] = texts[j]
-    return list(zip(*cells, repeat(event_ts)))
+            cells[first + 3 :: stride] = texts[j]
+    return cells

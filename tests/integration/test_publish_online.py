@@ -78,8 +78,9 @@ def test_rerun_of_a_day_really_replaces_its_lists(store_settings):
 
 
 def test_sqlite_tables_keep_feasts_indexes(tmp_path):
-    """The publish drops the secondary index for the load and rebuilds it in the same
-    transaction: afterwards the schema is exactly what ``feast apply`` made."""
+    """The store is created with 16 KiB pages; the publish drops the secondary index for
+    the load and rebuilds it in the same transaction: afterwards the schema is exactly
+    what ``feast apply`` made."""
     settings = make_settings(tmp_path)
     apply_definitions(settings)
     db = settings.feast_dir / "online.db"
@@ -92,10 +93,15 @@ def test_sqlite_tables_keep_feasts_indexes(tmp_path):
 
     applied = schema()
     assert any(t == "index" and n.endswith("_ek") for t, n, _ in applied)
-    _write_lists(settings, DAY, {1: [10, 11], 2: [20]}, "r")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (16_384,)
+    # 13 lists x 5 features: one full multi-row insert of 50 rows and one of 15.
+    lists = {u: [100 + u, 200 + u] for u in range(1, 14)}
+    _write_lists(settings, DAY, lists, "r")
     publish_lists(RunContext.create(DAY, settings, "r"))
     assert schema() == applied
-    assert RecommendationClient(settings).get(2).items == [20]
+    client = RecommendationClient(settings)
+    assert {u: client.get(u).items for u in lists} == lists
 
 
 def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(store_settings):
