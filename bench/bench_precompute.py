@@ -1,6 +1,6 @@
 """Precompute speed: the whole stage against raw XGBoost ``inplace_predict`` on its rows.
 
-    python -m bench.bench_precompute [--scale medium] [--root DIR]
+    python -m bench.bench_precompute [--scale medium] [--root DIR] [--skip-prepare]
 
 Reuses (or generates) the marketplace of ``bench_features`` for ``--scale``,
 then, each in a fresh child process:
@@ -11,6 +11,8 @@ then, each in a fresh child process:
 - ``precompute``: the ``precompute_lists`` stage as the night runs it
   (candidates, Feast feature assembly, Spark scoring, business rules, writes),
   with the stage's own step timings;
+  (``--skip-prepare`` reuses an earlier run's snapshots and champion: only when
+  the feature code has not changed since);
 - ``raw``: the candidate rows the stage wrote, as one float32 matrix, scored by
   ``inplace_predict`` on every core: the reference.
 
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=["prepare", "precompute", "raw"])
     parser.add_argument("--uri", help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=7200)
+    parser.add_argument(
+        "--skip-prepare", action="store_true", help="reuse the snapshots and champion of a run"
+    )
     args = parser.parse_args(argv)
     if args.child:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -172,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
 
     lake_info = ensure_lake(args.scale, args.root)
     base = ["bench.bench_precompute", "--scale", args.scale, "--root", str(args.root)]
-    prep = run_child([*base, "--child", "prepare"], timeout_s=args.timeout)
+    if args.skip_prepare:
+        prep = json.loads((args.root / f"prepared-{args.scale}.json").read_text())
+    else:
+        prep = run_child([*base, "--child", "prepare"], timeout_s=args.timeout)
+        if "error" not in prep:
+            (args.root / f"prepared-{args.scale}.json").write_text(json.dumps(prep))
     if "error" in prep:
         print("prepare failed:", prep["error"])
         return 1
