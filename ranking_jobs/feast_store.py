@@ -8,6 +8,7 @@ scored on exactly what it was trained on.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib.util
 import logging
 import sqlite3
@@ -19,7 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
+from ranking_jobs import lake
 from ranking_jobs.features import columns as cols
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
@@ -36,6 +41,8 @@ FEATURE_REFS = (
     + [f"user_item_stats:{c}" for c in cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS]
 )
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
+# More distinct as-of times than this go to Feast: each costs a read of the views' partitions.
+AS_OF_TIMES = 32
 ONLINE_DB_PAGE_BYTES = 16_384
 
 
@@ -142,16 +149,26 @@ def historical_features(
     features), and its feature columns copied as float32 straight into their final
     rows; the entity columns are never copied per chunk. Returns ``entity_df``'s
     columns plus the features (float32), in the input's row order.
+
+    Rows come in few distinct as-of times (precompute: one; training: one per day),
+    so when every view reads lake partitions, chunks never span two times and each
+    is served by ``_SnapshotView`` instead of Feast's general join.
     """
     rows = entity_df.reset_index(drop=True)
     times = pd.to_datetime(rows["event_timestamp"], utc=True).to_numpy("datetime64[ns]")
     order = np.argsort(times, kind="stable")
+    times = times[order]
+    distinct = np.count_nonzero(times[1:] != times[:-1]) + 1 if len(times) else 0
+    views = _snapshot_views(store, refs) if 0 < distinct <= AS_OF_TIMES else None
     features: dict[str, np.ndarray] = {}
     with timed(log, "point-in-time feature retrieval") as t:
-        for start in range(0, max(len(rows), 1), chunk_rows):  # an empty frame: one call
-            take = order[start : start + chunk_rows]
+        for start, stop in _chunks(times, chunk_rows, by_time=views is not None):
+            take = order[start:stop]
             chunk = rows.iloc[take].assign(_row=take)
-            got = store.get_historical_features(entity_df=chunk, features=refs).to_df()
+            if views is None:
+                got = store.get_historical_features(entity_df=chunk, features=refs).to_df()
+            else:
+                got = _snapshot_features(views, chunk, pd.Timestamp(times[start], tz="UTC"))
             if len(got) != len(chunk):
                 raise RuntimeError(
                     f"the offline store returned {len(got):,} rows for {len(chunk):,} entity "
@@ -168,9 +185,132 @@ def historical_features(
                 )
             del got
             if len(rows) > chunk_rows:
-                log.info("retrieved %s of %s rows", f"{start + len(take):,}", f"{len(rows):,}")
+                log.info("retrieved %s of %s rows", f"{stop:,}", f"{len(rows):,}")
         t["count"] = len(rows)
     return pd.concat([rows, pd.DataFrame(features, copy=False)], axis=1, copy=False)
+
+
+def _chunks(times: np.ndarray, chunk_rows: int, by_time: bool) -> list[tuple[int, int]]:
+    """(start, stop) of each chunk of the as-of-sorted ``times``; with ``by_time`` no
+    chunk spans two as-of times. An empty frame still gets one (empty) chunk."""
+    if not by_time:
+        return [
+            (s, min(s + chunk_rows, len(times))) for s in range(0, max(len(times), 1), chunk_rows)
+        ]
+    edges = [*np.flatnonzero(times[1:] != times[:-1]) + 1, len(times)]
+    bounds, first = [], 0
+    for last in edges:
+        bounds += [(s, min(s + chunk_rows, last)) for s in range(first, last, chunk_rows)]
+        first = last
+    return bounds
+
+
+class _SnapshotView:
+    """A feature view over a lake table (``lake.partition_glob``), read straight from
+    the partitions that can hold a row visible at an as-of time.
+
+    Why: at medium scale (16.0M precompute rows, one as-of time) Feast's general
+    point-in-time join took 175 s of the 555 s stage; at small (1.4M rows) this path
+    takes 3.3 s where Feast took 25 s. For one as-of time ``t`` the
+    join reduces to a lookup: per entity the latest row with ``t - ttl <= timestamp
+    <= t`` (ttl 0: no lower bound), exactly Feast's rule (its ties are arbitrary;
+    snapshots have none). Partition ``dt=X`` holds the snapshot at the end of ``X``
+    (event timestamps within day ``X`` or at its end), so only the days from
+    ``t - ttl`` minus one to ``t`` are read. tests/integration/test_feast_point_in_time.py
+    holds this path equal to ``get_historical_features``.
+    """
+
+    def __init__(self, view: Any, features: list[str]) -> None:
+        source = view.batch_source
+        self.fs, self.path = lake.filesystem(
+            source.path.removesuffix("/" + lake.PARTITION_FILES), source.s3_endpoint_override
+        )
+        self.ts = source.timestamp_field
+        self.ttl = view.ttl
+        # feature-table column -> entity-row column
+        self.keys = view.projection.join_key_map or {e.name: e.name for e in view.entity_columns}
+        self.features = features
+        self._cached: tuple[pd.Timestamp, pd.Index, pa.Table] | None = None
+
+    def latest(self, as_of: pd.Timestamp) -> tuple[pd.Index, pa.Table]:
+        """Join keys of each entity's latest visible row, and that row's features."""
+        if self._cached is None or self._cached[0] != as_of:
+            self._cached = (as_of, *self._read(as_of))
+        return self._cached[1], self._cached[2]
+
+    def _read(self, as_of: pd.Timestamp) -> tuple[pd.Index, pa.Table]:
+        low = as_of - self.ttl if self.ttl else None
+        first = low.date() - dt.timedelta(days=1) if low is not None else dt.date.min
+        files = [
+            file
+            for day in lake.partition_days(self.fs, self.path)
+            if first <= day <= as_of.date()
+            for file in lake.partition_files(self.fs, f"{self.path}/dt={day}")
+        ]
+        keys = list(self.keys)
+        if not files:  # nothing visible yet: every row's features are missing
+            return pd.Index([]), pa.table({f: pa.nulls(0) for f in self.features})
+        when = pc.field(self.ts) <= as_of.to_pydatetime()
+        if low is not None:
+            when &= pc.field(self.ts) >= low.to_pydatetime()
+        for k in keys:  # a null key never equals an entity row's key
+            when &= pc.field(k).is_valid()
+        data = pads.dataset(files, filesystem=self.fs, format="parquet").to_table(
+            columns=[*keys, self.ts, *self.features], filter=when
+        )
+        newest = np.argsort(data[self.ts].cast(pa.int64()).to_numpy(), kind="stable")[::-1]
+        frame = data.select(keys).take(newest).to_pandas()
+        first_seen = ~frame.duplicated(keys).to_numpy()
+        frame, newest = frame[first_seen], newest[first_seen]
+        index = pd.MultiIndex.from_frame(frame) if len(keys) > 1 else pd.Index(frame[keys[0]])
+        return index, data.select(self.features).take(newest)
+
+
+def _snapshot_views(store: FeatureStore, refs: list[str]) -> list[_SnapshotView] | None:
+    """The refs' views as ``_SnapshotView``s, or None when one is not a plain lake table."""
+    from feast.errors import FeatureViewNotFoundException
+    from feast.infra.offline_stores.file_source import FileSource
+
+    wanted: dict[str, list[str]] = {}
+    for ref in refs:
+        view, feature = ref.split(":")
+        wanted.setdefault(view, []).append(feature)
+    views = []
+    for name, features in wanted.items():
+        try:
+            view = store.get_feature_view(name)
+        except FeatureViewNotFoundException:
+            return None
+        source = view.batch_source
+        plain = (
+            type(source) is FileSource
+            and source.path.endswith("/" + lake.PARTITION_FILES)
+            and not source.field_mapping
+            and not source.created_timestamp_column
+        )
+        if not plain:
+            return None
+        views.append(_SnapshotView(view, features))
+    return views
+
+
+def _snapshot_features(
+    views: list[_SnapshotView], chunk: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """``chunk`` (rows at ``as_of``) plus every view's features, as Feast returns them."""
+    out = {}
+    for view in views:
+        index, values = view.latest(as_of)
+        entity = list(view.keys.values())
+        wanted = (
+            pd.MultiIndex.from_frame(chunk[entity])
+            if len(entity) > 1
+            else pd.Index(chunk[entity[0]])
+        )
+        at = index.get_indexer(wanted)
+        found = values.take(pa.array(at, mask=at < 0)).to_pandas()
+        out.update({c: found[c].to_numpy() for c in found.columns})
+    return chunk.assign(**out)
 
 
 def add_cross_features(df: pd.DataFrame) -> pd.DataFrame:

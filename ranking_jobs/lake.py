@@ -31,17 +31,22 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 PART_FILE = "part-0.parquet"
+PARTITION_FILES = "dt=*/*.parquet"  # below a table's folder: every committed file
 
 
 class MissingPartitionError(FileNotFoundError):
     """A stage needs a partition that no earlier step has written."""
 
 
-def _filesystem(settings: Settings, uri: str) -> tuple[pafs.FileSystem, str]:
+def filesystem(uri: str, s3_endpoint: str | None = None) -> tuple[pafs.FileSystem, str]:
+    """The filesystem holding ``uri`` (local, or S3 at ``s3_endpoint``) and its path there."""
     if uri.startswith("s3://"):
-        s3 = pafs.S3FileSystem(endpoint_override=settings.s3_endpoint_url)
-        return s3, uri.removeprefix("s3://")
+        return pafs.S3FileSystem(endpoint_override=s3_endpoint), uri.removeprefix("s3://")
     return pafs.LocalFileSystem(), uri
+
+
+def _filesystem(settings: Settings, uri: str) -> tuple[pafs.FileSystem, str]:
+    return filesystem(uri, settings.s3_endpoint_url)
 
 
 def table_uri(settings: Settings, table: str) -> str:
@@ -54,11 +59,15 @@ def partition_uri(settings: Settings, table: str, ds: dt.date) -> str:
 
 def partition_glob(settings: Settings, table: str) -> str:
     """Glob of every committed file of a table (what Feast's file sources point at)."""
-    return f"{table_uri(settings, table)}/dt=*/*.parquet"
+    return f"{table_uri(settings, table)}/{PARTITION_FILES}"
 
 
 def list_partitions(settings: Settings, table: str) -> list[dt.date]:
-    fs, path = _filesystem(settings, table_uri(settings, table))
+    return partition_days(*_filesystem(settings, table_uri(settings, table)))
+
+
+def partition_days(fs: pafs.FileSystem, path: str) -> list[dt.date]:
+    """The days of the ``dt=`` partitions in the table folder ``path``, oldest first."""
     info = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     days = []
     for entry in info:
@@ -66,6 +75,15 @@ def list_partitions(settings: Settings, table: str) -> list[dt.date]:
         if entry.type == pafs.FileType.Directory and name.startswith("dt="):
             days.append(dt.date.fromisoformat(name[3:]))
     return sorted(days)
+
+
+def partition_files(fs: pafs.FileSystem, path: str) -> list[str]:
+    """The Parquet files of the partition folder ``path`` (what ``PARTITION_FILES`` matches)."""
+    return sorted(
+        f.path
+        for f in fs.get_file_info(pafs.FileSelector(path))
+        if f.type == pafs.FileType.File and f.base_name.endswith(".parquet")
+    )
 
 
 def has_partition(settings: Settings, table: str, ds: dt.date) -> bool:
@@ -157,8 +175,8 @@ def write_partition(
 ) -> str:
     """Replace partition ``dt=ds`` of ``table`` with ``data``; return its URI.
 
-    ``row_group_rows`` below Parquet's default (1Mi rows) lets a reader decode row
-    groups in parallel and stream the partition (``iter_partition``)."""
+    ``row_group_rows`` below pyarrow's default (1Mi rows) lets readers split the
+    partition: parallel decoding, streaming (``iter_partition``), Spark tasks."""
     sort_keys = [(c, "ascending") for c in sort_by]
     if sort_keys:
         data = data.sort_by(sort_keys)

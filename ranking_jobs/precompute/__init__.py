@@ -51,7 +51,7 @@ def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
 def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs import registry
     from ranking_jobs.feast_store import assemble_features
-    from ranking_jobs.precompute.scoring import score_in_spark
+    from ranking_jobs.precompute.scoring import TASK_ROWS, score_in_spark
 
     settings = ctx.settings
     champ = registry.champion(settings)
@@ -69,7 +69,11 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     cands["event_timestamp"] = pd.Timestamp(ctx.end)
     feats = assemble_features(settings, cands)
     cands_uri = lake.write_partition(
-        settings, C.CANDIDATES, ctx.ds, pa.Table.from_pandas(feats, preserve_index=False)
+        settings,
+        C.CANDIDATES,
+        ctx.ds,
+        pa.Table.from_pandas(feats, preserve_index=False),
+        row_group_rows=TASK_ROWS,
     )
     del feats
     scored = score_in_spark(settings, booster, cands_uri).to_pandas()

@@ -102,10 +102,11 @@ def generate_candidates(
         if d in inputs.affinity and d in ranked.columns
     }
     proposals: list[pd.DataFrame] = []
+    excluded = _pairs(inputs.excluded).unique()
 
     def offer(name: str, frame: pd.DataFrame | None) -> None:
         if frame is not None and quota[name] > 0:
-            frame = _clean(frame, inputs.excluded).drop_duplicates(["user_id", "item_id"])
+            frame = _clean(frame, excluded).drop_duplicates(["user_id", "item_id"])
             frame = frame.groupby("user_id", sort=False).head(quota[name])
             proposals.append(frame[["user_id", "item_id"]].assign(source=name))
 
@@ -219,14 +220,14 @@ def _past_items(
     )
 
 
-def _clean(cands: pd.DataFrame, excluded: pd.DataFrame) -> pd.DataFrame:
+def _pairs(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([frame["user_id"].to_numpy(), frame["item_id"].to_numpy()])
+
+
+def _clean(cands: pd.DataFrame, excluded: pd.MultiIndex) -> pd.DataFrame:
+    """``cands`` without the user's own listings and the ``excluded`` (unique) pairs; a
+    lookup, not an anti-join merge per source (a third of the candidates' time)."""
     cands = cands[cands["seller_id"] != cands["user_id"]]
     if len(excluded):
-        marked = cands.merge(
-            excluded[["user_id", "item_id"]].drop_duplicates(),
-            on=["user_id", "item_id"],
-            how="left",
-            indicator=True,
-        )
-        cands = marked[marked["_merge"] == "left_only"].drop(columns="_merge")
+        cands = cands[excluded.get_indexer(_pairs(cands)) < 0]
     return cands
