@@ -20,6 +20,7 @@ import pyarrow as pa
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.logs import timed
 from ranking_jobs.precompute import inputs, rules
 from ranking_jobs.precompute.candidates import rank_available
 
@@ -65,26 +66,31 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     users = active_users(settings, ctx)
     found = inputs.candidates_at(settings, users, ctx.ds)
     items, excluded = found.items, found.excluded
-    cands = inputs.with_pair_features(found.frame, found)
+    with timed(log, "pair features"):
+        cands = inputs.with_pair_features(found.frame, found)
     cands["event_timestamp"] = pd.Timestamp(ctx.end)
     feats = assemble_features(settings, cands)
-    cands_uri = lake.write_partition(
-        settings,
-        C.CANDIDATES,
-        ctx.ds,
-        pa.Table.from_pandas(feats, preserve_index=False),
-        row_group_rows=TASK_ROWS,
-    )
+    with timed(log, "wrote the candidates partition") as t:
+        cands_uri = lake.write_partition(
+            settings,
+            C.CANDIDATES,
+            ctx.ds,
+            pa.Table.from_pandas(feats, preserve_index=False),
+            row_group_rows=TASK_ROWS,
+        )
+        t["count"] = len(feats)
     del feats
     scored = score_in_spark(settings, booster, cands_uri).to_pandas()
-    scored = scored.merge(items[["item_id", "seller_id"]], on="item_id", how="left")
 
-    popular = rank_available(items)
-    ranked = rules.pad_from_popular(
-        rules.top_n(scored, settings.top_n), popular, excluded, settings.top_n
-    )
-    ranked = rules.cap_sellers(ranked, settings.seller_cap, settings.surface_size)
-    lists = rules.to_lists(ranked)
+    with timed(log, "business rules") as t:
+        scored = scored.merge(items[["item_id", "seller_id"]], on="item_id", how="left")
+        popular = rank_available(items)
+        ranked = rules.pad_from_popular(
+            rules.top_n(scored, settings.top_n), popular, excluded, settings.top_n
+        )
+        ranked = rules.cap_sellers(ranked, settings.seller_cap, settings.surface_size)
+        lists = rules.to_lists(ranked)
+        t["count"] = len(scored)
     lists_uri = lake.write_partition(
         settings,
         C.RECOMMENDATIONS,
