@@ -25,20 +25,27 @@ def _booster(rng: np.random.Generator) -> xgb.Booster:
     return xgb.train({"objective": "rank:ndcg", "max_depth": 4}, data, num_boost_round=20)
 
 
-def test_spark_scores_every_row_once_exactly_as_predict(spark, settings) -> None:
-    rng = np.random.default_rng(3)
-    booster = _booster(rng)
-    n = 5_000
-    rows = pd.DataFrame(
+def candidate_rows(rng: np.random.Generator, users: int, per_user: int = 100) -> pd.DataFrame:
+    """Candidates with the booster's features in another order, missing values in one
+    and a column the booster does not use."""
+    n = users * per_user
+    return pd.DataFrame(
         {
-            "user_id": np.repeat(np.arange(50), 100),
-            "item_id": np.tile(np.arange(1_000, 1_100), 50),
+            "user_id": np.repeat(np.arange(users), per_user),
+            "item_id": np.tile(np.arange(1_000, 1_000 + per_user), users),
             "f_c": rng.normal(size=n).astype(np.float32),
             "f_a": rng.normal(size=n).astype(np.float32),
             "f_b": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)).astype(np.float32),
             "extra": "ignored",
         }
     )
+
+
+def test_spark_scores_every_row_once_exactly_as_predict(spark, settings) -> None:
+    rng = np.random.default_rng(3)
+    booster = _booster(rng)
+    rows = candidate_rows(rng, users=50)
+    n = len(rows)
     uri = lake.write_partition(settings, C.CANDIDATES, DAY, pa.Table.from_pandas(rows))
 
     scored = score_in_spark(settings, booster, uri).to_pandas()

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pyspark
@@ -22,7 +21,7 @@ import pytest
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.training.model import predict
-from tests.integration.test_precompute_scoring import DAY, _booster
+from tests.integration.test_precompute_scoring import DAY, _booster, candidate_rows
 from tests.servers import free_port, wait_for_port
 
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
@@ -87,16 +86,8 @@ def test_scoring_runs_unchanged_on_a_standalone_cluster(cluster, settings, tmp_p
     master, env, work = cluster
     rng = np.random.default_rng(5)
     booster = _booster(rng)
-    n = 4_000
-    rows = pd.DataFrame(
-        {
-            "user_id": np.repeat(np.arange(40), 100),
-            "item_id": np.tile(np.arange(500, 600), 40),
-            "f_a": rng.normal(size=n).astype(np.float32),
-            "f_b": rng.normal(size=n).astype(np.float32),
-            "f_c": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)).astype(np.float32),
-        }
-    )
+    rows = candidate_rows(rng, users=40)
+    n = len(rows)
     # Several row groups: several tasks for the worker's two cores.
     uri = lake.write_partition(
         settings, C.CANDIDATES, DAY, pa.Table.from_pandas(rows), row_group_rows=1_000
