@@ -136,17 +136,28 @@ def generate_candidates(
 
 
 def _merge(proposals: list[pd.DataFrame], ranked: pd.DataFrame, per_user: int) -> pd.DataFrame:
-    """First-come merge of the sources, per user, keeping who offered what."""
+    """First-come merge of the sources, per user, keeping who offered what.
+
+    Works on integer pair codes: pandas' drop_duplicates / groupby-sum / join chain on
+    (user, item) pairs was 40% of the candidates' time at ``small``.
+    """
     allp = pd.concat(proposals, ignore_index=True)
-    allp = allp.drop_duplicates(["user_id", "item_id", "source"])
-    # distinct sources have distinct bits: their sum is their union
-    allp["bit"] = allp["source"].map(SOURCE_BIT).astype("int64")
-    bits = allp.groupby(["user_id", "item_id"], sort=False)["bit"].sum()
-    cands = allp.drop_duplicates(["user_id", "item_id"], keep="first")
-    cands = cands.groupby("user_id", sort=False).head(per_user)
-    cands = cands.join(bits.rename("sources"), on=["user_id", "item_id"])
+    user_code, _ = pd.factorize(allp["user_id"].to_numpy(np.int64))
+    item_code, distinct_items = pd.factorize(allp["item_id"].to_numpy(np.int64))
+    pair, _ = pd.factorize(user_code.astype(np.int64) * len(distinct_items) + item_code)
+    # Codes are numbered by first appearance: a row is its pair's first exactly when
+    # its code is above every earlier row's.
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = pair[1:] > np.maximum.accumulate(pair)[:-1]
+    offered_by = np.zeros(len(pair), dtype=np.int64)
+    np.bitwise_or.at(offered_by, pair, allp["source"].map(SOURCE_BIT).to_numpy(np.int64))
+    cands = allp.loc[first, ["user_id", "item_id", "source"]]
+    cands["sources"] = offered_by[pair[first]]
+    cands = cands[cands.groupby("user_id", sort=False).cumcount().to_numpy() < per_user]
     attrs = [d for d in AFFINITY_DIMENSIONS if d in ranked.columns]
-    cands = cands.merge(ranked[["item_id", *attrs]], on="item_id", how="left", sort=False)
+    found = ranked.set_index("item_id")[attrs].reindex(cands["item_id"].to_numpy())
+    for attr in attrs:
+        cands[attr] = found[attr].to_numpy()
     return cands[["user_id", "item_id", *attrs, "source", "sources"]].reset_index(drop=True)
 
 
