@@ -218,7 +218,7 @@ class SqliteLists:
     def begin(self, tables: Sequence[str]) -> None:
         """Empty ``tables`` and drop their secondary indexes (Feast's ``<table>_ek``),
         rebuilt by ``commit``: one sort at the end costs less than updating the index
-        on every insert (a million lists: 28 s instead of 38 s of inserts)."""
+        on every insert (300k lists: 8.9 s instead of 11.9 s of inserts)."""
         self.conn.execute("BEGIN IMMEDIATE")
         for table in tables:
             self.conn.execute(f'DELETE FROM "{table}"')
