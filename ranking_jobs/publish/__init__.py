@@ -166,22 +166,23 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         # column concatenates them on every call.
         whole = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).combine_chunks()
         heads = whole.select(["user_id", "model_version"])
-        order = _sqlite_key_order(heads.column("user_id").to_numpy())
-        batches: Iterator[Any] = (
-            whole.take(order[i : i + batch_rows]) for i in range(0, len(order), batch_rows)
-        )
     else:
         heads = lake.read_partition(
             settings, C.RECOMMENDATIONS, ctx.ds, ["user_id", "model_version"]
         )
-        batches = _same_users(
-            lake.iter_partition(settings, C.RECOMMENDATIONS, ctx.ds, batch_rows),
-            heads.column("user_id").to_numpy(),
-            ctx.ds_str,
-        )
     users = heads.column("user_id").to_numpy().astype(np.int64, copy=False)
     if len(np.unique(users)) != len(users):
         raise ValueError(f"recommendations/dt={ctx.ds_str} has more than one list for a user")
+    batch_rows = settings.publish_batch_rows
+    if settings.online_store == "sqlite":
+        order = _sqlite_key_order(users)
+        batches: Iterator[Any] = (
+            whole.take(order[i : i + batch_rows]) for i in range(0, len(order), batch_rows)
+        )
+    else:
+        batches = _same_users(
+            lake.iter_partition(settings, C.RECOMMENDATIONS, ctx.ds, batch_rows), users, ctx.ds_str
+        )
     stamp = dt.datetime.now(dt.UTC)
     from ranking_jobs.feast_store import feature_store
 

@@ -15,7 +15,7 @@ from feast.type_map import python_values_to_proto_values
 from feast.value_type import ValueType
 
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import feature_store
+from ranking_jobs.feast_store import feature_store, online_db_path
 from ranking_jobs.publish import encoding, publish_lists
 from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
 
@@ -72,7 +72,7 @@ def _stored(settings) -> dict:
             fields = client.hgetall(key)
             out[key] = {f: v for f, v in fields.items() if not f.startswith(b"_ts:")}
         return out
-    conn = sqlite3.connect(settings.feast_dir / "online.db")
+    conn = sqlite3.connect(online_db_path(settings))
     rows = conn.execute(
         "SELECT entity_key, feature_name, value, value_text, created_ts "
         "FROM marketplace_ranking_user_recommendations ORDER BY entity_key, feature_name"
@@ -100,7 +100,7 @@ def test_published_rows_equal_what_feasts_own_writer_stores(store_settings):  # 
         host, port = settings.redis_url.split(":")
         redis.Redis(host=host, port=int(port)).flushall()
     else:
-        conn = sqlite3.connect(settings.feast_dir / "online.db")
+        conn = sqlite3.connect(online_db_path(settings))
         with conn:
             conn.execute("DELETE FROM marketplace_ranking_user_recommendations")
         conn.close()

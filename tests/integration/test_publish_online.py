@@ -12,7 +12,7 @@ import pytest
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import apply_definitions
+from ranking_jobs.feast_store import apply_definitions, online_db_path
 from ranking_jobs.publish import live_marker, publish_lists
 from ranking_jobs.serving import RecommendationClient
 from tests.conftest import make_settings
@@ -83,7 +83,7 @@ def test_sqlite_tables_keep_feasts_indexes(tmp_path):
     what ``feast apply`` made."""
     settings = make_settings(tmp_path)
     apply_definitions(settings)
-    db = settings.feast_dir / "online.db"
+    db = online_db_path(settings)
 
     def schema() -> list[tuple[str, str, str]]:
         with sqlite3.connect(db) as conn:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import LIST_FIELDS, feature_store
+from ranking_jobs.feast_store import LIST_FIELDS, feature_store, online_db_path
 from ranking_jobs.publish import publish_lists
 from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
 from tests.servers import free_port, wait_for_port
@@ -25,7 +25,7 @@ def _feast_repo(settings, folder: Path) -> Path:
     if settings.online_store == "redis":
         online = {"type": "redis", "connection_string": settings.redis_url}
     else:
-        online = {"type": "sqlite", "path": str(settings.feast_dir / "online.db")}
+        online = {"type": "sqlite", "path": str(online_db_path(settings))}
     config = {
         "project": settings.feast_project,
         "provider": "local",

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import apply_definitions, feature_store
+from ranking_jobs.feast_store import apply_definitions, feature_store, online_db_path
 from ranking_jobs.publish import PublishError, journal, live_marker, publish_lists
 from ranking_jobs.serving import RecommendationClient
 from tests.conftest import REPO, make_settings
@@ -50,7 +50,7 @@ def _stored_lists(settings) -> int:
     if settings.online_store == "redis":
         field = b"_ts:user_recommendations"
         return sum(bool(_client(settings).hexists(k, field)) for k in _client(settings).scan_iter())
-    conn = sqlite3.connect(settings.feast_dir / "online.db")
+    conn = sqlite3.connect(online_db_path(settings))
     (n,) = conn.execute(
         "SELECT COUNT(DISTINCT entity_key) FROM marketplace_ranking_user_recommendations"
     ).fetchone()
