@@ -133,6 +133,15 @@ def definitions(settings: Settings) -> list[object]:
         description="The user's engagements and purchases of this very listing, and how "
         "long ago the last was.",
     )
+    user_profile = FeatureView(
+        name="user_profile",
+        entities=[user],
+        ttl=SNAPSHOT_TTL,
+        schema=_fields(cols.PROFILE_FLOATS, Float64) + _fields(cols.PROFILE_LISTS, Array(String)),
+        source=_source(settings, C.FEATURES_USER_PROFILE),
+        online=True,
+        description="Size and styles the user declared at sign-up (letter-chart position).",
+    )
     list_fields = [
         Field(name="item_ids", dtype=Array(Int64)),
         Field(name="scores", dtype=Array(Float32)),
@@ -182,6 +191,7 @@ def definitions(settings: Settings) -> list[object]:
         *affinity_views,
         item_covisitation,
         user_item_stats,
+        user_profile,
         user_recommendations,
         popular_items,
         sold_items,

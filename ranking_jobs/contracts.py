@@ -14,7 +14,15 @@ TS = pa.timestamp("us", tz="UTC")
 EVENT_TYPES = ("impression", "click", "like", "save", "add_to_bag", "purchase")
 SURFACES = ("home", "search", "similar")
 ITEM_STATUSES = ("available", "sold")
-CONDITIONS = ("new_with_tags", "very_good", "good", "satisfactory")
+CONDITIONS = ("new_with_tags", "very_good", "good", "satisfactory")  # best first
+
+# The marketplace's size charts, smallest first: how far a listing's size is from
+# the sizes a user wears is a feature. Sizes outside every chart have no position.
+SIZE_CHARTS: dict[str, tuple[str, ...]] = {
+    "letter": ("XXS", "XS", "S", "M", "L", "XL", "XXL"),
+    "waist": tuple(f"W{w}" for w in range(24, 37)),
+    "shoe": tuple(str(s) for s in range(35, 47)),
+}
 
 # Graded relevance of the strongest interaction a user had with an item in the
 # label window: purchase > bag > like/save > click > shown only > not shown.
@@ -39,6 +47,7 @@ FEATURES_USER_AFFINITY = {
 }
 FEATURES_COVISITATION = "features/item_covisitation"
 FEATURES_USER_ITEM = "features/user_item_stats"
+FEATURES_USER_PROFILE = "features/user_profile"
 TRAINING = "training"
 CANDIDATES = "candidates"
 RECOMMENDATIONS = "recommendations"

@@ -39,6 +39,7 @@ FEATURE_REFS = (
     + [f"user_stats:{c}" for c in cols.USER_COUNTS + cols.USER_FLOATS + cols.USER_INTS]
     + [f"user_{d}_affinity:{d}_affinity" for d in cols.AFFINITY_DIMENSIONS]
     + [f"user_item_stats:{c}" for c in cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS]
+    + [f"user_profile:{c}" for c in cols.PROFILE_FLOATS + cols.PROFILE_LISTS]
 )
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
 # More distinct as-of times than this go to Feast: each costs a read of the views' partitions.
@@ -314,10 +315,33 @@ def _snapshot_features(
 
 
 def add_cross_features(df: pd.DataFrame) -> pd.DataFrame:
-    """Pair features computed from the joined user and item features."""
+    """Pair features computed from the joined user and item features and the item's
+    own size and style; the declared styles list is read here and dropped."""
     price = df["price"].astype("float64")
     level = df["user_price_level"].astype("float64")
     df["price_distance"] = np.abs(np.log1p(price) - np.log1p(level))
+    rel = np.log(pd.to_numeric(df["price_rel_category"], errors="coerce").astype("float64"))
+    df["price_rel_gap"] = rel - df["user_price_rel_level"].astype("float64")
+    sizes = pd.Index(list(cols.SIZE_POSITION))
+    at = sizes.get_indexer(df["size"])
+    charted = at >= 0
+    system = np.array([c for c, _ in cols.SIZE_POSITION.values()], dtype=object)[at]
+    rank = np.where(charted, np.array([r for _, r in cols.SIZE_POSITION.values()])[at], np.nan)
+    worn = np.full(len(df), np.nan)
+    for chart, column in cols.USER_SIZE_FLOATS.items():
+        here = charted & (system == chart)
+        worn[here] = df[column].to_numpy("float64", na_value=np.nan)[here]
+    df["size_distance"] = np.abs(rank - worn)
+    declared = df["declared_size_rank"].to_numpy("float64", na_value=np.nan)
+    letter = charted & (system == "letter")
+    df["declared_size_distance"] = np.where(letter, np.abs(rank - declared), np.nan)
+    # One row per (row, declared style); a row matches when any of its styles is the item's.
+    styles = pd.Series(df.pop("declared_styles").to_numpy(), copy=False).explode().dropna()
+    rows = styles.index.to_numpy()
+    hit = styles.to_numpy() == df["style"].to_numpy()[rows]
+    declared_any = np.bincount(rows, minlength=len(df)) > 0
+    matched = np.bincount(rows[hit], minlength=len(df)) > 0
+    df["declared_style_match"] = np.where(declared_any, matched.astype("float64"), np.nan)
     for c in cols.ASSEMBLED_FEATURES:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float32")
     return df

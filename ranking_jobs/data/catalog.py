@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ranking_jobs.contracts import CONDITIONS
+from ranking_jobs.contracts import CONDITIONS, SIZE_CHARTS
 
 # name -> (subcategories, size system, base price in EUR)
 _CATEGORY_SPEC: dict[str, tuple[tuple[str, ...], str, float]] = {
@@ -44,12 +44,7 @@ SIZE_SYSTEMS: tuple[str, ...] = ("letter", "waist", "shoe", "one")
 CATEGORY_SIZE_SYSTEM = np.array(
     [SIZE_SYSTEMS.index(sys) for _, sys, _ in _CATEGORY_SPEC.values()], dtype=np.int8
 )
-SIZES_BY_SYSTEM: dict[str, tuple[str, ...]] = {
-    "letter": ("XXS", "XS", "S", "M", "L", "XL", "XXL"),
-    "waist": tuple(f"W{w}" for w in range(24, 37)),
-    "shoe": tuple(str(s) for s in range(35, 47)),
-    "one": ("one size",),
-}
+SIZES_BY_SYSTEM: dict[str, tuple[str, ...]] = {**SIZE_CHARTS, "one": ("one size",)}
 # Flat size vocabulary: code -> (system, ordinal inside the system).
 SIZES: tuple[str, ...] = tuple(s for sys in SIZE_SYSTEMS for s in SIZES_BY_SYSTEM[sys])
 SIZE_SYSTEM_OF = np.array(

@@ -28,6 +28,7 @@ FEATURE_COLUMNS: dict[str, list[str]] = {
     **{t: [f"{d}_affinity"] for d, t in C.FEATURES_USER_AFFINITY.items()},
     C.FEATURES_COVISITATION: ["neighbour_ids", "neighbour_scores"],
     C.FEATURES_USER_ITEM: cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS,
+    C.FEATURES_USER_PROFILE: cols.PROFILE_FLOATS + cols.PROFILE_LISTS,
 }
 
 
@@ -114,6 +115,7 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
     engaged = engaged.where(F.col("event_type") != "impression")
     pair_events = common.with_snapshots(engaged, snapshots, lookback)
     item_snapshots = read(C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
+    user_snapshots = read(C.RAW_USERS, days).join(F.broadcast(snapshots), "dt")
 
     frames = {
         C.FEATURES_ITEM: item.item_stats(
@@ -126,6 +128,7 @@ def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[s
         },
         C.FEATURES_COVISITATION: covisitation.item_covisitation(events),
         C.FEATURES_USER_ITEM: user_item.user_item_stats(pair_events),
+        C.FEATURES_USER_PROFILE: user.user_profile(user_snapshots),
     }
     rows = {}
     for table, frame in frames.items():

@@ -6,6 +6,8 @@ a test checks the transforms produce exactly these columns.
 
 from __future__ import annotations
 
+from ranking_jobs.contracts import SIZE_CHARTS
+
 WINDOWS = (1, 7, 30)
 EVENT_COUNTS = ("impressions", "clicks", "likes", "saves", "bag_adds", "purchases")
 
@@ -22,11 +24,19 @@ ITEM_FLOATS = [
     "price",
     "price_rel_category",
     "seller_conversion_30d",
+    "condition_rank",  # position in contracts.CONDITIONS: 0 is new with tags
 ]
 ITEM_INTS = ["is_available", "seller_sales_30d"]
 
 USER_COUNTS = [f"user_{c}" for c in ITEM_COUNTS]
-USER_FLOATS = ["user_days_since_active", "user_price_level"]
+# Where the user's engagement sits in each size chart (weighted mean position).
+USER_SIZE_FLOATS = {system: f"user_size_{system}" for system in SIZE_CHARTS}
+USER_FLOATS = [
+    "user_days_since_active",
+    "user_price_level",
+    "user_price_rel_level",  # median log(price / category median) of what they engage with
+    *USER_SIZE_FLOATS.values(),
+]
 USER_INTS = ["user_category_breadth"]
 
 # (user, item) history of engagement with the very listing.
@@ -38,8 +48,18 @@ USER_ITEM_FLOATS = ["ui_days_since"]
 AFFINITY_DIMENSIONS = ("category", "brand", "size", "style")
 AFFINITY_FLOATS = [f"{d}_affinity" for d in AFFINITY_DIMENSIONS]
 
+# What the user told us at sign-up, known before any engagement (new users).
+PROFILE_FLOATS = ["declared_size_rank"]  # position in the letter chart
+PROFILE_LISTS = ["declared_styles"]  # read by a cross feature, not a model input
+
 # Computed at join time from a (user, item) pair, never stored.
-CROSS_FLOATS = ["price_distance"]
+CROSS_FLOATS = [
+    "price_distance",
+    "price_rel_gap",  # log(price_rel_category) - user_price_rel_level
+    "size_distance",  # |item's chart position - user_size_<its chart>|
+    "declared_size_distance",  # the same against the declared size (letter chart)
+    "declared_style_match",  # 1 if the item's style is declared, 0 if not, NaN if none
+]
 
 # Computed with the candidates, from the same inputs (the user's last days of
 # engagement and the co-visitation snapshot), for every row a ranker sees.
@@ -53,12 +73,18 @@ ASSEMBLED_FEATURES = [
     *USER_COUNTS,
     *USER_FLOATS,
     *USER_INTS,
+    *PROFILE_FLOATS,
     *AFFINITY_FLOATS,
     *USER_ITEM_INTS,
     *USER_ITEM_FLOATS,
     *CROSS_FLOATS,
 ]
 MODEL_FEATURES = [*ASSEMBLED_FEATURES, *PAIR_FLOATS]
+
+# size -> (chart, position in it), for every size in a chart.
+SIZE_POSITION: dict[str, tuple[str, int]] = {
+    size: (system, rank) for system, sizes in SIZE_CHARTS.items() for rank, size in enumerate(sizes)
+}
 
 # The item's attributes themselves, as XGBoost native categories (RANKING_CATEGORICAL_FEATURES).
 CATEGORICAL_FEATURES = list(AFFINITY_DIMENSIONS)

@@ -107,12 +107,28 @@ def user_item_table(day: dt.date) -> pa.Table:
     )
 
 
+def profile_table(day: dt.date) -> pa.Table:
+    """Every user of the snapshot; user 101 declared nothing."""
+    ids = USERS[day]
+    return pa.table(
+        {
+            "user_id": pa.array(ids, pa.int64()),
+            "declared_size_rank": pa.array([None if u == 101 else 3.0 for u in ids], pa.float64()),
+            "declared_styles": pa.array(
+                [None if u == 101 else ["boho", "vintage"] for u in ids], pa.list_(pa.string())
+            ),
+            "event_timestamp": pa.array([day_end(day)] * len(ids), C.TS),
+        }
+    )
+
+
 USER_ITEM = {D1: [(100, 1)], D: [(100, 1), (101, 2)]}
 FEATURE_VIEWS = [
     "item_stats",
     "user_stats",
     *(f"user_{d}_affinity" for d in cols.AFFINITY_DIMENSIONS),
     "user_item_stats",
+    "user_profile",
 ]
 
 
@@ -124,6 +140,7 @@ def write_feature_lake(settings: Settings) -> int:
         for dimension, table in C.FEATURES_USER_AFFINITY.items():
             lake.write_partition(settings, table, day, affinity_table(day, dimension))
         lake.write_partition(settings, C.FEATURES_USER_ITEM, day, user_item_table(day))
+        lake.write_partition(settings, C.FEATURES_USER_PROFILE, day, profile_table(day))
     return feast_store.apply_definitions(settings)
 
 
@@ -132,8 +149,8 @@ def feast_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     settings = make_settings(Path(tmp_path_factory.mktemp("feast_pit")))
     assert settings.offline_store == "duckdb"
     # 3 entities + 4 attribute entities, 2 stats + 4 affinity + co-visitation +
-    # user-item + 2 list views + the sold-items view
-    assert write_feature_lake(settings) == 18
+    # user-item + profile + 2 list views + the sold-items view
+    assert write_feature_lake(settings) == 19
     yield settings
 
 
@@ -317,6 +334,9 @@ def test_online_equals_offline_at_the_same_instant(materialized: Any) -> None:
         off_row = offline.loc[key]
         for name in names:
             on, off = online[name][n], off_row[name]
+            if name in cols.PROFILE_LISTS:  # a list, or None on both sides when absent
+                assert on == (None if _missing(off) else list(off)), (key, name, on, off)
+                continue
             if _missing(on) or _missing(off):
                 assert on is None, (key, name, on, off)
                 assert _missing(off) and not isinstance(off, type(None)), (key, name, on, off)
@@ -338,6 +358,8 @@ def test_online_equals_offline_at_the_same_instant(materialized: Any) -> None:
         "user_clicks_7d", 102, D, True
     )
     assert online_value((101, 2, "shoes"), "category_affinity") is None
+    assert online_value((100, 3, "shoes"), "declared_styles") == ["boho", "vintage"]
+    assert online_value((101, 2, "shoes"), "declared_styles") is None
     assert online_value((100, 3, "shoes"), "category_affinity") == pytest.approx(1.2)
     assert online_value((100, 3, "shoes"), "style_affinity") == pytest.approx(1.2)
     for name in names:

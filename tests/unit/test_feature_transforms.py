@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -32,6 +33,8 @@ DAY = dt.timedelta(days=1)
 
 
 def _spark_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return f"array<{_spark_type(t.value_type)}>"
     mapping = {
         pa.string(): "string",
         pa.int64(): "bigint",
@@ -74,6 +77,11 @@ ITEMS: list[tuple[int, int, str, str, float, int, str]] = [
 ]
 
 
+# Size and condition of each listing: item 4 is a shoe, the rest letter-sized tops.
+SIZE_CONDITION = {1: ("M", "good"), 2: ("S", "very_good"), 3: ("L", "new_with_tags"),
+                  4: ("39", "satisfactory")}  # fmt: skip
+
+
 def events_df(spark: Any, events: list[tuple[int, int, str, dt.datetime]] = EVENTS) -> Any:
     rows = [
         (f"e{i}", ts, user, item, etype, "home", None, i % 10, f"s{user}", ts.date())
@@ -90,8 +98,9 @@ def items_df(spark: Any, days: list[dt.date], overrides: dict | None = None) -> 
         for item_id, seller, cat, brand, price, listed, status in ITEMS:
             price = (overrides or {}).get((day, item_id), price)
             sold_at = day_end - 3 * HOUR if status == "sold" else None
+            size, condition = SIZE_CONDITION[item_id]
             rows.append(
-                (item_id, seller, cat, "sub", brand, "M", "good", "red", "boho", price, "EUR",
+                (item_id, seller, cat, "sub", brand, size, condition, "red", "boho", price, "EUR",
                  END - listed * DAY, sold_at, status, day)
             )  # fmt: skip
     return spark.createDataFrame(rows, ddl(C.ITEMS_SCHEMA))
@@ -225,6 +234,8 @@ def test_price_age_availability_and_seller(item_rows: dict[int, dict[str, Any]])
     assert item_rows[1]["age_days"] == pytest.approx(10.0)
     assert item_rows[4]["age_days"] == pytest.approx(30.0)
     assert [item_rows[i]["is_available"] for i in (1, 2, 3, 4)] == [1, 0, 1, 1]
+    # good, very good, new with tags, satisfactory: positions in contracts.CONDITIONS
+    assert [item_rows[i]["condition_rank"] for i in (1, 2, 3, 4)] == [2.0, 1.0, 0.0, 3.0]
     # seller 10 (items 1, 2): 1 purchase, 2 clicks over 30 days; seller 11: none
     tops_conv = (1 + 1) / (2 + M)
     assert item_rows[1]["seller_sales_30d"] == item_rows[2]["seller_sales_30d"] == 1
@@ -275,6 +286,47 @@ def test_user_stats_by_hand(tables: dict[str, Any]) -> None:
         1,
         1,
     )
+
+
+def test_user_sizes_and_relative_price_level(tables: dict[str, Any]) -> None:
+    users = by_key(tables["user"], "user_id")
+    u100, u101 = users[100], users[101]
+
+    def w(weight: float, age_days: float) -> float:
+        return weight * 0.5 ** (age_days / 7.0)
+
+    # user 100: click item 1 (M = 3, 3 d), save item 3 (L = 4, 6 d), like item 4 (shoe 39 = 4)
+    click, save = w(1.0, 3), w(2.0, 6)
+    assert u100["user_size_letter"] == pytest.approx((3 * click + 4 * save) / (click + save))
+    assert u100["user_size_shoe"] == pytest.approx(4.0)
+    assert u100["user_size_waist"] is None
+    assert u101["user_size_letter"] == pytest.approx(2.0)  # S, clicked and bought
+    # tops' median price 30, shoes' 80: user 100's items at log(30/30), log(50/30), log(80/80)
+    assert u100["user_price_rel_level"] == pytest.approx(0.0)
+    assert u101["user_price_rel_level"] == pytest.approx(np.log(10 / 30))
+
+
+def test_user_profile_positions_the_declared_letter_size(spark: Any) -> None:
+    from pyspark.sql import functions as F
+
+    users = spark.createDataFrame(
+        [
+            (1, END - 9 * DAY, "DE", "M", ["boho", "vintage"], D),
+            (2, END - 9 * DAY, "FR", "XXL", None, D),
+            (3, END - 9 * DAY, "FR", None, [], D),
+            (4, END - 9 * DAY, "FR", "W30", ["casual"], D),  # not a letter size
+        ],
+        ddl(C.USERS_SCHEMA),
+    )
+    snapshots = common.snapshot_frame(spark, [D])
+    profile = user.user_profile(users.join(F.broadcast(snapshots), "dt"))
+    rows = by_key(profile, "user_id")
+    assert [rows[u]["declared_size_rank"] for u in (1, 2, 3, 4)] == [3.0, 6.0, None, None]
+    assert rows[1]["declared_styles"] == ["boho", "vintage"]
+    assert rows[2]["declared_styles"] is None
+    expected = ["user_id", "dt", "event_timestamp", *cols.PROFILE_FLOATS, *cols.PROFILE_LISTS]
+    assert sorted(profile.columns) == sorted(expected)
+    assert dict(profile.dtypes)["declared_size_rank"] == "double"
 
 
 def test_user_category_affinity_decayed_shares(tables: dict[str, Any]) -> None:
