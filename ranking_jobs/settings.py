@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     min_child_weight: float = Field(
         1.0, ge=0, description="XGBoost min_child_weight: least hessian sum in a leaf."
     )
+    colsample_bytree: float = Field(
+        1.0, gt=0, le=1, description="XGBoost colsample_bytree: share of features per tree."
+    )
     nthread: int = Field(2, ge=1, description="XGBoost threads.")
     categorical_features: bool = Field(
         True,

@@ -33,6 +33,7 @@ def xgb_params(settings: Settings) -> dict[str, Any]:
         "lambdarank_unbiased": settings.position_debias,
         "min_child_weight": settings.min_child_weight,
         "subsample": 1.0,
+        "colsample_bytree": settings.colsample_bytree,
         "seed": settings.seed,
         "nthread": settings.nthread,
     }
