@@ -15,6 +15,8 @@ from ranking_jobs.features import columns as cols
 def _rows(**overrides: list) -> pd.DataFrame:
     """Four pairs: a letter-sized top, a waist-sized pair of jeans, a shoe and a bag."""
     base = {
+        "user_id": [1, 2, 3, 4],
+        "event_timestamp": pd.Timestamp("2026-01-31", tz="UTC"),
         "size": ["M", "W30", "39", "one size"],
         "style": ["boho", "casual", "boho", "vintage"],
         "price": [20.0, 40.0, 60.0, 30.0],
@@ -56,6 +58,19 @@ def test_declared_style_match_and_price_gap() -> None:
     assert out["price_rel_gap"].tolist() == pytest.approx([math.log(2.0), 0.0, math.log(0.5), 0])
     assert out["price_distance"][0] == pytest.approx(abs(math.log1p(20.0) - math.log1p(30.0)))
     assert out[cols.ASSEMBLED_FEATURES].dtypes.eq("float32").all()
+
+
+def test_style_match_reads_each_users_profile_at_each_as_of_time() -> None:
+    """Rows of one user and as-of time share a profile; another as-of time may differ."""
+    t0, t1 = pd.Timestamp("2026-01-30", tz="UTC"), pd.Timestamp("2026-01-31", tz="UTC")
+    rows = _rows(
+        user_id=[7, 7, 7, 8],
+        event_timestamp=[t0, t0, t1, t0],
+        style=["boho", "casual", "casual", "casual"],
+        declared_styles=[["boho"], ["boho"], ["casual", "punk"], ["punk"]],
+    )
+    out = add_cross_features(rows)
+    assert out["declared_style_match"].tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_sizes_outside_every_chart_and_missing_profiles_give_nan_not_errors() -> None:
