@@ -81,6 +81,20 @@ ASSEMBLED_FEATURES = [
 ]
 MODEL_FEATURES = [*ASSEMBLED_FEATURES, *PAIR_FLOATS]
 
+# Features that stay null where a marketplace lacks what they read (size charts, a
+# sign-up profile; an imported shop log has neither): the training-set suite does
+# not require them to hold a value, where an all-null column otherwise means a
+# broken join.
+OPTIONAL_FEATURES = frozenset(
+    [
+        *USER_SIZE_FLOATS.values(),
+        *PROFILE_FLOATS,
+        "size_distance",
+        "declared_size_distance",
+        "declared_style_match",
+    ]
+)
+
 # size -> (chart, position in it), for every size in a chart.
 SIZE_POSITION: dict[str, tuple[str, int]] = {
     size: (system, rank) for system, sizes in SIZE_CHARTS.items() for rank, size in enumerate(sizes)

@@ -10,6 +10,7 @@ import pandas as pd
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.features.columns import OPTIONAL_FEATURES
 from ranking_jobs.validation.common import finish, read_required, session_for
 from ranking_jobs.validation.frames import to_frame
 from ranking_jobs.validation.spec import (
@@ -98,13 +99,14 @@ def training_spec(features: list[str], float_features: list[str] | None = None) 
         ),
     ]
     for column in features:
-        rules.append(
-            Rule(
-                "expect_column_proportion_of_non_null_values_to_be_between",
-                {"column": column, "min_value": 0, "strict_min": True},
-                f"feature {column} must not be entirely null",
+        if column not in OPTIONAL_FEATURES:
+            rules.append(
+                Rule(
+                    "expect_column_proportion_of_non_null_values_to_be_between",
+                    {"column": column, "min_value": 0, "strict_min": True},
+                    f"feature {column} must not be entirely null",
+                )
             )
-        )
         if float_features is not None and column not in float_features:
             continue
         rules.append(

@@ -196,6 +196,17 @@ def test_valid_training_set_passes(ctx: RunContext) -> None:
     assert result["features"] == ["feat_a", "feat_b"]
 
 
+def test_an_optional_feature_may_be_entirely_null(ctx: RunContext) -> None:
+    """A shop without size charts has no size distance: that is not a broken join."""
+    columns = training_columns()
+    columns["size_distance"] = [None] * len(columns["user_id"])
+    table = training_table(columns)
+    table = table.append_column("size_distance", pa.array(columns["size_distance"], pa.float64()))
+    lake.write_partition(ctx.settings, C.TRAINING, DS, table)
+    result = validate_training_set(ctx)
+    assert result["success"] and "size_distance" in result["features"]
+
+
 def test_stage_registry_runs_validation(valid_day: RunContext) -> None:
     from ranking_jobs.stages import run_stage
 
