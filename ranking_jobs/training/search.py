@@ -23,7 +23,7 @@ def suggest(trial: Any) -> dict[str, Any]:
     return {
         "max_depth": trial.suggest_int("max_depth", 3, 10),
         "eta": trial.suggest_float("eta", 0.02, 0.3, log=True),
-        "min_child_weight": trial.suggest_float("min_child_weight", 0.1, 20.0, log=True),
+        "min_child_weight": trial.suggest_float("min_child_weight", 0.1, 100.0, log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
         "lambda": trial.suggest_float("lambda", 1e-3, 10.0, log=True),
