@@ -320,7 +320,8 @@ def add_cross_features(df: pd.DataFrame) -> pd.DataFrame:
     price = df["price"].astype("float64")
     level = df["user_price_level"].astype("float64")
     df["price_distance"] = np.abs(np.log1p(price) - np.log1p(level))
-    rel = np.log(pd.to_numeric(df["price_rel_category"], errors="coerce").astype("float64"))
+    rel = pd.to_numeric(df["price_rel_category"], errors="coerce").astype("float64")
+    rel = np.log(rel.where(rel > 0))  # a free listing has no log price: NaN, not -inf
     df["price_rel_gap"] = rel - df["user_price_rel_level"].astype("float64")
     # A size's chart (index into USER_SIZE_FLOATS, -1: none) and position; -1 from
     # get_indexer picks the trailing "no chart" entry.

@@ -79,3 +79,9 @@ def test_sizes_outside_every_chart_and_missing_profiles_give_nan_not_errors() ->
     out = add_cross_features(rows.assign(user_size_letter=nothing, declared_styles=[None] * 4))
     for c in ("size_distance", "declared_size_distance", "declared_style_match"):
         assert out[c].isna().all(), c
+
+
+def test_a_free_listing_has_no_price_gap_rather_than_minus_infinity() -> None:
+    out = add_cross_features(_rows(price=[0.0, 40.0, 60.0, 30.0], price_rel_category=[0, 1, 1, 1]))
+    assert math.isnan(out["price_rel_gap"][0])
+    assert np.isfinite(out["price_rel_gap"][1:]).all()
