@@ -314,6 +314,15 @@ def _snapshot_features(
     return chunk.assign(**out)
 
 
+# Every charted size; its chart (index into cols.USER_SIZE_FLOATS) and position, each
+# with a trailing "no chart" entry that get_indexer's -1 picks.
+_SIZES = pd.Index(list(cols.SIZE_POSITION))
+_SIZE_CHART = np.array(
+    [list(cols.USER_SIZE_FLOATS).index(c) for c, _ in cols.SIZE_POSITION.values()] + [-1]
+)
+_SIZE_RANK = np.array([r for _, r in cols.SIZE_POSITION.values()] + [np.nan])
+
+
 def add_cross_features(df: pd.DataFrame) -> pd.DataFrame:
     """Pair features computed from the joined user and item features and the item's
     own size and style; the declared styles list is read here and dropped."""
@@ -323,20 +332,15 @@ def add_cross_features(df: pd.DataFrame) -> pd.DataFrame:
     rel = pd.to_numeric(df["price_rel_category"], errors="coerce").astype("float64")
     rel = np.log(rel.where(rel > 0))  # a free listing has no log price: NaN, not -inf
     df["price_rel_gap"] = rel - df["user_price_rel_level"].astype("float64")
-    # A size's chart (index into USER_SIZE_FLOATS, -1: none) and position; -1 from
-    # get_indexer picks the trailing "no chart" entry.
-    charts = list(cols.USER_SIZE_FLOATS)
-    chart_of = np.array([charts.index(c) for c, _ in cols.SIZE_POSITION.values()] + [-1])
-    rank_of = np.array([r for _, r in cols.SIZE_POSITION.values()] + [np.nan])
-    at = pd.Index(list(cols.SIZE_POSITION)).get_indexer(df["size"])
-    chart, rank = chart_of[at], rank_of[at]
+    at = _SIZES.get_indexer(df["size"])  # -1 (no chart) picks the trailing entries
+    chart, rank = _SIZE_CHART[at], _SIZE_RANK[at]
     worn = np.full(len(df), np.nan)
     for k, column in enumerate(cols.USER_SIZE_FLOATS.values()):
         here = chart == k
         worn[here] = df[column].to_numpy("float64", na_value=np.nan)[here]
     df["size_distance"] = np.abs(rank - worn)
     declared = df["declared_size_rank"].to_numpy("float64", na_value=np.nan)
-    letter = chart == charts.index("letter")
+    letter = chart == list(cols.USER_SIZE_FLOATS).index("letter")
     df["declared_size_distance"] = np.where(letter, np.abs(rank - declared), np.nan)
     df["declared_style_match"] = _declared_style_match(df, df.pop("declared_styles").to_numpy())
     for c in cols.ASSEMBLED_FEATURES:

@@ -52,13 +52,17 @@ AFFINITY_FLOATS = [f"{d}_affinity" for d in AFFINITY_DIMENSIONS]
 PROFILE_FLOATS = ["declared_size_rank"]  # position in the letter chart
 PROFILE_LISTS = ["declared_styles"]  # read by a cross feature, not a model input
 
-# Computed at join time from a (user, item) pair, never stored.
-CROSS_FLOATS = [
-    "price_distance",
-    "price_rel_gap",  # log(price_rel_category) - user_price_rel_level
+# Computed at join time from a (user, item) pair, never stored. The fit ones read a
+# size chart or the declared profile.
+FIT_FLOATS = [
     "size_distance",  # |item's chart position - user_size_<its chart>|
     "declared_size_distance",  # the same against the declared size (letter chart)
     "declared_style_match",  # 1 if the item's style is declared, 0 if not, NaN if none
+]
+CROSS_FLOATS = [
+    "price_distance",
+    "price_rel_gap",  # log(price_rel_category) - user_price_rel_level
+    *FIT_FLOATS,
 ]
 
 # Computed with the candidates, from the same inputs (the user's last days of
@@ -85,15 +89,7 @@ MODEL_FEATURES = [*ASSEMBLED_FEATURES, *PAIR_FLOATS]
 # sign-up profile; an imported shop log has neither): the training-set suite does
 # not require them to hold a value, where an all-null column otherwise means a
 # broken join.
-OPTIONAL_FEATURES = frozenset(
-    [
-        *USER_SIZE_FLOATS.values(),
-        *PROFILE_FLOATS,
-        "size_distance",
-        "declared_size_distance",
-        "declared_style_match",
-    ]
-)
+OPTIONAL_FEATURES = frozenset([*USER_SIZE_FLOATS.values(), *PROFILE_FLOATS, *FIT_FLOATS])
 
 # size -> (chart, position in it), for every size in a chart.
 SIZE_POSITION: dict[str, tuple[str, int]] = {

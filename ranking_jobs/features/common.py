@@ -11,6 +11,7 @@ function here and in the family modules is a pure DataFrame transform.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -76,6 +77,13 @@ def latest_items(items: DataFrame, snapshots: DataFrame) -> DataFrame:
     )
     w = Window.partitionBy("dt", "item_id").orderBy(F.col("item_dt").desc())
     return seen.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "item_dt")
+
+
+def position_in(values: Sequence[str], col: str) -> Column:
+    """0-based position of ``col``'s value in ``values`` (a double), null when absent:
+    a condition on the condition scale, a size in its size chart."""
+    position = F.array_position(F.array(*[F.lit(v) for v in values]), F.col(col))
+    return F.when(position > 0, position - 1).cast("double")
 
 
 def interactions(snap_events: DataFrame) -> DataFrame:

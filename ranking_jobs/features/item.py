@@ -7,7 +7,13 @@ from pyspark.sql import functions as F
 
 from ranking_jobs.contracts import CONDITIONS
 from ranking_jobs.features.columns import ITEM_COUNTS
-from ranking_jobs.features.common import END, age_days, smoothed_rate, windowed_counts
+from ranking_jobs.features.common import (
+    END,
+    age_days,
+    position_in,
+    smoothed_rate,
+    windowed_counts,
+)
 
 # Rates of a listing's category and brand: what a cold listing is judged by.
 SCOPED_RATES = [
@@ -62,7 +68,6 @@ def item_stats(
         .fillna(0, subset=["seller_sales_30d", "_seller_clicks_30d"])
     )
     m = prior_strength
-    condition = F.array_position(F.array(*[F.lit(c) for c in CONDITIONS]), F.col("condition"))
     cat_ctr_c, cat_conv_c = F.col("category_ctr_30d"), F.col("category_conversion_30d")
     return out.select(
         "dt",
@@ -85,6 +90,6 @@ def item_stats(
         smoothed_rate(F.col("seller_sales_30d"), F.col("_seller_clicks_30d"), cat_conv_c, m).alias(
             "seller_conversion_30d"
         ),
-        F.when(condition > 0, condition - 1).cast("double").alias("condition_rank"),
+        position_in(CONDITIONS, "condition").alias("condition_rank"),
         F.col(END).alias("event_timestamp"),
     )

@@ -8,8 +8,14 @@ from pyspark.sql import functions as F
 
 from ranking_jobs.contracts import SIZE_CHARTS
 from ranking_jobs.features.affinity import intent_weight
-from ranking_jobs.features.columns import ITEM_COUNTS, SIZE_POSITION, USER_SIZE_FLOATS
-from ranking_jobs.features.common import END, age_days, interactions, windowed_counts
+from ranking_jobs.features.columns import ITEM_COUNTS, USER_SIZE_FLOATS
+from ranking_jobs.features.common import (
+    END,
+    age_days,
+    interactions,
+    position_in,
+    windowed_counts,
+)
 
 
 def user_stats(snap_events: DataFrame, items: DataFrame) -> DataFrame:
@@ -26,23 +32,18 @@ def user_stats(snap_events: DataFrame, items: DataFrame) -> DataFrame:
     category_price = items.groupBy("dt", "category").agg(
         F.percentile_approx("price", 0.5, 1000).alias("_category_price")
     )
-    chart = snap_events.sparkSession.createDataFrame(
-        [(size, system, float(rank)) for size, (system, rank) in SIZE_POSITION.items()],
-        "size string, _chart string, _rank double",
-    )
     inter = (
         interactions(snap_events)
         .join(items.select("dt", "item_id", "price", "category", "size"), ["dt", "item_id"], "left")
         .join(category_price, ["dt", "category"], "left")
-        .join(F.broadcast(chart), "size", "left")
         .withColumn("_w", intent_weight())
     )
+    ranks = {system: position_in(sizes, "size") for system, sizes in SIZE_CHARTS.items()}
     sizes = [
-        (
-            F.sum(F.when(F.col("_chart") == system, F.col("_w") * F.col("_rank")))
-            / F.sum(F.when(F.col("_chart") == system, F.col("_w")))
-        ).alias(column)
-        for system, column in USER_SIZE_FLOATS.items()
+        (F.sum(F.col("_w") * rank) / F.sum(F.when(rank.isNotNull(), F.col("_w")))).alias(
+            USER_SIZE_FLOATS[system]
+        )
+        for system, rank in ranks.items()
     ]
     profile = inter.groupBy("dt", END, "user_id").agg(
         F.min(age_days("ts")).alias("user_days_since_active"),
@@ -66,12 +67,10 @@ def user_profile(user_snapshots: DataFrame) -> DataFrame:
 
     ``user_snapshots``: the raw users partitions with their ``dt`` and ``snapshot_end``.
     """
-    letter = F.array(*[F.lit(s) for s in SIZE_CHARTS["letter"]])
-    rank = F.array_position(letter, F.col("declared_size"))
     return user_snapshots.select(
         "dt",
         "user_id",
-        F.when(rank > 0, rank - 1).cast("double").alias("declared_size_rank"),
+        position_in(SIZE_CHARTS["letter"], "declared_size").alias("declared_size_rank"),
         F.col("declared_styles"),
         F.col(END).alias("event_timestamp"),
     )
