@@ -13,6 +13,22 @@ command -v java >/dev/null 2>&1 \
   || need "Java not found: Spark needs a JDK 17 or 21" "apt-get install openjdk-17-jre-headless (or set JAVA_HOME)"
 java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]}')
 [ "${java_major:-0}" -ge 17 ] || need "Java ${java_major} found; Spark 4 needs 17 or newer" "apt-get install openjdk-17-jre-headless"
+# Free space: installing builds pyspark from its sdist (about 2 GiB transient in the
+# uv cache and the temp dir) next to a 2.5 GiB venv; the test suite writes about 1 GiB
+# of lakes, stores and models under the temp dir. A full disk otherwise surfaces as
+# "No space left on device" deep inside a wheel build.
+NEED_GIB="${NEED_GIB:-0}"
+if [ "$NEED_GIB" -gt 0 ]; then
+  for dir in "$PWD" "${UV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}" "${TMPDIR:-/tmp}"; do
+    probe="$dir"
+    while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
+    free_kib=$(df -Pk "$probe" | awk 'NR == 2 {print $4}')
+    free_gib=$((free_kib / 1024 / 1024))
+    [ "$free_gib" -ge "$NEED_GIB" ] \
+      || need "only ${free_gib} GiB free on the file system of $dir; this step needs ${NEED_GIB} GiB" \
+              "free space there (an old uv cache: uv cache prune; old clones and temp files), or point TMPDIR / UV_CACHE_DIR elsewhere"
+  done
+fi
 if [ "${NEED_REDIS:-0}" = 1 ]; then
   command -v redis-server >/dev/null 2>&1 \
     || need "redis-server not found: the test suite starts a real Redis" "apt-get install redis-server"
