@@ -49,7 +49,6 @@ FEATURES_COVISITATION = "features/item_covisitation"
 FEATURES_USER_ITEM = "features/user_item_stats"
 FEATURES_USER_PROFILE = "features/user_profile"
 TRAINING = "training"
-CANDIDATES = "candidates"
 RECOMMENDATIONS = "recommendations"
 # Lists per Parquet row group of ``recommendations``: publish streams the partition
 # and decodes row groups in parallel (one 1Mi-row group decoded on one core).

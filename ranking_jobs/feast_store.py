@@ -115,32 +115,44 @@ def _create_online_db(path: Path) -> None:
         conn.execute("VACUUM")  # writes the header: the page size is fixed from here on
 
 
-def assemble_features(settings: Settings, entity_df: pd.DataFrame) -> pd.DataFrame:
+def assemble_features(
+    settings: Settings, entity_df: pd.DataFrame, views: list[SnapshotView] | None = None
+) -> pd.DataFrame:
     """Point-in-time features for rows of user_id, item_id, the item's attributes
     (``cols.AFFINITY_DIMENSIONS``) and event_timestamp.
 
     Returns the input columns plus ``cols.ASSEMBLED_FEATURES`` as float32, in the
-    input's row order.
+    input's row order. ``views`` (from ``snapshot_views``) lets a caller that
+    assembles many frames at the same as-of time read each table once, and without
+    importing Feast (a Spark worker is sent the driver's).
     """
     needed = {"user_id", "item_id", *cols.AFFINITY_DIMENSIONS, "event_timestamp"}
     missing = needed - set(entity_df.columns)
     if missing:
         raise ValueError(f"entity rows lack columns {sorted(missing)}")
     return historical_features(
-        feature_store(settings),
+        feature_store(settings) if views is None else None,
         entity_df,
         list(FEATURE_REFS),
         chunk_rows=settings.retrieval_chunk_rows,
         finish=add_cross_features,
+        views=views,
     )
 
 
+def snapshot_views(settings: Settings) -> list[SnapshotView] | None:
+    """The snapshot views of ``FEATURE_REFS`` (None when one is not a plain lake table),
+    to keep across ``assemble_features`` calls."""
+    return _snapshot_views(feature_store(settings), list(FEATURE_REFS))
+
+
 def historical_features(
-    store: FeatureStore,
+    store: FeatureStore | None,
     entity_df: pd.DataFrame,
     refs: list[str],
     chunk_rows: int,
     finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    views: list[SnapshotView] | None = None,
 ) -> pd.DataFrame:
     """``get_historical_features`` in chunks of at most ``chunk_rows`` entity rows.
 
@@ -153,20 +165,29 @@ def historical_features(
 
     Rows come in few distinct as-of times (precompute: one; training: one per day),
     so when every view reads lake partitions, chunks never span two times and each
-    is served by ``_SnapshotView`` instead of Feast's general join.
+    is served by ``SnapshotView`` instead of Feast's general join. A caller that keeps
+    the views (``snapshot_views``) passes them, and then needs no ``store``.
     """
     rows = entity_df.reset_index(drop=True)
     times = pd.to_datetime(rows["event_timestamp"], utc=True).to_numpy("datetime64[ns]")
     order = np.argsort(times, kind="stable")
     times = times[order]
     distinct = np.count_nonzero(times[1:] != times[:-1]) + 1 if len(times) else 0
-    views = _snapshot_views(store, refs) if 0 < distinct <= AS_OF_TIMES else None
+    if not 0 < distinct <= AS_OF_TIMES:
+        views = None
+    elif views is None and store is not None:
+        views = _snapshot_views(store, refs)
+    if views is None and store is None:
+        raise ValueError(
+            f"rows at {distinct} as-of times need Feast's own join, and no store was given"
+        )
     features: dict[str, np.ndarray] = {}
     with timed(log, "point-in-time feature retrieval") as t:
         for start, stop in _chunks(times, chunk_rows, by_time=views is not None):
             take = order[start:stop]
             chunk = rows.iloc[take].assign(_row=take)
             if views is None:
+                assert store is not None
                 got = store.get_historical_features(entity_df=chunk, features=refs).to_df()
             else:
                 got = _snapshot_features(views, chunk, pd.Timestamp(times[start], tz="UTC"))
@@ -206,7 +227,7 @@ def _chunks(times: np.ndarray, chunk_rows: int, by_time: bool) -> list[tuple[int
     return bounds
 
 
-class _SnapshotView:
+class SnapshotView:
     """A feature view over a lake table (``lake.partition_glob``), read straight from
     the partitions that can hold a row visible at an as-of time.
 
@@ -221,12 +242,9 @@ class _SnapshotView:
     holds this path equal to ``get_historical_features``.
     """
 
-    def __init__(self, view: Any, features: list[str]) -> None:
-        source = view.batch_source
-        self.fs, self.path = lake.filesystem(
-            source.path.removesuffix("/" + lake.PARTITION_FILES), source.s3_endpoint_override
-        )
-        self.ts = source.timestamp_field
+    def __init__(self, view: Any, features: list[str], uri: str, endpoint: str | None) -> None:
+        self.fs, self.path = lake.filesystem(uri, endpoint)
+        self.ts = view.batch_source.timestamp_field
         self.ttl = view.ttl
         # feature-table column -> entity-row column
         self.keys = view.projection.join_key_map or {e.name: e.name for e in view.entity_columns}
@@ -267,8 +285,8 @@ class _SnapshotView:
         return index, data.select(self.features).take(newest)
 
 
-def _snapshot_views(store: FeatureStore, refs: list[str]) -> list[_SnapshotView] | None:
-    """The refs' views as ``_SnapshotView``s, or None when one is not a plain lake table."""
+def _snapshot_views(store: FeatureStore, refs: list[str]) -> list[SnapshotView] | None:
+    """The refs' views as ``SnapshotView``s, or None when one is not a plain lake table."""
     from feast.errors import FeatureViewNotFoundException
     from feast.infra.offline_stores.file_source import FileSource
 
@@ -283,20 +301,27 @@ def _snapshot_views(store: FeatureStore, refs: list[str]) -> list[_SnapshotView]
         except FeatureViewNotFoundException:
             return None
         source = view.batch_source
-        plain = (
-            type(source) is FileSource
-            and source.path.endswith("/" + lake.PARTITION_FILES)
-            and not source.field_mapping
-            and not source.created_timestamp_column
-        )
-        if not plain:
+        if source.field_mapping or source.created_timestamp_column:
             return None
-        views.append(_SnapshotView(view, features))
+        if type(source) is FileSource and source.path.endswith("/" + lake.PARTITION_FILES):
+            uri = source.path.removesuffix("/" + lake.PARTITION_FILES)
+            endpoint = source.s3_endpoint_override
+        elif (
+            type(source).__name__ == "SparkSource"
+            and source.file_format == "parquet"
+            and source.path
+            and not (source.query or source.table)
+        ):
+            # the Spark engine's view of the same table (its folder of dt= partitions)
+            uri, endpoint = source.path, None
+        else:
+            return None
+        views.append(SnapshotView(view, features, uri, endpoint))
     return views
 
 
 def _snapshot_features(
-    views: list[_SnapshotView], chunk: pd.DataFrame, as_of: pd.Timestamp
+    views: list[SnapshotView], chunk: pd.DataFrame, as_of: pd.Timestamp
 ) -> pd.DataFrame:
     """``chunk`` (rows at ``as_of``) plus every view's features, as Feast returns them."""
     out = {}

@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         "so items sold after the night can be dropped at read time.",
     )
     surface_size: int = Field(20, ge=1, description="Items a surface shows by default.")
+    precompute_shard_users: int = Field(
+        20_000,
+        ge=1,
+        description="Most users per precompute task; a task holds its users' candidates "
+        "with their features (about 1 GiB per 10,000 users at 120 candidates).",
+    )
     seller_cap: int = Field(
         3, ge=1, description="Most items of one seller among a list's first surface_size."
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ranking_jobs.settings import Settings
@@ -38,3 +41,32 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
     )
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def task_progress(spark: SparkSession, what: str, every_s: float = 30.0) -> Iterator[None]:
+    """Logs the running stages' finished and total tasks every ``every_s`` seconds: a
+    long action otherwise says nothing until it returns (console bars are off)."""
+    tracker = spark.sparkContext.statusTracker()
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(every_s):
+            for stage in tracker.getActiveStageIds():
+                info = tracker.getStageInfo(stage)
+                if info is not None:
+                    log.info(
+                        "%s: %d of %d tasks finished, %d running",
+                        what,
+                        info.numCompletedTasks,
+                        info.numTasks,
+                        info.numActiveTasks,
+                    )
+
+    thread = threading.Thread(target=report, name=f"progress {what}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

@@ -1,12 +1,17 @@
 """Local servers on loopback for the tests and the benchmarks: free ports, readiness,
-and a private redis-server (no persistence), started by whoever needs one."""
+a private redis-server (no persistence) and a Spark standalone cluster, started by
+whoever needs one."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -56,3 +61,63 @@ def start_redis(workdir: Path, port: int | None = None) -> tuple[subprocess.Pope
         proc.kill()
         raise
     return proc, f"127.0.0.1:{port}"
+
+
+def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"no {text!r} in {log}:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def spark_cluster(workdir: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """A Spark standalone master and one 2-core worker JVM on loopback. Yields the
+    master URL, the environment its drivers need, and the worker's work folder (each
+    executor leaves its log there)."""
+    import pyspark
+
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    port = free_port()
+    work = workdir / "worker-work"
+    logs = [workdir / "master.log", workdir / "worker.log"]
+    procs: list[subprocess.Popen] = []
+    try:
+        with logs[0].open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [str(spark_class), "org.apache.spark.deploy.master.Master", "--host",
+                     "127.0.0.1", "--port", str(port), "--webui-port", str(free_port())],
+                    env=env, stdout=out, stderr=subprocess.STDOUT,
+                )
+            )  # fmt: skip
+        wait_for_port(port, timeout=90, proc=procs[0])
+        with logs[1].open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [str(spark_class), "org.apache.spark.deploy.worker.Worker",
+                     f"spark://127.0.0.1:{port}", "--host", "127.0.0.1", "--cores", "2",
+                     "--memory", "2g", "--webui-port", str(free_port()), "--work-dir", str(work)],
+                    env=env, stdout=out, stderr=subprocess.STDOUT,
+                )
+            )  # fmt: skip
+        _wait_for_line(logs[0], "Registering worker", procs[1])
+        yield f"spark://127.0.0.1:{port}", env, work
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

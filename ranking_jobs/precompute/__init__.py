@@ -1,11 +1,10 @@
 """Precompute stage: the champion's top-N list for every active user.
 
-Candidates come from snapshot ``ds`` and features from Feast at the end of
-``ds`` through the same assembly function as training; the assembled rows are
-written to ``candidates/dt=ds`` and scored there by Spark (``scoring``). After
-the business rules (``rules``) the lists are written to ``recommendations/dt=ds``
-with the model version and run id on every row, plus the popular fallback list
-to ``popular/dt=ds``.
+Spark makes the lists one shard of users per task (``scoring``): candidates from
+snapshot ``ds``, features from Feast at the end of ``ds`` through the same assembly
+function as training, the champion's scores, then the business rules (``rules``).
+The lists go to ``recommendations/dt=ds`` with the model version and run id on every
+row, and the popular fallback list to ``popular/dt=ds``.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.logs import timed
-from ranking_jobs.precompute import inputs, rules
+from ranking_jobs.precompute import inputs
 from ranking_jobs.precompute.candidates import rank_available
 
 log = logging.getLogger(__name__)
@@ -51,8 +50,7 @@ def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
 
 def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs import registry
-    from ranking_jobs.feast_store import assemble_features
-    from ranking_jobs.precompute.scoring import TASK_ROWS, score_in_spark
+    from ranking_jobs.precompute.scoring import lists_in_spark
 
     settings = ctx.settings
     champ = registry.champion(settings)
@@ -62,35 +60,10 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
             f"{ctx.ds_str}; a model must pass the evaluation gate first"
         )
     booster = registry.load_booster(settings, champ)
-
     users = active_users(settings, ctx)
-    found = inputs.candidates_at(settings, users, ctx.ds)
-    items, excluded = found.items, found.excluded
-    with timed(log, "pair features"):
-        cands = inputs.with_pair_features(found.frame, found)
-    cands["event_timestamp"] = pd.Timestamp(ctx.end)
-    feats = assemble_features(settings, cands)
-    with timed(log, "wrote the candidates partition") as t:
-        cands_uri = lake.write_partition(
-            settings,
-            C.CANDIDATES,
-            ctx.ds,
-            pa.Table.from_pandas(feats, preserve_index=False),
-            row_group_rows=TASK_ROWS,
-        )
-        t["count"] = len(feats)
-    del feats
-    scored = score_in_spark(settings, booster, cands_uri).to_pandas()
-
-    with timed(log, "business rules") as t:
-        scored = scored.merge(items[["item_id", "seller_id"]], on="item_id", how="left")
-        popular = rank_available(items)
-        ranked = rules.pad_from_popular(
-            rules.top_n(scored, settings.top_n), popular, excluded, settings.top_n
-        )
-        ranked = rules.cap_sellers(ranked, settings.seller_cap, settings.surface_size)
-        lists = rules.to_lists(ranked)
-        t["count"] = len(scored)
+    items = inputs.item_table(settings, ctx.ds)  # read here first: a bad lake fails fast
+    made = lists_in_spark(settings, booster, users, ctx.ds, pd.Timestamp(ctx.end))
+    lists = made.drop(["candidates"]).to_pandas()
     lists_uri = lake.write_partition(
         settings,
         C.RECOMMENDATIONS,
@@ -100,7 +73,7 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
         row_group_rows=C.LISTS_ROW_GROUP_ROWS,
     )
 
-    top = popular.head(settings.fallback_size)
+    top = rank_available(items).head(settings.fallback_size)
     fallback = pd.DataFrame(
         {
             "user_id": [0],
@@ -114,19 +87,18 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     )
     popular_uri = lake.write_partition(settings, C.POPULAR, ctx.ds, fallback_table)
 
-    lengths = lists["item_ids"].map(len)
+    lengths = pc.list_value_length(made["item_ids"])
     return {
-        "users": len(lists),
+        "users": made.num_rows,
         "model_version": champ.label,
         "lists_uri": lists_uri,
         "popular_uri": popular_uri,
-        "candidates": len(cands),
-        "candidates_uri": cands_uri,
+        "candidates": int(pc.sum(made["candidates"]).as_py() or 0),
         "list_length": {
-            "min": int(lengths.min()),
-            "mean": float(lengths.mean()),
-            "max": int(lengths.max()),
+            "min": int(pc.min(lengths).as_py() or 0),
+            "mean": float(pc.mean(lengths).as_py() or 0.0),
+            "max": int(pc.max(lengths).as_py() or 0),
         },
-        "distinct_items": int(ranked["item_id"].nunique()),
+        "distinct_items": len(pc.unique(pc.list_flatten(made["item_ids"]))),
         "catalogue_available": int((items["is_available"] == 1).sum()),
     }

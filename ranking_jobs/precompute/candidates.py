@@ -14,7 +14,7 @@ fills what the quotas leave.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,21 @@ class CandidateInputs:
     recent: pd.DataFrame | None = None
     covisitation: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
+
+    def of_users(self, users: np.ndarray) -> CandidateInputs:
+        """The same inputs with the per-user tables cut to ``users``: a shard's work
+        then grows with the shard, not with the population."""
+
+        def cut(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            return None if frame is None else frame[frame["user_id"].isin(users)]
+
+        return replace(
+            self,
+            affinity={d: cut(a) for d, a in self.affinity.items()},
+            excluded=cut(self.excluded),
+            recent=cut(self.recent),
+            history=cut(self.history),
+        )
 
 
 def popularity(item_stats: pd.DataFrame, window: str = "7d") -> pd.Series:

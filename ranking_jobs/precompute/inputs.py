@@ -61,9 +61,13 @@ def with_pair_features(rows: pd.DataFrame, cands: Candidates) -> pd.DataFrame:
 
 def candidates_at(settings: Settings, users: np.ndarray, snapshot: dt.date) -> Candidates:
     """``generate_candidates`` for ``users`` from snapshot ``snapshot``, as training and
-    precompute both need it: bought items excluded when ``exclude_purchased``, else the
-    user's past items offered as a source of their own. Users go in batches of
-    ``USER_BATCH`` so memory does not grow with the population."""
+    precompute both need it (``candidate_inputs`` then ``candidates_for``)."""
+    return candidates_for(settings, candidate_inputs(settings, snapshot), users)
+
+
+def candidate_inputs(settings: Settings, snapshot: dt.date) -> CandidateInputs:
+    """What the sources draw from at snapshot ``snapshot``: bought items excluded when
+    ``exclude_purchased``, else the user's past items offered as a source of their own."""
     items = item_table(settings, snapshot)
     if settings.exclude_purchased:
         excluded, history = purchases_until(settings, snapshot), None
@@ -71,7 +75,7 @@ def candidates_at(settings: Settings, users: np.ndarray, snapshot: dt.date) -> C
         excluded = pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
         history = interactions_until(settings, snapshot)
     dims = ("category", "brand", "size") if settings.candidate_size_first else ("category", "brand")
-    source = CandidateInputs(
+    return CandidateInputs(
         items=items,
         affinity={d: affinity_table(settings, snapshot, d) for d in dims},
         excluded=excluded,
@@ -79,6 +83,11 @@ def candidates_at(settings: Settings, users: np.ndarray, snapshot: dt.date) -> C
         covisitation=covisitation_table(settings, snapshot),
         history=history,
     )
+
+
+def candidates_for(settings: Settings, source: CandidateInputs, users: np.ndarray) -> Candidates:
+    """Candidates of ``users`` from ``source``, in batches of ``USER_BATCH`` users so that
+    memory does not grow with the population."""
     users = np.asarray(users, dtype=np.int64)
     with timed(log, f"candidates of {len(users):,} users") as t:
         parts = [

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from tests.conftest import make_settings
+from tests.conftest import REPO, make_settings
+from tests.servers import spark_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -161,3 +165,50 @@ def test_a_refused_model_without_champion_fails_and_publishes_nothing(night, tmp
     users = lake.read_partition(night, C.RECOMMENDATIONS, DS)["user_id"].to_pylist()[:3]
     for user in users:
         assert not RecommendationClient(fresh).get(user, limit=5).personalised
+
+
+def test_lists_do_not_depend_on_the_shards(night):
+    """Spark's shards of users give exactly the lists that one call on every user gives."""
+    from ranking_jobs import registry
+    from ranking_jobs.precompute import active_users
+    from ranking_jobs.precompute.lists import list_inputs, user_lists
+    from ranking_jobs.precompute.scoring import lists_in_spark
+
+    ctx = RunContext.create(DS, night)
+    users = active_users(night, ctx)
+    assert len(users) > 100
+    sharded_settings = night.model_copy(update={"precompute_shard_users": len(users) // 5})
+    booster = registry.load_booster(night, registry.champion(night))
+    as_of = pd.Timestamp(ctx.end)
+    sharded = lists_in_spark(sharded_settings, booster, users, DS, as_of).to_pandas()
+    whole = user_lists(night, booster, list_inputs(night, DS), users, as_of)
+
+    sharded = sharded.sort_values("user_id", ignore_index=True)
+    assert sharded["user_id"].tolist() == whole["user_id"].tolist()
+    assert sharded["candidates"].tolist() == whole["candidates"].tolist()
+    assert sharded["candidates"].min() >= night.top_n  # every user had a full pool
+    for got, want in zip(sharded.itertuples(), whole.itertuples(), strict=True):
+        np.testing.assert_array_equal(got.item_ids, want.item_ids)
+        np.testing.assert_array_equal(got.scores, want.scores)
+
+
+def test_precompute_runs_unchanged_on_a_standalone_cluster(night, tmp_path):
+    """The stage's CLI in a child process whose only difference is RANKING_SPARK_MASTER:
+    executors on the cluster's worker make the same lists local mode made."""
+    from ranking_jobs.airflow_runner import settings_env
+
+    before = lake.read_partition(night, C.RECOMMENDATIONS, DS)
+    with spark_cluster(tmp_path) as (master, env, work):
+        done = subprocess.run(
+            [sys.executable, "-m", "ranking_jobs.cli", "precompute_lists", "--ds", str(DS),
+             "--run-id", "on-a-cluster"],
+            env={**env, **settings_env(night), "RANKING_SPARK_MASTER": master},
+            capture_output=True, text=True, timeout=600, cwd=REPO,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-4000:]
+        # executors of the job ran on the worker: their logs are in its work folder
+        assert any(work.glob("app-*/*/stderr")), sorted(p.name for p in work.glob("*"))
+    after = lake.read_partition(night, C.RECOMMENDATIONS, DS)
+    assert set(after["run_id"].to_pylist()) == {"on-a-cluster"}
+    cols = ["user_id", "item_ids", "scores", "model_version"]
+    assert after.select(cols).equals(before.select(cols))

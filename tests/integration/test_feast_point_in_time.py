@@ -244,7 +244,7 @@ def test_snapshot_expires_after_ttl(feast_settings: Settings) -> None:
 def test_snapshot_path_equals_feast(
     feast_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rows at few as-of times skip Feast's general join (``_SnapshotView``); at the
+    """Rows at few as-of times skip Feast's general join (``SnapshotView``); at the
     edges of visibility and ttl, for known, stale, null and unknown keys of every
     view, the result is exactly Feast's."""
     start_d = dt.datetime.combine(D, dt.time(), tzinfo=dt.UTC)

@@ -336,3 +336,22 @@ def test_pair_features_score_every_row_from_the_candidates_own_inputs():
     assert got["covis_score"].tolist() == pytest.approx([0.75, 0.1, 0.1, 0.0])
     assert got["covis_score"].dtype == np.float32
     assert got[["user_id", "item_id"]].equals(rows)
+
+
+@pytest.mark.parametrize(
+    ("users", "shard_users", "slots", "expected"),
+    [
+        (10, 4, 2, [3, 3, 2, 2]),  # 3 shards needed, rounded up to a multiple of 2 cores
+        (10, 100, 2, [5, 5]),  # one would do, but then one core idles
+        (3, 1, 4, [1, 1, 1]),  # never more shards than users
+        (9, 3, 1, [3, 3, 3]),
+        (0, 5, 2, []),
+    ],
+)
+def test_shards_cover_every_user_once_in_waves_of_the_cores(users, shard_users, slots, expected):
+    from ranking_jobs.precompute.scoring import shards
+
+    ids = np.arange(100, 100 + users, dtype=np.int64)
+    got = shards(ids, shard_users, slots)
+    assert [len(s) for s in got] == expected
+    assert np.array_equal(np.concatenate(got) if got else ids, ids)

@@ -1,0 +1,70 @@
+"""From a shard of users to their final lists: candidates, features, scores, rules.
+
+Every step is per user, so a shard's lists do not depend on which other users share
+it: the Spark job (``scoring``) runs this on each shard where the data is, and a
+shard of every user gives the same lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ranking_jobs.feast_store import SnapshotView, assemble_features, snapshot_views
+from ranking_jobs.precompute import inputs, rules
+from ranking_jobs.precompute.candidates import CandidateInputs, rank_available
+from ranking_jobs.settings import Settings
+
+
+class ListInputs(NamedTuple):
+    """What every shard of a night reads, loaded once per process and kept."""
+
+    candidates: CandidateInputs
+    popular: pd.DataFrame  # available items by popularity, with seller_id: the padding
+    views: list[SnapshotView] | None
+
+
+def list_inputs(
+    settings: Settings, snapshot: dt.date, views: list[SnapshotView] | None = None
+) -> ListInputs:
+    """``views``: the feature views as the driver resolved them (``snapshot_views``);
+    a worker given them never imports Feast, which takes 10 s per Python process."""
+    source = inputs.candidate_inputs(settings, snapshot)
+    if views is None:
+        views = snapshot_views(settings)
+    return ListInputs(source, rank_available(source.items), views)
+
+
+def user_lists(
+    settings: Settings,
+    booster: Any,
+    source: ListInputs,
+    users: np.ndarray,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """One row per user of ``users``: item_ids and scores (the top ``top_n`` after the
+    business rules, best first) and ``candidates``, how many were scored."""
+    from ranking_jobs.training.model import predict
+
+    found = inputs.candidates_for(settings, source.candidates.of_users(users), users)
+    rows = inputs.with_pair_features(found.frame, found)
+    rows["event_timestamp"] = as_of
+    feats = assemble_features(settings, rows, views=source.views)
+    scored = feats[["user_id", "item_id"]].assign(score=predict(booster, feats))
+    del rows, feats
+    items = source.candidates.items[["item_id", "seller_id"]]
+    scored = scored.merge(items, on="item_id", how="left")
+    ranked = rules.pad_from_popular(
+        rules.top_n(scored, settings.top_n),
+        source.popular,
+        found.excluded,
+        settings.top_n,
+    )
+    ranked = rules.cap_sellers(ranked, settings.seller_cap, settings.surface_size)
+    lists = rules.to_lists(ranked)
+    counts = scored.groupby("user_id").size()
+    lists["candidates"] = counts.reindex(lists["user_id"], fill_value=0).to_numpy(np.int32)
+    return lists
