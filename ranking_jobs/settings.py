@@ -195,8 +195,8 @@ class Settings(BaseSettings):
     precompute_shard_users: int = Field(
         20_000,
         ge=1,
-        description="Most users per precompute task; a task holds its users' candidates "
-        "with their features (about 1 GiB per 10,000 users at 120 candidates).",
+        description="Most users per precompute Spark task: a task holds its users' "
+        "candidates with their features in memory.",
     )
     seller_cap: int = Field(
         3, ge=1, description="Most items of one seller among a list's first surface_size."
