@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,16 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
     )
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def start_spark(settings: Settings, app: str = "ranking_jobs") -> Future[SparkSession]:
+    """``get_spark`` in a background thread: the JVM takes 10-15 s to start, time the
+    caller can spend loading what it needs. A later ``get_spark`` waits for it (the
+    session builder holds a lock) and returns the same session."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
+    started = pool.submit(get_spark, settings, app)
+    pool.shutdown(wait=False)
+    return started
 
 
 @contextmanager

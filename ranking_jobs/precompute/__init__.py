@@ -51,8 +51,10 @@ def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
 def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs import registry
     from ranking_jobs.precompute.scoring import lists_in_spark
+    from ranking_jobs.spark import start_spark
 
     settings = ctx.settings
+    start_spark(settings, "precompute")  # while the champion and the inputs load
     champ = registry.champion(settings)
     if champ is None:
         raise NoChampionError(

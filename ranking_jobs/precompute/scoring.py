@@ -78,6 +78,7 @@ def lists_in_spark(
     from ranking_jobs.precompute.lists import user_lists
     from ranking_jobs.spark import get_spark, task_progress
 
+    views = snapshot_views(settings)  # resolved once, here: workers never import Feast
     spark = get_spark(settings, "precompute")
     parts = shards(
         np.asarray(users, np.int64),
@@ -85,7 +86,6 @@ def lists_in_spark(
         spark.sparkContext.defaultParallelism,
     )
     model = spark.sparkContext.broadcast(bytes(booster.save_raw("ubj")))
-    views = snapshot_views(settings)
     token = uuid.uuid4().hex
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
