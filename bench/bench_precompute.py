@@ -141,8 +141,8 @@ def _child_raw(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from ranking_jobs import registry
-    from ranking_jobs.feast_store import assemble_features
     from ranking_jobs.precompute import active_users, inputs
+    from ranking_jobs.precompute.lists import candidate_features
     from ranking_jobs.training.model import booster_vocabulary, feature_matrix
 
     ctx = _ctx(args, "bench-raw")
@@ -150,11 +150,10 @@ def _child_raw(args: argparse.Namespace) -> dict[str, Any]:
     booster = registry.load_booster(settings, registry.champion(settings))
     booster.set_param({"nthread": 2})
     names = list(booster.feature_names)
-    found = inputs.candidates_at(settings, active_users(settings, ctx), ctx.ds)
-    rows = inputs.with_pair_features(found.frame, found)
-    rows["event_timestamp"] = pd.Timestamp(ctx.end)
-    frame = assemble_features(settings, rows)
-    del rows, found
+    source = inputs.candidate_inputs(settings, ctx.ds)
+    users = active_users(settings, ctx)
+    frame = candidate_features(settings, source, users, pd.Timestamp(ctx.end))
+    del source
     matrix = feature_matrix(frame, names, booster_vocabulary(booster))
     del frame
     started = time.perf_counter()

@@ -13,10 +13,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ranking_jobs.feast_store import SnapshotView, assemble_features, snapshot_views
+from ranking_jobs.feast_store import SnapshotView, assemble_features
 from ranking_jobs.precompute import inputs, rules
 from ranking_jobs.precompute.candidates import CandidateInputs, rank_available
 from ranking_jobs.settings import Settings
+from ranking_jobs.training.model import predict
 
 
 class ListInputs(NamedTuple):
@@ -28,14 +29,27 @@ class ListInputs(NamedTuple):
 
 
 def list_inputs(
-    settings: Settings, snapshot: dt.date, views: list[SnapshotView] | None = None
+    settings: Settings, snapshot: dt.date, views: list[SnapshotView] | None
 ) -> ListInputs:
     """``views``: the feature views as the driver resolved them (``snapshot_views``);
     a worker given them never imports Feast, which takes 10 s per Python process."""
     source = inputs.candidate_inputs(settings, snapshot)
-    if views is None:
-        views = snapshot_views(settings)
     return ListInputs(source, rank_available(source.items), views)
+
+
+def candidate_features(
+    settings: Settings,
+    source: CandidateInputs,
+    users: np.ndarray,
+    as_of: pd.Timestamp,
+    views: list[SnapshotView] | None = None,
+) -> pd.DataFrame:
+    """The candidates of ``users`` with every model feature at ``as_of``: what the
+    champion scores (and what the precompute benchmark's raw reference predicts on)."""
+    found = inputs.candidates_for(settings, source, users)
+    rows = inputs.with_pair_features(found.frame, found)
+    rows["event_timestamp"] = as_of
+    return assemble_features(settings, rows, views=views)
 
 
 def user_lists(
@@ -47,21 +61,13 @@ def user_lists(
 ) -> pd.DataFrame:
     """One row per user of ``users``: item_ids and scores (the top ``top_n`` after the
     business rules, best first) and ``candidates``, how many were scored."""
-    from ranking_jobs.training.model import predict
-
-    found = inputs.candidates_for(settings, source.candidates.of_users(users), users)
-    rows = inputs.with_pair_features(found.frame, found)
-    rows["event_timestamp"] = as_of
-    feats = assemble_features(settings, rows, views=source.views)
+    shard = source.candidates.of_users(users)
+    feats = candidate_features(settings, shard, users, as_of, source.views)
     scored = feats[["user_id", "item_id"]].assign(score=predict(booster, feats))
-    del rows, feats
-    items = source.candidates.items[["item_id", "seller_id"]]
-    scored = scored.merge(items, on="item_id", how="left")
+    del feats
+    scored = scored.merge(shard.items[["item_id", "seller_id"]], on="item_id", how="left")
     ranked = rules.pad_from_popular(
-        rules.top_n(scored, settings.top_n),
-        source.popular,
-        found.excluded,
-        settings.top_n,
+        rules.top_n(scored, settings.top_n), source.popular, shard.excluded, settings.top_n
     )
     ranked = rules.cap_sellers(ranked, settings.seller_cap, settings.surface_size)
     lists = rules.to_lists(ranked)

@@ -170,6 +170,7 @@ def test_a_refused_model_without_champion_fails_and_publishes_nothing(night, tmp
 def test_lists_do_not_depend_on_the_shards(night):
     """Spark's shards of users give exactly the lists that one call on every user gives."""
     from ranking_jobs import registry
+    from ranking_jobs.feast_store import snapshot_views
     from ranking_jobs.precompute import active_users
     from ranking_jobs.precompute.lists import list_inputs, user_lists
     from ranking_jobs.precompute.scoring import lists_in_spark
@@ -181,7 +182,7 @@ def test_lists_do_not_depend_on_the_shards(night):
     booster = registry.load_booster(night, registry.champion(night))
     as_of = pd.Timestamp(ctx.end)
     sharded = lists_in_spark(sharded_settings, booster, users, DS, as_of).to_pandas()
-    whole = user_lists(night, booster, list_inputs(night, DS), users, as_of)
+    whole = user_lists(night, booster, list_inputs(night, DS, snapshot_views(night)), users, as_of)
 
     sharded = sharded.sort_values("user_id", ignore_index=True)
     assert sharded["user_id"].tolist() == whole["user_id"].tolist()
