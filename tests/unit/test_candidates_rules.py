@@ -310,6 +310,17 @@ def test_seller_cap_fills_the_head_from_other_sellers_and_drops_nothing():
     assert len(capped) == len(scored)
 
 
+def test_rank_order_is_user_then_best_score_then_item_with_ties_and_nans():
+    rng = np.random.default_rng(7)
+    n = 5_000
+    user = rng.integers(0, 40, n) * 1_000_003  # large, unsorted ids
+    item = rng.permutation(n).astype(np.int64) * 7
+    score = rng.choice(np.array([-1.5, -0.0, 0.0, 0.25, 2.0, np.nan], np.float32), n)
+    expected = np.lexsort((item, -score, user))  # -0.0 ties 0.0; NaN sorts last
+    assert np.array_equal(rules._rank_order(user, score, item), expected)
+    assert len(rules._rank_order(user[:0], score[:0], item[:0])) == 0
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_to_lists_sorted_descending(n):
     scored = pd.DataFrame({"user_id": [1, 1, 1], "item_id": [1, 2, 3], "score": [0.1, 0.3, 0.2]})
