@@ -181,7 +181,8 @@ def historical_features(
         raise ValueError(
             f"rows at {distinct} as-of times need Feast's own join, and no store was given"
         )
-    features: dict[str, np.ndarray] = {}
+    names: list[str] = []
+    block = np.empty((len(rows), 0), dtype=np.float32)
     with timed(log, "point-in-time feature retrieval") as t:
         for start, stop in _chunks(times, chunk_rows, by_time=views is not None):
             take = order[start:stop]
@@ -198,18 +199,25 @@ def historical_features(
                 )
             if finish is not None:
                 got = finish(got)
+            if not names:
+                names = list(got.columns.difference([*rows.columns, "_row"], sort=False))
+                block = np.full((len(rows), len(names)), np.nan, dtype=np.float32, order="F")
             at = got["_row"].to_numpy()
-            for c in got.columns.difference([*rows.columns, "_row"], sort=False):
-                if c not in features:
-                    features[c] = np.full(len(rows), np.nan, dtype=np.float32)
-                features[c][at] = pd.to_numeric(got[c], errors="coerce").to_numpy(
+            for j, c in enumerate(names):
+                block[at, j] = pd.to_numeric(got[c], errors="coerce").to_numpy(
                     dtype=np.float32, na_value=np.nan
                 )
             del got
             if len(rows) > chunk_rows:
                 log.info("retrieved %s of %s rows", f"{stop:,}", f"{len(rows):,}")
         t["count"] = len(rows)
-    return pd.concat([rows, pd.DataFrame(features, copy=False)], axis=1, copy=False)
+    # The block (Fortran order: pandas' own layout) becomes the frame without a copy,
+    # and the entity columns are inserted before it: a concat would consolidate it with
+    # any float32 entity column, copying every feature (1.7 s per 2M rows).
+    out = pd.DataFrame(block, columns=names, copy=False)
+    for position, column in enumerate(rows.columns):
+        out.insert(position, column, rows[column])
+    return out
 
 
 def _chunks(times: np.ndarray, chunk_rows: int, by_time: bool) -> list[tuple[int, int]]:
@@ -324,7 +332,7 @@ def _snapshot_features(
     views: list[SnapshotView], chunk: pd.DataFrame, as_of: pd.Timestamp
 ) -> pd.DataFrame:
     """``chunk`` (rows at ``as_of``) plus every view's features, as Feast returns them."""
-    out = {}
+    found: dict[str, pa.ChunkedArray] = {}
     for view in views:
         index, values = view.latest(as_of)
         entity = list(view.keys.values())
@@ -334,9 +342,15 @@ def _snapshot_features(
             else pd.Index(chunk[entity[0]])
         )
         at = index.get_indexer(wanted)
-        found = values.take(pa.array(at, mask=at < 0)).to_pandas()
-        out.update({c: found[c].to_numpy() for c in found.columns})
-    return chunk.assign(**out)
+        taken = values.take(pa.array(at, mask=at < 0))
+        found.update(zip(taken.column_names, taken.columns, strict=True))
+    # One conversion of every view's features, then the chunk's own columns inserted in
+    # front: no copy of the whole chunk per view (``assign`` copied it).
+    out = pa.table(found).to_pandas(split_blocks=True)
+    out.index = chunk.index
+    for position, column in enumerate(chunk.columns.difference(found, sort=False)):
+        out.insert(position, column, chunk[column])
+    return out
 
 
 # Every charted size; its chart (index into cols.USER_SIZE_FLOATS) and position, each
