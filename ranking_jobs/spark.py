@@ -6,10 +6,10 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ranking_jobs.settings import Settings
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
@@ -44,12 +45,19 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
     return spark
 
 
-def start_spark(settings: Settings, app: str = "ranking_jobs") -> Future[SparkSession]:
-    """``get_spark`` in a background thread: the JVM takes 10-15 s to start, time the
-    caller can spend loading what it needs. A later ``get_spark`` waits for it (the
-    session builder holds a lock) and returns the same session."""
+def start_spark(
+    settings: Settings, app: str = "ranking_jobs", then: Callable[[SparkSession], T] | None = None
+) -> Future[T | SparkSession]:
+    """``get_spark`` (then ``then(spark)``) in a background thread: the JVM takes 10-15 s
+    to start, time the caller can spend loading what it needs. A later ``get_spark``
+    waits for it (the session builder holds a lock) and returns the same session."""
+
+    def start() -> T | SparkSession:
+        spark = get_spark(settings, app)
+        return spark if then is None else then(spark)
+
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
-    started = pool.submit(get_spark, settings, app)
+    started = pool.submit(start)
     pool.shutdown(wait=False)
     return started
 

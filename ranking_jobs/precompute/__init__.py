@@ -50,21 +50,20 @@ def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
 
 def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs import registry
-    from ranking_jobs.precompute.scoring import lists_in_spark
-    from ranking_jobs.spark import start_spark
+    from ranking_jobs.precompute.scoring import ListWorkers, lists_in_spark
 
     settings = ctx.settings
-    start_spark(settings, "precompute")  # while the champion and the inputs load
-    champ = registry.champion(settings)
-    if champ is None:
-        raise NoChampionError(
-            f"no @{registry.CHAMPION} model in {settings.registered_model}: no lists for "
-            f"{ctx.ds_str}; a model must pass the evaluation gate first"
-        )
-    booster = registry.load_booster(settings, champ)
-    users = active_users(settings, ctx)
-    items = inputs.item_table(settings, ctx.ds)  # read here first: a bad lake fails fast
-    made = lists_in_spark(settings, booster, users, ctx.ds, pd.Timestamp(ctx.end))
+    with ListWorkers(settings, ctx.ds) as workers:  # load while the champion loads
+        champ = registry.champion(settings)
+        if champ is None:
+            raise NoChampionError(
+                f"no @{registry.CHAMPION} model in {settings.registered_model}: no lists "
+                f"for {ctx.ds_str}; a model must pass the evaluation gate first"
+            )
+        booster = registry.load_booster(settings, champ)
+        users = active_users(settings, ctx)
+        items = inputs.item_table(settings, ctx.ds)  # read here first: a bad lake fails fast
+        made = lists_in_spark(settings, booster, users, ctx.ds, pd.Timestamp(ctx.end), workers)
     lists = made.drop(["candidates"]).to_pandas()
     lists_uri = lake.write_partition(
         settings,

@@ -14,8 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,25 +40,75 @@ LISTS_SCHEMA = pa.schema(
 )
 _SPARK_SCHEMA = "user_id long, item_ids array<long>, scores array<float>, candidates int"
 
-# token of a job -> (booster, inputs), per Python worker: a worker that runs several
-# shards of one night loads the booster and the night's inputs once.
-_WORKER: dict[str, tuple[Any, Any]] = {}
+# Per Python worker: the key of a night's lists -> what its tasks share ("inputs", the
+# night's list inputs; "booster"). A worker that runs the warm-up and several shards
+# loads each once.
+_WORKER: dict[str, dict[str, Any]] = {}
 
 
-def _worker_state(
-    token: str, model: Any, settings: Settings, snapshot: dt.date, views: Any
-) -> tuple:
-    import xgboost as xgb
-
+def _worker_cache(key: str, settings: Settings, snapshot: dt.date) -> dict[str, Any]:
     from ranking_jobs.precompute.lists import list_inputs
 
-    state = _WORKER.get(token)
-    if state is None:
+    cache = _WORKER.get(key)
+    if cache is None:
         _WORKER.clear()  # a previous night's inputs
-        booster = xgb.Booster(model_file=bytearray(model.value))
-        booster.set_param({"nthread": 1})  # Spark runs one task per core
-        state = _WORKER[token] = (booster, list_inputs(settings, snapshot, views))
-    return state
+        cache = _WORKER[key] = {"inputs": list_inputs(settings, snapshot, None)}
+    return cache
+
+
+class ListWorkers:
+    """Starts Spark, then has each executor slot's Python worker import the scoring code
+    and load the night's list inputs (``list_inputs``), in the background: 10 s per
+    worker at ``medium`` that would otherwise open the lists job, spent while the driver
+    loads the champion and resolves the feature views. ``lists_in_spark`` given these
+    workers waits for them; Spark reuses the Python workers across jobs, so its tasks
+    find the inputs loaded (a worker that was not warmed loads them itself).
+
+    Used as a context manager: leaving it on an error cancels a warm-up still running.
+    """
+
+    def __init__(self, settings: Settings, snapshot: dt.date) -> None:
+        from ranking_jobs.spark import start_spark
+
+        self.key = uuid.uuid4().hex
+        self._cancelled = threading.Event()
+        self._ready = start_spark(
+            settings, "precompute", then=partial(self._warm, settings, snapshot)
+        )
+
+    def _warm(self, settings: Settings, snapshot: dt.date, spark: Any) -> None:
+        key, sc = self.key, spark.sparkContext
+
+        def load(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for _ in batches:
+                pass
+            _worker_cache(key, settings, snapshot)
+            yield pa.record_batch({"loaded": pa.array([True])})
+
+        if self._cancelled.is_set():
+            return
+        sc.setJobGroup(key, "precompute: list inputs into the Python workers", True)
+        slots = sc.defaultParallelism
+        with timed(log, f"list inputs loaded by {slots} Python workers"):
+            spark.range(0, slots, 1, slots).mapInArrow(load, "loaded boolean").collect()
+
+    def wait(self) -> str:
+        """The key the workers keep the night's inputs under, once they are loaded (the
+        warm-up's error, if it failed)."""
+        self._ready.result()
+        return self.key
+
+    def __enter__(self) -> ListWorkers:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and not self._ready.done():
+            from pyspark import SparkContext
+
+            self._cancelled.set()
+            sc = SparkContext._active_spark_context
+            if sc is not None:
+                sc.cancelJobGroup(self.key)
 
 
 def shards(users: np.ndarray, shard_users: int, slots: int) -> list[np.ndarray]:
@@ -70,15 +122,22 @@ def shards(users: np.ndarray, shard_users: int, slots: int) -> list[np.ndarray]:
 
 
 def lists_in_spark(
-    settings: Settings, booster: Any, users: np.ndarray, snapshot: dt.date, as_of: pd.Timestamp
+    settings: Settings,
+    booster: Any,
+    users: np.ndarray,
+    snapshot: dt.date,
+    as_of: pd.Timestamp,
+    workers: ListWorkers | None = None,
 ) -> pa.Table:
     """``LISTS_SCHEMA`` rows, one per user of ``users`` that got a list, from
-    ``user_lists`` run on shards of ``precompute_shard_users`` users."""
+    ``user_lists`` run on shards of ``precompute_shard_users`` users (on ``workers``
+    warmed for ``snapshot``, when given)."""
     from ranking_jobs.feast_store import snapshot_views
     from ranking_jobs.precompute.lists import user_lists
     from ranking_jobs.spark import get_spark, task_progress
 
     views = snapshot_views(settings)  # resolved once, here: workers never import Feast
+    key = workers.wait() if workers is not None else uuid.uuid4().hex
     spark = get_spark(settings, "precompute")
     parts = shards(
         np.asarray(users, np.int64),
@@ -86,10 +145,15 @@ def lists_in_spark(
         spark.sparkContext.defaultParallelism,
     )
     model = spark.sparkContext.broadcast(bytes(booster.save_raw("ubj")))
-    token = uuid.uuid4().hex
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        scorer, source = _worker_state(token, model, settings, snapshot, views)
+        import xgboost as xgb
+
+        cache = _worker_cache(key, settings, snapshot)
+        if "booster" not in cache:
+            cache["booster"] = xgb.Booster(model_file=bytearray(model.value))
+            cache["booster"].set_param({"nthread": 1})  # Spark runs one task per core
+        scorer, source = cache["booster"], cache["inputs"]._replace(views=views)
         for batch in batches:
             for shard in batch.column("user_ids").to_numpy(zero_copy_only=False):
                 lists = user_lists(settings, scorer, source, np.asarray(shard, np.int64), as_of)
