@@ -186,7 +186,9 @@ def historical_features(
     with timed(log, "point-in-time feature retrieval") as t:
         for start, stop in _chunks(times, chunk_rows, by_time=views is not None):
             take = order[start:stop]
-            chunk = rows.iloc[take].assign(_row=take)
+            # our own lookup only reads the chunk: a slice's rows are not copied for it
+            chunk = rows.iloc[_as_slice(take)].copy(deep=views is None)
+            chunk["_row"] = take
             if views is None:
                 assert store is not None
                 got = store.get_historical_features(entity_df=chunk, features=refs).to_df()
@@ -202,11 +204,9 @@ def historical_features(
             if not names:
                 names = list(got.columns.difference([*rows.columns, "_row"], sort=False))
                 block = np.full((len(rows), len(names)), np.nan, dtype=np.float32, order="F")
-            at = got["_row"].to_numpy()
+            at = _as_slice(got["_row"].to_numpy())
             for j, c in enumerate(names):
-                block[at, j] = pd.to_numeric(got[c], errors="coerce").to_numpy(
-                    dtype=np.float32, na_value=np.nan
-                )
+                block[at, j] = _float32(got[c])
             del got
             if len(rows) > chunk_rows:
                 log.info("retrieved %s of %s rows", f"{stop:,}", f"{len(rows):,}")
@@ -218,6 +218,14 @@ def historical_features(
     for position, column in enumerate(rows.columns):
         out.insert(position, column, rows[column])
     return out
+
+
+def _as_slice(rows: np.ndarray) -> np.ndarray | slice:
+    """``rows`` as a slice when they are consecutive (rows at one as-of time): reading or
+    writing a slice copies memory, where an index array gathers element by element."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
 
 
 def _chunks(times: np.ndarray, chunk_rows: int, by_time: bool) -> list[tuple[int, int]]:
@@ -382,9 +390,16 @@ def add_cross_features(df: pd.DataFrame) -> pd.DataFrame:
     letter = chart == list(cols.USER_SIZE_FLOATS).index("letter")
     df["declared_size_distance"] = np.where(letter, np.abs(rank - declared), np.nan)
     df["declared_style_match"] = _declared_style_match(df, df.pop("declared_styles").to_numpy())
-    for c in cols.ASSEMBLED_FEATURES:
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float32")
-    return df
+    return df  # historical_features makes every feature float32
+
+
+def _float32(values: pd.Series) -> np.ndarray:
+    """``values`` as float32, NaN where missing or not a number. A numpy number column
+    is cast as it is: NaN already marks its missing values (a coercion pass per column
+    and chunk was a third of the feature assembly)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":
+        return values.to_numpy().astype(np.float32, copy=False)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _declared_style_match(df: pd.DataFrame, styles: np.ndarray) -> np.ndarray:

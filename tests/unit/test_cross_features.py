@@ -57,7 +57,6 @@ def test_declared_style_match_and_price_gap() -> None:
     assert "declared_styles" not in out  # read, then dropped: never a model input
     assert out["price_rel_gap"].tolist() == pytest.approx([math.log(2.0), 0.0, math.log(0.5), 0])
     assert out["price_distance"][0] == pytest.approx(abs(math.log1p(20.0) - math.log1p(30.0)))
-    assert out[cols.ASSEMBLED_FEATURES].dtypes.eq("float32").all()
 
 
 def test_style_match_reads_each_users_profile_at_each_as_of_time() -> None:
