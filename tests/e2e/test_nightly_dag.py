@@ -193,6 +193,32 @@ def test_lists_do_not_depend_on_the_shards(night):
         np.testing.assert_array_equal(got.scores, want.scores)
 
 
+def test_the_lists_job_finds_the_inputs_the_warm_up_loaded(night):
+    """Spark keeps Python workers between jobs: tasks of a job after ``ListWorkers`` run
+    in workers that already hold the night's inputs (the warm-up is not wasted); the
+    driver's own error inside it is the one raised."""
+    import pyarrow as pa
+
+    from ranking_jobs.precompute import scoring
+    from ranking_jobs.spark import get_spark
+
+    with scoring.ListWorkers(night, DS) as workers:
+        key = workers.wait()
+    spark = get_spark(night, "precompute")
+    slots = spark.sparkContext.defaultParallelism
+
+    def probe(batches):
+        for _ in batches:
+            pass
+        yield pa.record_batch({"loaded": pa.array([key in scoring._WORKER])})
+
+    got = spark.range(0, slots, 1, slots).mapInArrow(probe, "loaded boolean").toArrow()
+    assert got["loaded"].to_pylist() == [True] * slots
+
+    with pytest.raises(LookupError, match="the driver failed"), scoring.ListWorkers(night, DS):
+        raise LookupError("the driver failed")
+
+
 def test_precompute_runs_unchanged_on_a_standalone_cluster(night, tmp_path):
     """The stage's CLI in a child process whose only difference is RANKING_SPARK_MASTER:
     executors on the cluster's worker make the same lists local mode made."""
