@@ -72,7 +72,7 @@ def _tree_memory(pid: int, pss: bool = True) -> tuple[int, int]:
         try:
             full = p.memory_full_info() if pss else p.memory_info()
             rss += full.rss
-            pss_sum += getattr(full, "pss", 0)
+            pss_sum += getattr(full, "pss", full.rss) if pss else 0
         except psutil.Error:
             pass
     return rss, pss_sum

@@ -45,16 +45,13 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
     return spark
 
 
-def start_spark(
-    settings: Settings, app: str = "ranking_jobs", then: Callable[[SparkSession], T] | None = None
-) -> Future[T | SparkSession]:
-    """``get_spark`` (then ``then(spark)``) in a background thread: the JVM takes 10-15 s
+def start_spark(settings: Settings, app: str, then: Callable[[SparkSession], T]) -> Future[T]:
+    """``get_spark`` then ``then(spark)`` in a background thread: the JVM takes 10-15 s
     to start, time the caller can spend loading what it needs. A later ``get_spark``
     waits for it (the session builder holds a lock) and returns the same session."""
 
-    def start() -> T | SparkSession:
-        spark = get_spark(settings, app)
-        return spark if then is None else then(spark)
+    def start() -> T:
+        return then(get_spark(settings, app))
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
     started = pool.submit(start)

@@ -72,6 +72,7 @@ class ListWorkers:
 
         self.key = uuid.uuid4().hex
         self._cancelled = threading.Event()
+        self._context: Any = None  # the SparkContext, once the warm-up has it
         self._ready = start_spark(
             settings, "precompute", then=partial(self._warm, settings, snapshot)
         )
@@ -85,6 +86,7 @@ class ListWorkers:
             _worker_cache(key, settings, snapshot)
             yield pa.record_batch({"loaded": pa.array([True])})
 
+        self._context = sc
         if self._cancelled.is_set():
             return
         sc.setJobGroup(key, "precompute: list inputs into the Python workers", True)
@@ -103,12 +105,9 @@ class ListWorkers:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if kind is not None and not self._ready.done():
-            from pyspark import SparkContext
-
             self._cancelled.set()
-            sc = SparkContext._active_spark_context
-            if sc is not None:
-                sc.cancelJobGroup(self.key)
+            if self._context is not None:
+                self._context.cancelJobGroup(self.key)
 
 
 def shards(users: np.ndarray, shard_users: int, slots: int) -> list[np.ndarray]:
