@@ -145,7 +145,7 @@ def _child_raw(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from ranking_jobs import registry
-    from ranking_jobs.precompute import active_users, inputs
+    from ranking_jobs.precompute import inputs
     from ranking_jobs.precompute.lists import candidate_features
     from ranking_jobs.training.model import booster_vocabulary, feature_matrix
 
@@ -155,7 +155,7 @@ def _child_raw(args: argparse.Namespace) -> dict[str, Any]:
     booster.set_param({"nthread": 2})
     names = list(booster.feature_names)
     source = inputs.candidate_inputs(settings, ctx.ds)
-    users = active_users(settings, ctx)
+    users = inputs.active_users(settings, ctx.ds)
     frame = candidate_features(settings, source, users, pd.Timestamp(ctx.end))
     del source
     matrix = feature_matrix(frame, names, booster_vocabulary(booster))

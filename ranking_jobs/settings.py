@@ -88,12 +88,42 @@ class Settings(BaseSettings):
     )
 
     # --- training / model ----------------------------------------------------
-    train_days: int = Field(4, ge=1, description="As-of days in the training set.")
+    train_days: int = Field(
+        8,
+        ge=1,
+        description="Most label windows (as-of times) in the training split; fewer when the "
+        "lake's history is shorter.",
+    )
     label_window_days: int = Field(
         1,
         ge=1,
-        description="Days of events after each as-of time that form its labels "
-        "(1: the next day; longer windows fit slow-buying domains).",
+        description="Days of events after each as-of time that form its labels; derived "
+        "from the data profile unless set (the shortest window holding "
+        "min_holdout_queries engaged users).",
+    )
+    min_holdout_queries: int = Field(
+        500,
+        ge=1,
+        description="Engaged users a label window should hold, so that the hold-out and "
+        "the validation split can measure a difference.",
+    )
+    min_history_days: int = Field(
+        3,
+        ge=1,
+        description="Days of events a window's snapshot must have behind it; older windows "
+        "are not laid.",
+    )
+    train_max_rows: int = Field(
+        3_000_000,
+        ge=1_000,
+        description="Row budget of the training and validation splits: beyond it, whole "
+        "queries (user, as-of) are sampled, so the same code serves 600 users and 1M.",
+    )
+    eval_users: int = Field(
+        20_000,
+        ge=100,
+        description="Most hold-out users whose final lists the evaluation makes for the "
+        "model and every baseline (a seeded sample beyond it).",
     )
     candidates_per_user: int = Field(120, ge=10, description="Candidates generated per user.")
     candidate_size_first: bool = Field(
@@ -209,9 +239,17 @@ class Settings(BaseSettings):
         "previous run's share, before the lists suite refuses to publish.",
     )
     exclude_purchased: bool = Field(
-        True, description="Drop items the user already bought (off for repurchase domains)."
+        True,
+        description="Drop items the user already bought; derived from the data profile "
+        "unless set (off where users buy the same item again).",
     )
-    active_days: int = Field(30, ge=1, description="A user is active if seen in this many days.")
+    active_days: int = Field(
+        30,
+        ge=1,
+        description="Users with an event in this many days ending with ds get a list; "
+        "derived from the data profile unless set (covers how long returning users stay "
+        "away).",
+    )
     fallback_size: int = Field(100, ge=1, description="Length of the popular fallback list.")
 
     # --- publish (online store) ------------------------------------------------

@@ -37,6 +37,12 @@ NIGHTLY: tuple[Stage, ...] = (
         "Great Expectations suites on the day's raw events, items and users.",
     ),
     Stage(
+        "profile_data",
+        "ranking_jobs.profile:profile_data",
+        "Profile of the lake's data (volumes, repeats, impressions, sellers); the settings "
+        "it implies for the night.",
+    ),
+    Stage(
         "build_features",
         "ranking_jobs.features:build_features",
         "Spark feature extraction for the snapshot date; registers views in Feast.",
@@ -95,7 +101,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in (*NIGHTLY, AVAILABILITY)}
 
 def run_stage(name: str, ctx: Any) -> dict[str, Any]:
     """Run one stage for a RunContext and log how long it took."""
+    from ranking_jobs import profile
+
     stage = STAGES[name]
+    if name != profile.STAGE:
+        ctx = profile.with_profile(ctx)
     log.info("stage %s for %s (run %s) starting", name, ctx.ds_str, ctx.run_id)
     started = time.perf_counter()
     result = dict(stage.load()(ctx))

@@ -1,32 +1,36 @@
-"""Evaluation stage: the new model against baselines and the champion, then the gate.
+"""Evaluation stage: the new model against strong baselines and the champion, then the gate.
 
-All methods score the same hold-out queries (the last label day, after every
-day the model trained or stopped on). Relevance for evaluation is engagement:
-a click or more; a bare impression earns nothing. Metrics are reported on
-every candidate (what precompute ranks) and on the shown items alone: in
-logged data only shown items can be engaged, so the first view also rewards
-guessing the logging policy. The gate judges the rows the model learned from
-(``train_rows``: every candidate by default, or the shown items).
+The gate judges what matters to a user: the final lists a surface would receive,
+made from the snapshot of the hold-out window's eve for the users who engaged in the
+window, scored on those engagements over everything they could have been shown
+(``evaluation.lists``). Every baseline goes through the same candidates-free list
+path and business rules, so the model must beat what a team would otherwise ship.
+
+Row-level diagnostics follow on the hold-out rows of the training set: metrics on
+every candidate and on the shown items alone (where impressions exist), per segment,
+the candidate generators' recall, and what the position-bias correction is worth.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ranking_jobs import baselines as list_baselines
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.calendar import Window, calendar_of
 from ranking_jobs.context import RunContext
 from ranking_jobs.evaluation import baselines
+from ranking_jobs.evaluation import lists as final_lists
 from ranking_jobs.evaluation.metrics import (
     bootstrap_diff_ci,
     catalogue_coverage,
-    ndcg_at_k,
     novelty,
     summarise,
     top_k_lists,
@@ -41,10 +45,6 @@ ENGAGED = C.LABEL_GRADES["click"]
 KS = (5, 10, 20)
 COLD_ITEM_IMPRESSIONS = 10
 ENGAGEMENT_30D = [f"{e}_30d" for e in ("clicks", "likes", "saves", "bag_adds", "purchases")]
-
-
-class GateRefused(RuntimeError):
-    """The new model was refused and there is no champion to publish with."""
 
 
 @dataclass
@@ -67,18 +67,17 @@ def holdout(table: pd.DataFrame) -> pd.DataFrame:
     return test[engaged].reset_index(drop=True)
 
 
-def baseline_scores(ctx: RunContext, test: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Every non-model ranker on the hold-out rows, from what was known before ``ds``."""
+def baseline_scores(ctx: RunContext, test: pd.DataFrame, window: Window) -> dict[str, np.ndarray]:
+    """Every row-level ranker on the hold-out rows, from the snapshot of the window's eve."""
     settings = ctx.settings
-    snapshot = ctx.ds - dt.timedelta(days=1)
     qid = test["qid"].to_numpy()
-    recent = inputs.interactions_until(settings, snapshot, inputs.RECENT_DAYS)
+    recent = inputs.interactions_until(settings, window.snapshot, inputs.RECENT_DAYS)
     return {
         "random": baselines.random_scores(test, settings.seed),
         "popularity": baselines.popularity_scores(test),
         "category_popular": baselines.category_popular_scores(test, qid),
         "covisitation": baselines.covisitation_scores(
-            test, recent, inputs.covisitation_table(settings, snapshot)
+            test, recent, inputs.covisitation_table(settings, window.snapshot)
         ),
     }
 
@@ -192,10 +191,49 @@ def decide(
     return decision, stats
 
 
-def evaluate_model(ctx: RunContext) -> dict[str, Any]:
-    from ranking_jobs import registry
+def row_diagnostics(
+    ctx: RunContext, table: pd.DataFrame, window: Window, boosters: dict[str, Any]
+) -> dict[str, Any]:
+    """The model and the row-level baselines on the hold-out rows of the training set:
+    metrics on every candidate and on the shown items, per segment, candidate recall,
+    and the model fitted with the other position-debias setting."""
     from ranking_jobs.stages import read_summary
     from ranking_jobs.training.model import predict
+
+    settings = ctx.settings
+    test = holdout(table)
+    if test.empty:
+        return {}
+    scores = baseline_scores(ctx, test, window)
+    for name, booster in boosters.items():
+        scores[name] = predict(booster, test)
+    if settings.position_bias_ablation:
+        searched = ((read_summary(ctx, "train_model") or {}).get("search") or {}).get("best")
+        name, ablated = position_ablation(ctx, table, test, searched or {})
+        scores[name] = ablated
+    qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.eval_k
+    shown = test["shown_position"].notna().to_numpy()
+    return {
+        "metrics_rows": {
+            m: {**summarise(qid, rel, s, ks=KS), **list_metrics(test, s, k)}
+            for m, s in scores.items()
+        },
+        "metrics_shown_only": (
+            {m: summarise(qid[shown], rel[shown], s[shown], ks=KS) for m, s in scores.items()}
+            if shown.any()
+            else {}
+        ),
+        "segments": segment_metrics(test, scores),
+        "candidate_recall": candidate_recall(test),
+        "score_sample": np.quantile(scores["model"], np.linspace(0, 1, 51)).tolist(),
+    }
+
+
+def evaluate_model(ctx: RunContext) -> dict[str, Any]:
+    from ranking_jobs import registry
+    from ranking_jobs.feast_store import snapshot_views
+    from ranking_jobs.precompute.lists import list_inputs, user_lists
+    from ranking_jobs.stages import read_summary
 
     settings = ctx.settings
     trained = read_summary(ctx, "train_model")
@@ -204,86 +242,70 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     candidate = registry.ModelRef(
         settings.registered_model, str(trained["model_version"]), trained["mlflow_run_id"]
     )
-    table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
-    test = holdout(table)
-    if test.empty:
-        raise ValueError(f"hold-out day {ctx.ds_str} has no query with engagement to score")
-
-    scores = baseline_scores(ctx, test)
-    baseline_names = list(scores)
-    scores["model"] = predict(registry.load_booster(settings, candidate), test)
+    window = calendar_of(ctx).holdout
+    boosters = {"model": registry.load_booster(settings, candidate)}
     champ = registry.champion(settings)
     if champ is not None and champ.version != candidate.version:
-        scores["champion"] = predict(registry.load_booster(settings, champ), test)
-    if settings.position_bias_ablation:
-        searched = (trained.get("search") or {}).get("best") or {}
-        name, ablated = position_ablation(ctx, table, test, searched)
-        scores[name] = ablated
+        boosters["champion"] = registry.load_booster(settings, champ)
 
-    qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.eval_k
-    # Engagement exists only where the logging policy showed an item, so on all
-    # candidates a ranker is also scored on guessing what was shown; re-ranking
-    # only the shown items isolates preference from exposure. The gate judges the
-    # rows the model learned from.
-    shown = test["shown_position"].notna().to_numpy()
-    gate_rows = "shown" if settings.train_rows == "shown" and shown.any() else "candidates"
-    gate = shown if gate_rows == "shown" else np.ones_like(shown)
-    per_q = {m: ndcg_at_k(qid[gate], rel[gate], s[gate], k) for m, s in scores.items()}
-    metrics = {
-        m: {**summarise(qid, rel, s, ks=KS), **list_metrics(test, s, k)} for m, s in scores.items()
+    src = list_baselines.load_inputs(settings, window.snapshot)
+    model_src = list_inputs(settings, window.snapshot, snapshot_views(settings))
+    makers = {
+        name: partial(user_lists, settings, booster, model_src, as_of=window.as_of)
+        for name, booster in boosters.items()
     }
-    metrics_shown = (
-        {m: summarise(qid[shown], rel[shown], s[shown], ks=KS) for m, s in scores.items()}
-        if shown.any()
-        else {}
-    )
-    best_baseline = max(baseline_names, key=lambda m: per_q[m].mean())
-    gains = {
-        m: list(bootstrap_diff_ci(per_q["model"], per_q[m], seed=settings.seed))
-        for m in per_q
-        if m != "model"
-    }
+    compared = final_lists.compare(settings, window.snapshot, list(window.days), makers, src)
+    names = list_baselines.names(src)
+    k = settings.eval_k
+    metric = f"ndcg@{k}"
+    best = compared.best(names, metric)
+    per_user = {m: v[metric] for m, v in compared.per_user.items()}
     decision, stats = decide(
-        per_q["model"],
-        per_q[best_baseline],
-        per_q.get("champion"),
+        per_user["model"],
+        per_user[best],
+        per_user.get("champion"),
         min_gain=settings.min_gain_over_baseline,
         tolerance=settings.champion_tolerance,
         seed=settings.seed,
     )
     if decision.promoted:
         registry.promote(settings, candidate, decision.reasons)
+        publisher = candidate.label
     else:
         registry.record_refusal(settings, candidate, decision.reasons)
         if champ is None:
-            raise GateRefused(
-                f"model {candidate.label} refused ({'; '.join(decision.reasons)}) and no "
-                f"champion exists: nothing will be published for {ctx.ds_str}"
+            publisher = f"baseline:{best}"
+            decision.reasons.append(
+                f"no model has passed the gate yet: the night publishes the lists of the "
+                f"best baseline, {best}, until one does"
             )
-        log.warning(
-            "model %s refused, %s stays champion: %s",
-            candidate.label,
-            champ.label,
-            "; ".join(decision.reasons),
-        )
-    for m in scores:
-        log.info("hold-out ndcg@%d %-10s %.4f", k, m, per_q[m].mean())
+        else:
+            publisher = champ.label
+            decision.reasons.append(f"{champ.label} stays champion and publishes")
+        log.warning("model %s refused: %s", candidate.label, "; ".join(decision.reasons))
+    for m in per_user:
+        log.info("hold-out lists ndcg@%d %-18s %.4f", k, m, per_user[m].mean())
+    champion_now = candidate if decision.promoted else champ
+    table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
     return {
-        "queries": int(test["qid"].nunique()),
-        "rows": len(test),
+        "holdout": [window.first.isoformat(), window.last.isoformat()],
+        "snapshot": window.snapshot.isoformat(),
+        "users": len(compared.users),
+        "users_with_personal_list": int(compared.personal.sum()),
         "k": k,
-        "metrics": metrics,
-        "metrics_shown_only": metrics_shown,
-        "gate_rows": gate_rows,
-        "baselines": baseline_names,
-        "best_baseline": best_baseline,
-        "gain_vs": gains,
-        "segments": segment_metrics(test[gate], {m: s[gate] for m, s in scores.items()}),
-        "candidate_recall": candidate_recall(test),
+        "metrics": compared.summary(best, metric, settings.seed),
+        "baselines": names,
+        "best_baseline": best,
+        "gain_vs": {
+            m: list(bootstrap_diff_ci(per_user["model"], v, seed=settings.seed))
+            for m, v in per_user.items()
+            if m != "model"
+        },
         "promoted": decision.promoted,
         "reasons": decision.reasons,
         "gate_stats": stats,
         "candidate": candidate.label,
-        "champion": (candidate if decision.promoted else champ).label,  # type: ignore[union-attr]
-        "score_sample": np.quantile(scores["model"], np.linspace(0, 1, 51)).tolist(),
+        "champion": champion_now.label if champion_now else None,
+        "publisher": publisher,
+        **row_diagnostics(ctx, table, window, boosters),
     }

@@ -46,11 +46,11 @@ def is_current(settings: Settings, day: dt.date) -> bool:
 
 
 def snapshots_needed(ctx: RunContext) -> list[dt.date]:
-    """Snapshots the night reads: the eve of every training/validation/test as-of day and
+    """Snapshots the night reads: the eve of every label window of its calendar and
     ``ds`` itself."""
-    from ranking_jobs.training.dataset import label_days  # lazy: it imports the Feast glue
+    from ranking_jobs.calendar import calendar_of
 
-    return sorted({d - dt.timedelta(days=1) for d in label_days(ctx)} | {ctx.ds})
+    return calendar_of(ctx).snapshots
 
 
 def build_features(ctx: RunContext) -> dict[str, Any]:

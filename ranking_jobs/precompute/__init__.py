@@ -1,4 +1,5 @@
-"""Precompute stage: the champion's top-N list for every active user.
+"""Precompute stage: the champion's top-N list for every active user (users with an
+event in the ``active_days`` ending with ``ds``).
 
 Spark makes the lists one shard of users per task (``scoring``): candidates from
 snapshot ``ds``, features from Feast at the end of ``ds`` through the same assembly
@@ -20,22 +21,32 @@ import pyarrow.compute as pc
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.logs import timed
 from ranking_jobs.precompute import inputs
 from ranking_jobs.precompute.candidates import rank_available
+from ranking_jobs.precompute.scoring import LISTS_SCHEMA
 
 log = logging.getLogger(__name__)
 
 FALLBACK_SEGMENT = "global"
 
 
-class NoChampionError(RuntimeError):
-    """Nothing may be published before a model has passed the gate once."""
+def baseline_lists(ctx: RunContext, users: np.ndarray) -> tuple[str, pa.Table]:
+    """The lists of the best baseline of the night's evaluation (recent popularity when
+    none ran), labelled ``baseline:<name>``."""
+    from ranking_jobs import baselines
+    from ranking_jobs.stages import read_summary
 
-
-def active_users(settings: Any, ctx: RunContext) -> np.ndarray:
-    """Users with any event in the feature window ending at ``ds``."""
-    users = lake.read_partition(settings, C.FEATURES_USER, ctx.ds, ["user_id"])
-    return np.sort(users["user_id"].to_numpy())
+    evaluation = read_summary(ctx, "evaluate_model") or {}
+    name = evaluation.get("best_baseline") or "recent_popularity"
+    src = baselines.load_inputs(ctx.settings, ctx.ds)
+    with timed(log, f"{name} lists of {len(users):,} users") as t:
+        lists = baselines.lists(name, users, src, ctx.settings)
+        t["count"] = len(lists)
+    lists["candidates"] = lists["item_ids"].map(len).astype(np.int32)
+    log.warning("no model has passed the gate yet: publishing the %s baseline's lists", name)
+    table = pa.Table.from_pandas(lists, schema=LISTS_SCHEMA, preserve_index=False)
+    return f"baseline:{name}", table
 
 
 def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
@@ -49,27 +60,28 @@ def _list_table(lists: pd.DataFrame, label: str, ctx: RunContext) -> pa.Table:
 
 
 def precompute_lists(ctx: RunContext) -> dict[str, Any]:
+    """The champion's lists for every active user or, while no model has passed the gate,
+    the lists of the best baseline the night's evaluation found."""
     from ranking_jobs import registry
     from ranking_jobs.precompute.scoring import ListWorkers, lists_in_spark
 
     settings = ctx.settings
+    users = inputs.active_users(settings, ctx.ds)
     with ListWorkers(settings, ctx.ds) as workers:  # load while the champion loads
         champ = registry.champion(settings)
-        if champ is None:
-            raise NoChampionError(
-                f"no @{registry.CHAMPION} model in {settings.registered_model}: no lists "
-                f"for {ctx.ds_str}; a model must pass the evaluation gate first"
-            )
-        booster = registry.load_booster(settings, champ)
-        users = active_users(settings, ctx)
         items = inputs.item_table(settings, ctx.ds)  # read here first: a bad lake fails fast
-        made = lists_in_spark(settings, booster, users, ctx.ds, pd.Timestamp(ctx.end), workers)
+        if champ is not None:
+            booster = registry.load_booster(settings, champ)
+            made = lists_in_spark(settings, booster, users, ctx.ds, pd.Timestamp(ctx.end), workers)
+            label = champ.label
+    if champ is None:
+        label, made = baseline_lists(ctx, users)
     lists = made.drop(["candidates"]).to_pandas()
     lists_uri = lake.write_partition(
         settings,
         C.RECOMMENDATIONS,
         ctx.ds,
-        _list_table(lists, champ.label, ctx),
+        _list_table(lists, label, ctx),
         sort_by=["user_id"],
         row_group_rows=C.LISTS_ROW_GROUP_ROWS,
     )
@@ -91,7 +103,8 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     lengths = pc.list_value_length(made["item_ids"])
     return {
         "users": made.num_rows,
-        "model_version": champ.label,
+        "active_users": len(users),
+        "model_version": label,
         "lists_uri": lists_uri,
         "popular_uri": popular_uri,
         "candidates": int(pc.sum(made["candidates"]).as_py() or 0),

@@ -133,6 +133,19 @@ def _lookback_days(
     return [d for d in lake.day_range(last_day, days) if d in present]
 
 
+def active_users(settings: Settings, day: dt.date) -> np.ndarray:
+    """Users with any event in the ``active_days`` ending with ``day``, sorted: the
+    users who get a personal list."""
+    days = _lookback_days(settings, day, settings.active_days)
+    ids = [
+        pc.unique(lake.read_partition(settings, C.RAW_EVENTS, d, ["user_id"])["user_id"])
+        for d in days
+    ]
+    if not ids:
+        return np.array([], dtype=np.int64)
+    return np.unique(np.concatenate([a.to_numpy() for a in ids]).astype(np.int64))
+
+
 def purchases_until(settings: Settings, last_day: dt.date) -> pd.DataFrame:
     """(user_id, item_id) of every purchase up to the end of ``last_day``."""
     days = _lookback_days(settings, last_day)

@@ -65,12 +65,7 @@ def user_lists(
     feats = candidate_features(settings, shard, users, as_of, source.views)
     scored = feats[["user_id", "item_id"]].assign(score=predict(booster, feats))
     del feats
-    scored = scored.merge(shard.items[["item_id", "seller_id"]], on="item_id", how="left")
-    ranked = rules.pad_from_popular(
-        rules.top_n(scored, settings.top_n), source.popular, shard.excluded, settings.top_n
-    )
-    ranked = rules.cap_sellers(ranked, settings.seller_cap, settings.surface_size)
-    lists = rules.to_lists(ranked)
+    lists = rules.final_lists(scored, shard.items, source.popular, shard.excluded, settings)
     counts = scored.groupby("user_id").size()
     lists["candidates"] = counts.reindex(lists["user_id"], fill_value=0).to_numpy(np.int32)
     return lists

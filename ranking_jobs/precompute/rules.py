@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ranking_jobs.settings import Settings
+
 
 def _runs(*keys: np.ndarray) -> np.ndarray:
     """Each row's position within its run of equal ``keys`` (rows sorted by them)."""
@@ -117,3 +119,22 @@ def to_lists(ranked: pd.DataFrame) -> pd.DataFrame:
             "scores": np.split(ranked["score"].to_numpy(np.float32), cuts),
         }
     )
+
+
+def final_lists(
+    scored: pd.DataFrame,
+    items: pd.DataFrame,
+    popular: pd.DataFrame,
+    excluded: pd.DataFrame,
+    settings: Settings,
+) -> pd.DataFrame:
+    """Scored (user_id, item_id, score) rows to the lists a surface receives: the best
+    ``top_n``, padded from ``popular``, at most ``seller_cap`` items of a seller near the
+    top. The champion's lists and every baseline's go through this one path, so they
+    are judged on what a user would actually be shown."""
+    scored = scored[["user_id", "item_id", "score"]].merge(
+        items[["item_id", "seller_id"]], on="item_id", how="left"
+    )
+    ranked = pad_from_popular(top_n(scored, settings.top_n), popular, excluded, settings.top_n)
+    ranked = cap_sellers(ranked, settings.seller_cap, settings.surface_size)
+    return to_lists(ranked)

@@ -1,15 +1,14 @@
 """Training set: candidates plus logged impressions, graded labels, Feast features.
 
-For as-of time T (midnight starting label day d) the rows of a user who was
-shown anything in the label window ``[d, d + label_window_days)`` are the
-candidates generated from snapshot d-1 plus the items actually shown in the
-window; each row's label is the strongest interaction with the item during the
-window. Features come from Feast at T, so nothing from the window leaks in.
+For each label window of the night's calendar (``ranking_jobs.calendar``), the rows
+of a user with an interaction in the window are the candidates generated from the
+snapshot of the window's eve plus the items actually shown in the window; each row's
+label is the strongest interaction with the item during the window. Features come
+from Feast at the window's start, so nothing from the window leaks in.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ import pandas as pd
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.calendar import SPLITS, Window, calendar_of
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import assemble_features
 from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
@@ -26,26 +26,7 @@ from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 SHOWN_ONLY = "shown"
-
-
-def label_days(ctx: RunContext) -> dict[dt.date, str]:
-    """First days of the label windows: train on the oldest, stop early on the next, hold out
-    the last.
-
-    Windows are back to back and the last one ends with ds, so no split's labels
-    overlap another's; with one-day windows that is ds-n-1..ds.
-    """
-    n, window = ctx.settings.train_days, ctx.settings.label_window_days
-    last = ctx.ds - dt.timedelta(days=window - 1)
-    days = [last - dt.timedelta(days=window * i) for i in range(n + 1, -1, -1)]
-    return {d: ("train" if i < n else SPLITS[i - n + 1]) for i, d in enumerate(days)}
-
-
-def label_window(settings: Settings, day: dt.date) -> list[dt.date]:
-    """The days whose events label as-of day ``day``."""
-    return [day + dt.timedelta(days=i) for i in range(settings.label_window_days)]
 
 
 def grade_labels(day_events: pd.DataFrame) -> pd.DataFrame:
@@ -88,19 +69,28 @@ def query_rows(candidates: pd.DataFrame, labels: pd.DataFrame, items: pd.DataFra
     return rows.merge(items[["item_id", *AFFINITY_DIMENSIONS]], on="item_id", how="inner")
 
 
-def rows_for_day(ctx: RunContext, day: dt.date) -> pd.DataFrame:
+def rows_for_window(ctx: RunContext, window: Window) -> pd.DataFrame:
     settings = ctx.settings
     events = lake.read_days(
-        settings,
-        C.RAW_EVENTS,
-        label_window(settings, day),
-        ["user_id", "item_id", "event_type", "position"],
+        settings, C.RAW_EVENTS, window.days, ["user_id", "item_id", "event_type", "position"]
     ).to_pandas()
     labels = grade_labels(events)
-    cands = inputs.candidates_at(settings, labels["user_id"].unique(), day - dt.timedelta(days=1))
+    cands = inputs.candidates_at(settings, labels["user_id"].unique(), window.snapshot)
     rows = inputs.with_pair_features(query_rows(cands.frame, labels, cands.items), cands)
-    rows["as_of"] = pd.Timestamp(day, tz="UTC")
+    rows["as_of"] = window.as_of
     return rows
+
+
+def sample_queries(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """Whole queries (user, as-of) drawn at random until ``max_rows`` rows: a budget that
+    keeps training time flat as users grow, without cutting any query's list short."""
+    if len(rows) <= max_rows:
+        return rows
+    keys = rows.groupby(["as_of", "user_id"], sort=False).ngroup().to_numpy()
+    sizes = np.bincount(keys)
+    order = np.random.default_rng(seed).permutation(len(sizes))
+    keep = order[np.cumsum(sizes[order]) <= max_rows]
+    return rows[np.isin(keys, keep)]
 
 
 def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -121,38 +111,47 @@ def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.Dat
 
 
 def build_training_set(ctx: RunContext) -> dict[str, Any]:
-    parts = []
-    for day, split in label_days(ctx).items():
-        rows = rows_for_day(ctx, day)
-        rows["split"] = split
-        parts.append(rows)
+    settings = ctx.settings
+    calendar = calendar_of(ctx)
+    parts = {split: [] for split in SPLITS}
+    for window in calendar.windows:
+        rows = rows_for_window(ctx, window)
+        rows["split"] = window.split
+        parts[window.split].append(rows)
         log.info(
-            "label day %s (%s): %s rows, %s queries",
-            day,
-            split,
+            "label window %s..%s (%s): %s rows, %s queries",
+            window.first,
+            window.last,
+            window.split,
             f"{len(rows):,}",
-            f"{rows.groupby(['user_id']).ngroups:,}",
+            f"{rows['user_id'].nunique():,}",
         )
-    rows = pd.concat(parts, ignore_index=True)
+    # The budget is shared by training and validation in proportion to their rows; the
+    # hold-out keeps every query.
+    frames = {split: pd.concat(p, ignore_index=True) for split, p in parts.items()}
+    fitting = len(frames["train"]) + len(frames["valid"])
+    for split in ("train", "valid"):
+        share = settings.train_max_rows * len(frames[split]) / max(fitting, 1)
+        frames[split] = sample_queries(frames[split], int(share), settings.seed)
+    rows = pd.concat(frames.values(), ignore_index=True)
     rows["event_timestamp"] = rows["as_of"]
-    table = assemble_features(ctx.settings, rows).drop(columns="event_timestamp")
+    table = assemble_features(settings, rows).drop(columns="event_timestamp")
     table = table.sort_values(["as_of", "user_id", "item_id"], kind="stable")
     import pyarrow as pa
 
     uri = lake.write_partition(
-        ctx.settings, C.TRAINING, ctx.ds, pa.Table.from_pandas(table, preserve_index=False)
+        settings, C.TRAINING, ctx.ds, pa.Table.from_pandas(table, preserve_index=False)
     )
-    counts = table.groupby("split").size().to_dict()
-    positives = table.groupby("split")["label"].apply(lambda s: int((s >= 2).sum())).to_dict()
+    queries = table.groupby("split")[["as_of", "user_id"]].apply(lambda f: len(f.drop_duplicates()))
     return {
         "uri": uri,
         "rows": len(table),
-        "rows_by_split": counts,
-        "positives_by_split": positives,
+        "rows_by_split": table.groupby("split").size().to_dict(),
+        "queries_by_split": {k: int(v) for k, v in queries.items()},
+        "sampled": fitting > settings.train_max_rows,
+        "positives_by_split": table.groupby("split")["label"]
+        .apply(lambda s: int((s >= 2).sum()))
+        .to_dict(),
         "queries": int(table.groupby(["user_id", "as_of"]).ngroups),
+        "calendar": calendar.describe(),
     }
-
-
-def query_ids(df: pd.DataFrame) -> np.ndarray:
-    """Dense query id per (user, as-of) in the frame's order of appearance."""
-    return df.groupby(["as_of", "user_id"], sort=False).ngroup().to_numpy()

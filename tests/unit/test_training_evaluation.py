@@ -213,31 +213,6 @@ def test_shap_contributions_add_up_to_the_margin_and_cover_every_feature(setting
     )
 
 
-@pytest.mark.parametrize(
-    ("window", "first", "test_day"),
-    [(1, "2026-01-26", "2026-01-31"), (30, "2025-08-05", "2026-01-02")],
-)
-def test_label_windows_are_back_to_back_and_the_last_ends_with_ds(window, first, test_day):
-    import datetime as dt
-    import itertools
-
-    from ranking_jobs.context import RunContext
-    from ranking_jobs.features import snapshots_needed
-    from ranking_jobs.training.dataset import label_days, label_window
-
-    ctx = RunContext.create("2026-01-31", Settings(train_days=4, label_window_days=window))
-    days = label_days(ctx)
-    assert list(days.values()) == ["train"] * 4 + ["valid", "test"]
-    starts = list(days)
-    assert starts[0] == dt.date.fromisoformat(first)
-    assert starts[-1] == dt.date.fromisoformat(test_day)
-    windows = [label_window(ctx.settings, d) for d in starts]
-    assert windows[-1][-1] == ctx.ds
-    assert all(a[-1] + dt.timedelta(days=1) == b[0] for a, b in itertools.pairwise(windows))
-    eves = {d - dt.timedelta(days=1) for d in starts}
-    assert snapshots_needed(ctx) == sorted(eves | {ctx.ds})
-
-
 def test_a_model_trained_on_fewer_features_scores_by_name(settings):
     """A champion from before a feature was added still scores the new, wider rows."""
     import xgboost as xgb

@@ -1,0 +1,91 @@
+"""The night's calendar (which windows and snapshots serve a day) and the settings the
+data profile derives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from ranking_jobs import profile
+from ranking_jobs.calendar import HistoryTooShortError, night_calendar
+from ranking_jobs.settings import Settings
+
+DS = dt.date(2026, 1, 31)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 7, 14, 28])
+def test_windows_are_back_to_back_end_with_ds_and_read_only_their_eve(width):
+    settings = Settings(label_window_days=width, train_days=4)
+    cal = night_calendar(settings, DS, None)
+    assert [w.split for w in cal.windows] == ["train"] * 4 + ["valid", "test"]
+    assert all(len(w.days) == width for w in cal.windows)
+    assert cal.holdout.last == DS
+    assert all(a.last + dt.timedelta(days=1) == b.first for a, b in itertools.pairwise(cal.windows))
+    for window in cal.windows:
+        # no snapshot a window reads may hold a day of its labels
+        assert window.snapshot < window.first
+        assert window.snapshot == window.first - dt.timedelta(days=1)
+        assert window.as_of.date() == window.first
+    assert cal.snapshots == sorted({w.snapshot for w in cal.windows} | {DS})
+
+
+def test_windows_never_start_before_the_lakes_history():
+    settings = Settings(label_window_days=7, train_days=8, min_history_days=3)
+    first = DS - dt.timedelta(days=40)
+    cal = night_calendar(settings, DS, first)
+    # 41 days: 3 of history, then whole 7-day windows back from ds: 5 fit
+    assert len(cal.windows) == 5
+    assert min(cal.snapshots) >= first + dt.timedelta(days=2)
+    assert cal.describe()["train_windows"] == 3
+    assert cal.describe()["history_days_used"] == (DS - cal.windows[0].snapshot).days + 1
+
+
+def test_a_history_too_short_for_three_windows_is_refused_by_name():
+    settings = Settings(label_window_days=7)
+    with pytest.raises(HistoryTooShortError, match="7-day label windows needs 24 days"):
+        night_calendar(settings, DS, DS - dt.timedelta(days=20))
+
+
+def _profile(**over):
+    base = {
+        "history_days": 365,
+        "engaged_users_in_window": {"1": 80, "2": 150, "3": 210, "7": 420, "14": 700, "28": 1100},
+        "repeat_purchase_share": 0.0,
+        "return_gaps": {"0.5": 3.0, "0.9": 20.0, "0.95": 41.0},
+    }
+    return {**base, **over}
+
+
+def test_the_label_window_is_the_shortest_that_holds_enough_engaged_users():
+    derived = profile.derive(Settings(), _profile())
+    assert derived["label_window_days"]["value"] == 14
+    assert derived["exclude_purchased"]["value"] is True
+    assert "user_item_lookback_days" not in derived
+    assert derived["active_days"]["value"] == 60  # covers the 95% quantile, 41 days
+
+
+def test_a_short_history_takes_the_longest_window_that_leaves_room_to_train():
+    # 3 + 7 * 4 = 31 <= 40 < 3 + 14 * 4: 14 days would leave no room for two train windows
+    derived = profile.derive(Settings(), _profile(history_days=40))
+    assert derived["label_window_days"]["value"] == 7
+    assert "420" in derived["label_window_days"]["why"]
+
+
+def test_repurchases_keep_past_items_and_a_year_of_history():
+    derived = profile.derive(Settings(), _profile(repeat_purchase_share=0.4))
+    assert derived["exclude_purchased"]["value"] is False
+    assert derived["user_item_lookback_days"]["value"] == 365
+
+
+def test_explicit_settings_win_over_the_profile(monkeypatch):
+    monkeypatch.setenv("RANKING_LABEL_WINDOW_DAYS", "3")
+    settings = Settings()
+    chosen = profile.choose(settings, profile.derive(settings, _profile()))
+    assert chosen["label_window_days"] == {
+        "value": 3,
+        "source": "explicit",
+        "why": "set explicitly",
+    }
+    assert chosen["exclude_purchased"]["source"] == "profile"
