@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.profile import STAGE as PROFILE_STAGE
 from ranking_jobs.report.html import ReportData, render_report
-from ranking_jobs.stages import read_summary, summary_dir
+from ranking_jobs.stages import NIGHTLY, read_summary, summary_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,14 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
     list_stats = (
         {
             **precomputed.get("list_length", {}),
-            "users": precomputed.get("users"),
+            "users with a list": precomputed.get("users"),
+            "active users": precomputed.get("active_users"),
+            "lists made by": precomputed.get("model_version"),
+            "hold-out users with a personal list": (
+                f"{evaluation['users_with_personal_list']:,} of {evaluation['users']:,}"
+                if evaluation.get("users")
+                else None
+            ),
             "distinct items": precomputed.get("distinct_items"),
             "available catalogue": precomputed.get("catalogue_available"),
             "published": published.get("published"),
@@ -74,6 +82,10 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         if precomputed
         else None
     )
+    profiled = read_summary(ctx, PROFILE_STAGE) or {}
+    warnings = [
+        w for stage in NIGHTLY for w in (read_summary(ctx, stage.name) or {}).get("warnings", [])
+    ]
     data = ReportData(
         title=f"Nightly ranking report {ctx.ds_str}",
         ds=ctx.ds_str,
@@ -81,7 +93,11 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         model_version=precomputed.get("model_version") or trained.get("model"),
         promoted=evaluation.get("promoted"),
         gate_reasons=evaluation.get("reasons", []),
+        profile=profiled.get("profile"),
+        chosen_settings=profiled.get("settings"),
+        warnings=warnings,
         metrics=metrics,
+        metrics_rows=evaluation.get("metrics_rows"),
         metrics_shown_only=evaluation.get("metrics_shown_only"),
         gains=evaluation.get("gain_vs"),
         ndcg_by_k=ndcg_by_k,

@@ -35,7 +35,10 @@ NOT_AVAILABLE = "Not available for this run."
 
 SECTION_TITLES: dict[str, str] = {
     "gate": "Gate decision",
-    "metrics": "Metrics",
+    "data_profile": "Data profile and the settings it chose",
+    "warnings": "Data shape warnings",
+    "metrics": "Final lists on the hold-out (model and every baseline)",
+    "metrics_rows": "Metrics on the hold-out candidate rows (diagnostic)",
     "metrics_shown_only": "Metrics on the shown items only",
     "gains": "Model against each method (NDCG gain, 95% bootstrap CI)",
     "ndcg_by_k": "NDCG by cut-off",
@@ -57,8 +60,13 @@ class ReportData:
     """Everything the report can show; leave a field empty to skip its section.
 
     * ``promoted`` / ``gate_reasons``: the evaluation gate's decision (``None``: no gate ran).
+    * ``profile``: the data profile, name -> value; ``chosen_settings``: setting ->
+      {value, source, why}, what the night derived from it or took as set.
+    * ``warnings``: sentences on what the data lacks (a feature family left out); an
+      empty list says there were none.
     * ``metrics``: method -> metric -> value, e.g. ``{"model": {"ndcg@10": 0.41}}``;
-      ``metrics_shown_only``: the same on the logged impressions alone.
+      ``metrics_rows`` and ``metrics_shown_only``: the same on the hold-out's candidate
+      rows and on the logged impressions alone.
     * ``gains``: method -> (difference, CI low, CI high) of the model's per-query
       NDCG over that method's, drawn as a forest plot.
     * ``ndcg_by_k``: method -> k -> NDCG@k, drawn as grouped bars.
@@ -82,7 +90,11 @@ class ReportData:
     model_version: str | None = None
     promoted: bool | None = None
     gate_reasons: list[str] = field(default_factory=list)
+    profile: Mapping[str, Any] | None = None
+    chosen_settings: Mapping[str, Mapping[str, Any]] | None = None
+    warnings: list[str] | None = None
     metrics: Mapping[str, Mapping[str, Any]] | None = None
+    metrics_rows: Mapping[str, Mapping[str, Any]] | None = None
     metrics_shown_only: Mapping[str, Mapping[str, Any]] | None = None
     gains: Mapping[str, Sequence[float]] | None = None
     ndcg_by_k: Mapping[str, Mapping[int | str, float]] | None = None
@@ -199,8 +211,56 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, Any]] | None) -> str:
     )
 
 
+def _kv_table(values: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th scope='row'>{_esc(k)}</th>"
+        + (f"<td>{_esc(v)}</td>" if isinstance(v, str | Mapping) else _cell(v))
+        + "</tr>"
+        for k, v in values.items()
+    )
+    return f"<table class='kv'><tbody>{rows}</tbody></table>"
+
+
+def _data_profile(data: ReportData) -> str:
+    if _is_empty(data.profile) and _is_empty(data.chosen_settings):
+        return _not_available()
+    body = _kv_table(data.profile or {})
+    if data.chosen_settings:
+        rows = "".join(
+            f"<tr><th scope='row'>{_esc(name)}</th><td>{_esc(_fmt(c.get('value')))}</td>"
+            f"<td>{_esc(c.get('source'))}</td><td>{_esc(c.get('why'))}</td></tr>"
+            for name, c in data.chosen_settings.items()
+        )
+        body += (
+            "<p class='note'>Settings the night derived from the profile (an explicit "
+            "RANKING_* setting wins):</p><table class='metrics'><thead><tr><th>setting</th>"
+            f"<th>value</th><th>source</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    return body
+
+
+def _warnings(data: ReportData) -> str:
+    if data.warnings is None:
+        return _not_available()
+    if not data.warnings:
+        return "<p class='note'>None: every feature family had data.</p>"
+    return "<ul>" + "".join(f"<li>{_esc(w)}</li>" for w in data.warnings) + "</ul>"
+
+
 def _metrics(data: ReportData) -> str:
-    return _metrics_table(data.metrics)
+    note = (
+        "<p class='note'>Each method's final lists (after candidates and business rules; "
+        "the fallback list for users without a personal one) for the users who engaged in "
+        "the hold-out window, scored on those engagements over everything they could have "
+        "been shown. The gain columns compare with the best baseline (paired bootstrap, "
+        "95% CI).</p>"
+    )
+    body = _metrics_table(data.metrics)
+    return body if _is_empty(data.metrics) else note + body
+
+
+def _metrics_rows(data: ReportData) -> str:
+    return _metrics_table(data.metrics_rows)
 
 
 def _metrics_shown_only(data: ReportData) -> str:
@@ -394,10 +454,7 @@ def _list_stats(data: ReportData) -> str:
     if _is_empty(data.list_stats):
         return _not_available()
     assert data.list_stats is not None
-    rows = "".join(
-        f"<tr><th scope='row'>{_esc(k)}</th>{_cell(v)}</tr>" for k, v in data.list_stats.items()
-    )
-    return f"<table class='kv'><tbody>{rows}</tbody></table>"
+    return _kv_table(data.list_stats)
 
 
 def _metric_history(data: ReportData) -> str:
@@ -452,7 +509,10 @@ def _metric_history(data: ReportData) -> str:
 
 _SECTIONS: dict[str, Callable[[ReportData], str]] = {
     "gate": _gate,
+    "data_profile": _data_profile,
+    "warnings": _warnings,
     "metrics": _metrics,
+    "metrics_rows": _metrics_rows,
     "metrics_shown_only": _metrics_shown_only,
     "gains": _gains,
     "ndcg_by_k": _ndcg_by_k,

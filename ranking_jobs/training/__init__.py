@@ -9,6 +9,8 @@ from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.features.columns import MODEL_FEATURES
+from ranking_jobs.profile import STAGE as PROFILE_STAGE
+from ranking_jobs.stages import read_summary
 from ranking_jobs.training.dataset import build_training_set, training_rows
 
 log = logging.getLogger(__name__)
@@ -35,10 +37,13 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
     importance = booster.get_score(importance_type="gain")
     # On the validation day: rows the trees were not grown on.
     shap = model.shap_importance(booster, valid, seed=settings.seed)
+    profiled = read_summary(ctx, PROFILE_STAGE) or {}
     params = {
         **{k: str(v) for k, v in {**model.xgb_params(settings), **overrides}.items()},
         "num_boost_round": settings.num_boost_round,
         "early_stopping_rounds": settings.early_stopping_rounds,
+        # the settings the night took from the data profile, and those set explicitly
+        **{f"night.{k}": v["value"] for k, v in profiled.get("settings", {}).items()},
     }
     # Same day, same data, same parameters: the rerun reuses the registered
     # version instead of registering a duplicate.
@@ -61,7 +66,14 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
                 "train_rows": len(train),
                 "valid_rows": len(valid),
             },
-            tags={**identity, "pipeline_run_id": ctx.run_id},
+            tags={
+                **identity,
+                "pipeline_run_id": ctx.run_id,
+                **{
+                    f"night.{k}.source": v["source"]
+                    for k, v in profiled.get("settings", {}).items()
+                },
+            },
             signature=model.signature(booster, train),
             metric_steps={
                 f"search_valid_{metric.replace('@', '_at_')}": [
@@ -78,6 +90,7 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
                     "missing": "NaN",
                 },
                 "learning_curves.json": history,
+                **({"data_profile.json": profiled} if profiled else {}),
                 "importance_gain.json": importance,
                 "importance_shap.json": shap,
                 **({"search_trials.json": trials} if trials else {}),

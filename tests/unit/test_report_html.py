@@ -31,6 +31,13 @@ def full_data() -> ReportData:
         model_version="marketplace_ranker/7",
         promoted=True,
         gate_reasons=["ndcg@10 +0.0421 over popularity, CI [0.0310, 0.0533] excludes 0"],
+        profile={"history_days": 372, "repeat_purchase_share": 0.4312, "first_day": "2010-12-01"},
+        chosen_settings={
+            "label_window_days": {"value": 14, "source": "profile", "why": "shortest <window>"},
+            "exclude_purchased": {"value": False, "source": "explicit", "why": "set explicitly"},
+        },
+        warnings=["the user-item family is empty: every interaction is a purchase"],
+        metrics_rows={"model": {"ndcg@10": 0.2718}},
         metrics={
             "model": {"ndcg@10": 0.41234, "map@10": 0.30111, "mrr": 0.55561},
             "popularity": {"ndcg@10": 0.37021, "map@10": 0.25009, "mrr": 0.5},
@@ -81,6 +88,12 @@ def test_full_report_has_every_section_numbers_and_one_plotly_bundle(tmp_path: P
         assert f">{value}</td>" in text
     for value in ("0.1834", "97.5000", "1,200"):  # list stats
         assert f">{value}</td>" in text
+    # the data profile, the settings it chose and why, the warnings, the row metrics
+    assert ">372</td>" in text and ">0.4312</td>" in text and ">2010-12-01</td>" in text
+    assert "<td>14</td><td>profile</td><td>shortest &lt;window&gt;</td>" in text
+    assert "<td>no</td><td>explicit</td>" in text
+    assert "<li>the user-item family is empty: every interaction is a purchase</li>" in text
+    assert ">0.2718</td>" in text
     # header, gate and escaping
     assert "manual__2026-01-31T00:00:00" in text and "marketplace_ranker/7" in text
     assert "PROMOTED" in text and "excludes 0" in text
