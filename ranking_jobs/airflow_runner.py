@@ -22,10 +22,16 @@ log = logging.getLogger(__name__)
 DAG_ID = "ranking_nightly"
 
 
+# Paths travel even when defaulted: a relative default resolves against the child's folder.
+_PINNED = {"data_root", "state_dir", "feast_repo", "dags_folder"}
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
-    """Every field as its RANKING_* variable, so a child process sees the same settings."""
+    """The fields set explicitly (and the paths) as RANKING_* variables, so a child process
+    sees the same settings and, like the parent, lets the data profile choose the rest."""
     env = {}
-    for name, value in settings.model_dump(mode="json").items():
+    sent = settings.model_fields_set | _PINNED
+    for name, value in settings.model_dump(mode="json", include=sent).items():
         if value is not None:
             text = json.dumps(value) if isinstance(value, dict | list) else str(value)
             env[f"{ENV_PREFIX}{name.upper()}"] = text

@@ -82,6 +82,7 @@ def test_report_and_stage_summaries_exist(night):
     assert "ndcg" in html.lower() and DS.isoformat() in html
     for name in (
         "validate_raw",
+        "profile_data",
         "build_features",
         "train_model",
         "evaluate_model",
@@ -139,44 +140,57 @@ def test_a_worse_model_is_refused_and_the_champion_keeps_publishing(night):
         assert rec.run_id == "worse-model"
 
 
-def test_a_refused_model_without_champion_fails_and_publishes_nothing(night, tmp_path):
-    from ranking_jobs.evaluation import GateRefused
-    from ranking_jobs.precompute import NoChampionError
+def test_a_refused_model_without_champion_publishes_the_best_baselines_lists(night, tmp_path):
+    """Never nothing: while no model has passed the gate, the night publishes the lists
+    of the best baseline its evaluation found, labelled as such."""
+    import shutil
+
     from ranking_jobs.serving import RecommendationClient
     from ranking_jobs.stages import run_stage
 
+    lake_copy = tmp_path / "lake"
+    shutil.copytree(night.data_root, lake_copy)
     # A gain over the baselines above 1 NDCG is impossible: the gate must refuse
     # whatever the constant model's fixed order happens to score.
     fresh = night.model_copy(
         update={
             **WORSE,
             "min_gain_over_baseline": 1.0,
+            "data_root": str(lake_copy),
             "state_dir": tmp_path / "var",
             "position_bias_ablation": False,
         }
     )
     ctx = RunContext.create(DS, fresh, run_id="no-champion")
-    for stage in ("build_features", "build_training_set", "train_model"):
+    for stage in ("profile_data", "build_features", "build_training_set", "train_model"):
         run_stage(stage, ctx)
-    with pytest.raises(GateRefused, match="no champion exists: nothing will be published"):
-        run_stage("evaluate_model", ctx)
-    with pytest.raises(NoChampionError):
-        run_stage("precompute_lists", ctx)
-    users = lake.read_partition(night, C.RECOMMENDATIONS, DS)["user_id"].to_pylist()[:3]
+    verdict = run_stage("evaluate_model", ctx)
+    assert not verdict["promoted"]
+    best = verdict["best_baseline"]
+    assert best in verdict["baselines"] and verdict["publisher"] == f"baseline:{best}"
+    assert any(f"best baseline, {best}" in r for r in verdict["reasons"]), verdict["reasons"]
+    made = run_stage("precompute_lists", ctx)
+    assert made["model_version"] == f"baseline:{best}"
+    assert made["users"] == made["active_users"] > 100
+    run_stage("validate_lists", ctx)
+    run_stage("publish_lists", ctx)
+    users = lake.read_partition(fresh, C.RECOMMENDATIONS, DS)["user_id"].to_pylist()[:3]
     for user in users:
-        assert not RecommendationClient(fresh).get(user, limit=5).personalised
+        rec = RecommendationClient(fresh).get(user, limit=5)
+        assert rec.personalised and rec.model_version == f"baseline:{best}"
+        assert len(rec.items) == 5
 
 
 def test_lists_do_not_depend_on_the_shards(night):
     """Spark's shards of users give exactly the lists that one call on every user gives."""
     from ranking_jobs import registry
     from ranking_jobs.feast_store import snapshot_views
-    from ranking_jobs.precompute import active_users
+    from ranking_jobs.precompute.inputs import active_users
     from ranking_jobs.precompute.lists import list_inputs, user_lists
     from ranking_jobs.precompute.scoring import lists_in_spark
 
     ctx = RunContext.create(DS, night)
-    users = active_users(night, ctx)
+    users = active_users(night, DS)
     assert len(users) > 100
     sharded_settings = night.model_copy(update={"precompute_shard_users": len(users) // 5})
     booster = registry.load_booster(night, registry.champion(night))

@@ -367,6 +367,15 @@ def test_settings_travel_to_a_child_process_whole(
         exclude_purchased=False,
         seller_cap=2,
     )
-    for name, value in settings_env(sent).items():
+    env = settings_env(sent)
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert Settings() == sent
+    # a defaulted setting stays unset in the child, where the data profile may choose it
+    assert "RANKING_LABEL_WINDOW_DAYS" not in env and "RANKING_ACTIVE_DAYS" not in env
+    assert Settings().model_fields_set == sent.model_fields_set | {
+        "data_root",
+        "state_dir",
+        "feast_repo",
+        "dags_folder",
+    }
