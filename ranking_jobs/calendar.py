@@ -5,7 +5,9 @@ window before it and trains on the windows before that, back to back so no split
 labels overlap another's. A window's rows, candidates and baselines all come from
 the snapshot of the eve of its first day, so nothing of the window leaks into what
 is scored on it. Windows are only laid where the lake has history before them:
-the night never asks for a day before the lake's first one.
+the night never asks for a day before the lake's first one, and a window whose days
+all went without events (a shop closed on Saturdays) is passed over: it has nothing
+to label.
 """
 
 from __future__ import annotations
@@ -88,20 +90,28 @@ class Calendar:
         }
 
 
-def night_calendar(settings: Settings, ds: dt.date, first_day: dt.date | None) -> Calendar:
+def night_calendar(
+    settings: Settings,
+    ds: dt.date,
+    first_day: dt.date | None,
+    without_events: frozenset[dt.date] = frozenset(),
+) -> Calendar:
     """Up to ``train_days`` training windows of ``label_window_days`` days, fewer when
     the lake's history (from ``first_day``) is shorter; each window's snapshot keeps
-    ``min_history_days`` days of events before it."""
+    ``min_history_days`` days of events before it. A window before the hold-out whose
+    days are all ``without_events`` is skipped; the hold-out always ends with ``ds``."""
     width = settings.label_window_days
     earliest = None if first_day is None else first_day + (settings.min_history_days - 1) * DAY
     windows: list[Window] = []
     end = ds
-    for i in range(settings.train_days + 2):
+    while len(windows) < settings.train_days + 2:
         days = tuple(end - (width - 1 - j) * DAY for j in range(width))
         if earliest is not None and days[0] - DAY < earliest:
             break
-        windows.append(Window(SPLITS[max(2 - i, 0)], days))
         end = days[0] - DAY
+        if windows and without_events.issuperset(days):
+            continue
+        windows.append(Window(SPLITS[max(2 - len(windows), 0)], days))
     if len(windows) < 3:
         have = "no events" if first_day is None else f"events from {first_day} to {ds}"
         raise HistoryTooShortError(
@@ -114,6 +124,8 @@ def night_calendar(settings: Settings, ds: dt.date, first_day: dt.date | None) -
 
 
 def calendar_of(ctx: RunContext) -> Calendar:
-    """The calendar of a run, from the lake's first day of raw events."""
+    """The calendar of a run, from the lake's first day of raw events and its days
+    without events (written, empty partitions)."""
     days = [d for d in lake.list_partitions(ctx.settings, C.RAW_EVENTS) if d <= ctx.ds]
-    return night_calendar(ctx.settings, ctx.ds, days[0] if days else None)
+    empty = frozenset(d for d in days if lake.partition_rows(ctx.settings, C.RAW_EVENTS, d) == 0)
+    return night_calendar(ctx.settings, ctx.ds, days[0] if days else None, empty)

@@ -238,6 +238,12 @@ def read_partition(
     return _consistent_read(settings, table, ds, lambda data: data.to_table(columns=columns))
 
 
+def partition_rows(settings: Settings, table: str, ds: dt.date) -> int:
+    """Rows of one partition, from its Parquet footers (no data read): 0 for a written
+    day without rows, such as a shop's closed day."""
+    return _consistent_read(settings, table, ds, lambda data: data.count_rows())
+
+
 def iter_partition(
     settings: Settings, table: str, ds: dt.date, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
