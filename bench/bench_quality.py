@@ -1,244 +1,378 @@
-"""Ranking quality on generated data: the model against every baseline and the oracle.
+"""The quality bar: what a default night publishes, scored on days the night never saw.
 
-    python -m bench.bench_quality [--scale small] [--ds 2026-01-31] [--root DIR]
+    python -m bench.bench_quality --all
+    python -m bench.bench_quality --dataset small|medium|uci|movielens [--root DIR]
 
-Generates the preset's marketplace (reused when already there), then runs the
-pipeline's own stages for ``--ds``: features, training set, training and the
-evaluation stage, whose hold-out (the day ``ds``, after every training and
-early-stopping day) scores the model, the baselines (random, popularity,
-category-popular, co-visitation) and the model fitted with the other
-position-debias setting on the same queries. On top, the bench ranks the same
-hold-out rows by the generator's true utility (the oracle) and reports which
-fraction of the oracle's NDCG each method reaches. Figures are printed, never
-asserted; the target is NDCG@10 at least 1.3x the best baseline.
+For each dataset the bench builds a fresh lake under ``--root``, writes the data a
+user would (``ranking-jobs generate`` or ``ranking-jobs import``) and runs
+``ranking-jobs night --ds CUT`` in a child process with the product's default
+settings: only the lake, the state folder, the scale of generated data and
+``RANKING_TASK_RETRIES=0`` are set, every other ``RANKING_*`` variable is removed.
+It prints what the night chose (``profile_data``) and what its gate decided
+(``evaluate_model``), then reads the published lists (``recommendations/dt=CUT``)
+and scores them with ``evaluation.lists.compare`` against every baseline on the
+engagement of the days after the cut. Nothing was tuned on those days.
+
+- ``small``, ``medium``: generated through CUT + 7 days; scored on CUT+1..CUT+7,
+  with the oracle (each user's available items ranked by the generator's true
+  utility) as the ceiling.
+- ``uci``: the UCI Online Retail parquet (CC BY 4.0, ``../shared/datasets``),
+  imported up to the cut; the last 30 days are imported after the night.
+- ``movielens``: MovieLens 100K (GroupLens, research use only, no redistribution),
+  which the user downloads: https://files.grouplens.org/datasets/movielens/ml-100k.zip
+  unzipped, ``--movielens DIR`` (or ``$BENCH_MOVIELENS_100K``) names the folder
+  holding ``u.data`` and ``u.item``. Same split as UCI. Never commit it. A rating is
+  imported as the README's numeric ``weight`` (``--movielens-ratings-as purchases``:
+  one purchase per rating).
+
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
-import logging
+import os
+import re
+import shutil
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ROOT = Path("/tmp/bench-quality")
-TARGET = 1.3
-STAGES = ("build_features", "build_training_set", "train_model", "evaluate_model")
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+DEFAULT_UCI = SHARED / "uci-online-retail" / "online_retail.parquet"
+DEFAULT_MOVIELENS = Path(os.environ.get("BENCH_MOVIELENS_100K", SHARED / "ml-100k"))
+MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+GENERATED = ("small", "medium")
+DATASETS = (*GENERATED, "uci", "movielens")
+GENERATED_CUT = dt.date(2026, 1, 31)
+GENERATED_FUTURE_DAYS = 7
+LOG_FUTURE_DAYS = 30
+TARGET = 1.2  # published NDCG@10 over the best baseline's
+K = 10
+PUBLISHED = "published"
+ORACLE = "oracle"
+ORACLE_PAIRS = 4_000_000  # (user, item) pairs scored by true utility at once
+# u.item's genre flags, in the file's order: the first one a film has is its category
+MOVIELENS_GENRES = (
+    "unknown",
+    "action",
+    "adventure",
+    "animation",
+    "childrens",
+    "comedy",
+    "crime",
+    "documentary",
+    "drama",
+    "fantasy",
+    "film_noir",
+    "horror",
+    "musical",
+    "mystery",
+    "romance",
+    "sci_fi",
+    "thriller",
+    "war",
+    "western",
+)
 
 
-# The training configuration the quality bar is measured with on `small` (every one a
-# pipeline setting; the bench prints them). Against the pipeline's defaults it learns
-# from twice the days with shallower, more regularised trees: on `small` the defaults
-# stop early within 10-50 rounds and overfit the brand vocabulary.
-TRAINING = {
-    "train_rows": "shown",
-    "train_days": 8,
-    "categorical_features": False,
-    "max_depth": 4,
-    "min_child_weight": 50.0,
-    "colsample_bytree": 0.6,
-    "learning_rate": 0.05,
-    "num_boost_round": 800,
-    "early_stopping_rounds": 60,
-}
+class NightFailedError(RuntimeError):
+    """A ``ranking-jobs`` child exited non-zero; the message says where and how to rerun."""
 
 
-def _training(args: argparse.Namespace) -> dict[str, Any]:
-    """``TRAINING``, or the pipeline's own defaults under ``--pipeline-defaults``, with
-    ``--train-rows`` and ``--categorical`` applied when given."""
-    chosen = {} if args.pipeline_defaults else dict(TRAINING)
-    if args.train_rows is not None:
-        chosen["train_rows"] = args.train_rows
-    if args.categorical is not None:
-        chosen["categorical_features"] = args.categorical
-    return chosen
+@dataclass(frozen=True)
+class Lake:
+    """One dataset's fresh lake and state folder, and the environment of its children."""
+
+    name: str
+    root: Path
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var"
+
+    @property
+    def scale(self) -> str | None:
+        return self.name if self.name in GENERATED else None
+
+    def settings_env(self) -> dict[str, str]:
+        """The only RANKING_* variables a night of this bench sees."""
+        env = {
+            "RANKING_DATA_ROOT": str(self.data_root),
+            "RANKING_STATE_DIR": str(self.state_dir),
+            "RANKING_TASK_RETRIES": "0",
+        }
+        return {**env, "RANKING_SCALE": self.scale} if self.scale else env
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from ranking_jobs.settings import Settings
+def without_settings(env: dict[str, str]) -> dict[str, str]:
+    """``env`` minus every RANKING_* variable: the product's defaults, not the caller's."""
+    return {k: v for k, v in env.items() if not k.startswith("RANKING_")}
 
-    root = args.root / args.scale
-    training = _training(args)
-    tag = hashlib.sha256(json.dumps(training, sort_keys=True).encode()).hexdigest()[:8]
-    return Settings(
-        data_root=str(root / "lake"),  # the training partition is rewritten by every run
-        state_dir=root / f"var-{tag}",  # one registry per training configuration
-        scale=args.scale,
-        seed=args.seed,
-        history_days=args.history_days,
-        task_retries=0,
-        position_debias=args.position_debias,
-        **training,
+
+def future_days(cut: dt.date, n: int) -> list[dt.date]:
+    """The ``n`` days after ``cut``: the hold-out the night never saw."""
+    return [cut + dt.timedelta(days=i) for i in range(1, n + 1)]
+
+
+def failed_stage(log_text: str) -> str | None:
+    """The last stage the night's log started without finishing."""
+    started = re.findall(r"stage (\w+) for \S+ \(run [^)]*\) starting", log_text)
+    done = set(re.findall(r"stage (\w+) done in", log_text))
+    unfinished = [s for s in started if s not in done]
+    return unfinished[-1] if unfinished else None
+
+
+def ranking_jobs(lake: Lake, args: list[str], extra: dict[str, str] | None = None) -> float:
+    """Run ``ranking-jobs ARGS`` as a user would; its output goes to the lake's log.
+    Returns the wall time; raises ``NightFailedError`` with the reproduction command."""
+    env = {**without_settings(dict(os.environ)), **lake.settings_env(), **(extra or {})}
+    exe = Path(sys.executable).with_name("ranking-jobs")
+    log = lake.root / "ranking-jobs.log"
+    started = time.perf_counter()
+    with log.open("a") as out:
+        out.write(f"\n$ ranking-jobs {' '.join(args)}\n")
+        out.flush()
+        code = subprocess.run([str(exe), *args], env=env, stdout=out, stderr=out).returncode
+    wall = time.perf_counter() - started
+    if code != 0:
+        text = log.read_text()
+        tail = "\n".join(text.splitlines()[-25:])
+        ranking = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith("RANKING_"))
+        raise NightFailedError(
+            f"`ranking-jobs {' '.join(args)}` exited {code} after {wall:.0f}s in stage "
+            f"{failed_stage(text) or '?'}\nreproduce: {ranking} {exe} {' '.join(args)}\n"
+            f"log: {log}\n--- last lines ---\n{tail}"
+        )
+    return wall
+
+
+def last_day(timestamps: pd.Series) -> dt.date:
+    return pd.Timestamp(timestamps.max()).date()
+
+
+def movielens_files(src: Path, out: Path, ratings_as: str) -> tuple[Path, Path, dt.date]:
+    """MovieLens 100K as an interaction log and an items table for ``import
+    interactions``. ``weight``: the rating is the README's numeric weight (1 star reads
+    as an impression, 5 as a purchase); ``purchases``: a rating says the user watched
+    the film, one purchase each. Category: the film's first genre."""
+    ratings = pd.read_csv(
+        src / "u.data", sep="\t", names=["user_id", "item_id", "weight", "timestamp"]
     )
+    films = pd.read_csv(src / "u.item", sep="|", header=None, encoding="latin-1")
+    flags = films.iloc[:, 5 : 5 + len(MOVIELENS_GENRES)].to_numpy()
+    items = pd.DataFrame(
+        {"item_id": films[0], "category": np.array(MOVIELENS_GENRES)[flags.argmax(axis=1)]}
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    if ratings_as == "purchases":
+        ratings = ratings.drop(columns="weight").assign(event_type="purchase")
+    ratings.to_csv(out / "interactions.csv", index=False)
+    items.to_csv(out / "items.csv", index=False)
+    end = last_day(pd.to_datetime(ratings["timestamp"], unit="s"))
+    return out / "interactions.csv", out / "items.csv", end
 
 
-def _oracle(ctx: Any) -> tuple[dict[str, float], dict[str, float], int]:
-    """The hold-out rows ranked by true utility, scored as the evaluation scores methods:
-    on every candidate and on the shown items only."""
-    import numpy as np
-    import pandas as pd
-
+def oracle_lists(
+    settings: Any, cut: dt.date, truth_day: dt.date, users: np.ndarray
+) -> pd.DataFrame:
+    """Per user, the items available at ``cut`` ranked by the generator's true utility."""
     from ranking_jobs import contracts as C
     from ranking_jobs import lake
-    from ranking_jobs.data import true_utility
-    from ranking_jobs.evaluation import KS, holdout, list_metrics
-    from ranking_jobs.evaluation.metrics import summarise
+    from ranking_jobs.data.truth import true_utility
+    from ranking_jobs.evaluation.lists import KS
 
-    settings = ctx.settings
-    test = holdout(lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas())
-    truth = lake.read_partition(settings, C.TRUTH_USERS, ctx.ds).to_pandas()
-    snapshot = ctx.ds - dt.timedelta(days=1)
-    items = pd.concat(
-        [lake.read_partition(settings, C.RAW_ITEMS, d).to_pandas() for d in (snapshot, ctx.ds)]
-    )
-    utility = true_utility(
-        truth, items, test["user_id"].to_numpy(), test["item_id"].to_numpy()
-    ).astype(np.float64)
-    qid, rel = test["qid"].to_numpy(), test["rel"].to_numpy()
-    out = {**summarise(qid, rel, utility, ks=KS), **list_metrics(test, utility, settings.eval_k)}
-    shown = test["shown_position"].notna().to_numpy()
-    return out, summarise(qid[shown], rel[shown], utility[shown], ks=KS), len(test)
+    items = lake.read_partition(settings, C.RAW_ITEMS, cut).to_pandas()
+    items = items[items["status"] == "available"].reset_index(drop=True)
+    truth = lake.read_partition(settings, C.TRUTH_USERS, truth_day).to_pandas()
+    ids, n = items["item_id"].to_numpy(np.int64), max(KS)
+    tops = []
+    for chunk in np.array_split(users, max(1, len(users) * len(ids) // ORACLE_PAIRS)):
+        u = np.repeat(chunk, len(ids))
+        utility = true_utility(truth, items, u, np.tile(ids, len(chunk))).reshape(len(chunk), -1)
+        best = np.argpartition(-utility, n, axis=1)[:, :n]
+        order = np.argsort(-np.take_along_axis(utility, best, axis=1), axis=1)
+        tops.extend(ids[np.take_along_axis(best, order, axis=1)])
+    return pd.DataFrame({"user_id": users, "item_ids": tops})
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def score(lake: Lake, cut: dt.date, days: list[dt.date], truth_day: dt.date | None) -> None:
+    """The published lists against every baseline (and the oracle) on ``days``."""
+    from ranking_jobs import contracts as C
     from ranking_jobs.context import RunContext
-    from ranking_jobs.data import generate
-    from ranking_jobs.stages import run_stage
+    from ranking_jobs.evaluation.lists import compare
+    from ranking_jobs.lake import read_partition
+    from ranking_jobs.profile import with_profile
+    from ranking_jobs.settings import Settings
 
-    settings = _settings(args)
-    ctx = RunContext.create(args.ds, settings)
-    marker = Path(settings.data_root) / "generated.json"
-    timings: dict[str, float] = {}
-    if not marker.exists():
-        t = time.perf_counter()
-        summary = generate(ctx)
-        timings["generate"] = round(time.perf_counter() - t, 1)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(summary, default=str))
-    results: dict[str, Any] = {}
-    for name in STAGES:
-        t = time.perf_counter()
-        results[name] = run_stage(name, ctx)
-        timings[name] = round(time.perf_counter() - t, 1)
-        print(f"  {name}: {timings[name]}s", flush=True)
-    oracle, oracle_shown, rows = _oracle(ctx)
-    return {
-        "evaluation": results["evaluate_model"],
-        "oracle": oracle,
-        "oracle_shown": oracle_shown,
-        "holdout_rows": rows,
-        "timings": timings,
-        "training": {k: getattr(settings, k) for k in (*TRAINING, "position_debias", "seed")},
+    base = Settings(data_root=str(lake.data_root), state_dir=lake.state_dir, task_retries=0)
+    settings = with_profile(RunContext.create(cut, base)).settings  # the night's own choices
+    lists = read_partition(settings, C.RECOMMENDATIONS, cut).to_pandas()
+    if lists.empty:
+        print(f"NOTHING PUBLISHED: recommendations/dt={cut} is empty")
+        return
+    makers: dict[str, Callable[[np.ndarray], pd.DataFrame]] = {
+        PUBLISHED: lambda users: lists[lists["user_id"].isin(users)]
     }
-
-
-def _table(
-    title: str, metrics: dict[str, dict[str, float]], best: str, oracle: str, k: int
-) -> None:
-    """One table, best first, and the model's ratio to the best baseline."""
-    best_ndcg = metrics[best][f"ndcg@{k}"]
-    oracle_ndcg = metrics[oracle][f"ndcg@{k}"]
-    print(f"\n{title}")
-    head = (
-        f"{'method':>34} {'NDCG@10':>8} {'MAP@10':>7} {'recall@20':>9} {'MRR':>6} "
-        f"{'coverage@10':>11} {'x best baseline':>15} {'of oracle':>9}"
+    if truth_day is not None:
+        makers[ORACLE] = lambda users: oracle_lists(settings, cut, truth_day, users)
+    got = compare(settings, cut, days, makers)
+    metric = f"ndcg@{K}"
+    best = got.best([m for m in got.per_user if m not in makers], metric)
+    print_table(got.summary(best, metric, settings.seed), best, truth_day is not None)
+    print(
+        f"scored users (engaged {days[0]}..{days[-1]}): {len(got.users):,}, "
+        f"{got.personal.mean():.1%} with a personal list; "
+        f"publisher: {', '.join(sorted(lists['model_version'].unique()))} "
+        f"({len(lists):,} lists)"
     )
+
+
+def print_table(summary: dict[str, dict[str, float]], best: str, oracle: bool) -> None:
+    """Methods best first; the published lists against the 1.2x target."""
+    metric, gain = f"ndcg@{K}", f"gain vs {best}"
+    head = f"{'method':<18} {'NDCG@10':>8} {'gain vs best [95% CI]':>32} "
+    head += f"{'recall@10':>9} {'x best':>7}"
+    if oracle:
+        head += f" {'of oracle':>9}"
     print(head)
     print("-" * len(head))
-    for name, m in sorted(metrics.items(), key=lambda kv: -kv[1][f"ndcg@{k}"]):
-        coverage = m.get("coverage@10")
-        print(
-            f"{name:>34} {m['ndcg@10']:>8.4f} {m['map@10']:>7.4f} {m['recall@20']:>9.4f} "
-            f"{m['mrr']:>6.4f} {'-' if coverage is None else f'{coverage:.3f}':>11} "
-            f"{m['ndcg@10'] / best_ndcg:>15.2f} {m['ndcg@10'] / oracle_ndcg:>9.1%}"
+    for name, row in sorted(summary.items(), key=lambda kv: -kv[1][metric]):
+        ci = (
+            f"{row[gain]:+.4f} [{row['gain CI low']:+.4f}, {row['gain CI high']:+.4f}]"
+            if gain in row
+            else "(best baseline)"
         )
-    ratio = metrics["model"][f"ndcg@{k}"] / best_ndcg
-    verdict = "MET" if ratio >= TARGET else "NOT MET"
-    print(f"model / best baseline ({best}) = {ratio:.2f}x: {verdict}")
+        line = (
+            f"{name:<18} {row[metric]:>8.4f} {ci:>32} {row[f'recall@{K}']:>9.4f} "
+            f"{row[metric] / summary[best][metric]:>7.3f}"
+        )
+        if oracle:
+            line += f" {row[metric] / summary[ORACLE][metric]:>9.1%}"
+        print(line)
+    ratio = summary[PUBLISHED][metric] / summary[best][metric]
+    verdict = "reached" if ratio >= TARGET else "NOT reached"
+    print(f"published / best baseline ({best}) = {ratio:.3f}x; target {TARGET}x: {verdict}")
 
 
-def _print(res: dict[str, Any], args: argparse.Namespace) -> None:
-    ev = res["evaluation"]
-    k = ev["k"]
-    oracle = "oracle (true utility)"
+def print_night(lake: Lake, cut: dt.date) -> None:
+    """The settings the night chose and its gate's decision, from its stage summaries."""
+    reports = lake.state_dir / "reports" / cut.isoformat()
+    profile = json.loads((reports / "profile_data.json").read_text())
+    print(f"settings the night chose ({reports / 'profile_data.json'}):")
+    for name, c in profile["settings"].items():
+        print(f"  {name} = {c['value']} ({c['source']}: {c['why']})")
+    gate = json.loads((reports / "evaluate_model.json").read_text())
+    best = gate["best_baseline"]
+    on = gate["metrics"]
     print(
-        f"\nHold-out {args.ds} at scale {args.scale}: {ev['queries']:,} queries with "
-        f"engagement, {res['holdout_rows']:,} rows; target {TARGET}x the best baseline"
+        f"gate ({reports / 'evaluate_model.json'}): hold-out {gate['holdout'][0]}.."
+        f"{gate['holdout'][1]}, {gate['users']:,} users; model NDCG@{K} "
+        f"{on['model'][f'ndcg@{K}']:.4f} vs {best} {on[best][f'ndcg@{K}']:.4f}; "
+        f"promoted {gate['promoted']}, publisher {gate['publisher']}"
     )
-    print("training settings:", json.dumps(res["training"]))
-    gate = ev.get("gate_rows", "candidates")
-    views = {
-        "candidates": ("All candidates (what precompute ranks)", ev["metrics"], res["oracle"]),
-        "shown": (
-            "Shown items only (re-ranking the logged impressions; exposure taken out)",
-            ev["metrics_shown_only"],
-            res["oracle_shown"],
-        ),
-    }
-    for name, (title, metrics, oracle_metrics) in views.items():
-        table = {**metrics, oracle: oracle_metrics}
-        best = max(ev["baselines"], key=lambda m: table[m][f"ndcg@{k}"])
-        marker = " [the gate's view]" if name == gate else ""
-        _table(f"{title}{marker}:", table, best, oracle, k)
-    print()
-    for other, (diff, lo, hi) in ev["gain_vs"].items():
-        print(f"  model - {other:<32} {diff:+.4f} (95% CI {lo:+.4f}..{hi:+.4f})")
-    print("candidate recall of the hold-out's engaged items:", json.dumps(ev["candidate_recall"]))
-    best = ev["best_baseline"]
-    for seg, by_method in ev["segments"].items():
-        cells = ", ".join(
-            f"{m} {v[f'ndcg@{k}']:.4f}"
-            for m, v in by_method.items()
-            if m in ("model", best) or m.startswith("model_")
+    for reason in gate["reasons"]:
+        print(f"  - {reason}")
+
+
+def run(name: str, args: argparse.Namespace) -> None:
+    """One dataset from a fresh lake to its printed table; a failed night is reported."""
+    lake = Lake(name, args.root / name)
+    shutil.rmtree(lake.root, ignore_errors=True)
+    lake.root.mkdir(parents=True)
+    print(f"\n=== {name} under {lake.root} ===", flush=True)
+    truth_day = later = None
+    wall: dict[str, float] = {}
+    if name in GENERATED:
+        from ranking_jobs.data.presets import get_preset
+
+        cut = args.ds
+        truth_day = cut + dt.timedelta(days=GENERATED_FUTURE_DAYS)
+        history = get_preset(name).recommended_history_days + GENERATED_FUTURE_DAYS
+        print(f"generate {history} days through {truth_day}; the night runs at {cut}")
+        wall["generate"] = ranking_jobs(
+            lake, ["generate", "--ds", str(truth_day)], {"RANKING_HISTORY_DAYS": str(history)}
         )
-        print(f"  {seg:>18} ({int(by_method['model']['n_queries']):,} queries): {cells}")
-    print("stage timings (s):", json.dumps(res["timings"]))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="small")
-    parser.add_argument("--ds", default="2026-01-31")
-    parser.add_argument("--history-days", type=int, default=14)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--position-debias",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the trained model's setting; the evaluation also fits the other one",
-    )
-    parser.add_argument(
-        "--pipeline-defaults",
-        action="store_true",
-        help="train with the pipeline's default settings instead of the bench's TRAINING",
-    )
-    parser.add_argument(
-        "--train-rows",
-        choices=["candidates", "shown"],
-        help="what the model learns from and the gate judges (RANKING_TRAIN_ROWS)",
-    )
-    parser.add_argument(
-        "--categorical",
-        action=argparse.BooleanOptionalAction,
-        help="native categorical item attributes (RANKING_CATEGORICAL_FEATURES)",
-    )
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+        days = future_days(cut, GENERATED_FUTURE_DAYS)
+    else:
+        if name == "uci":
+            if not args.uci.is_file():
+                print(f"SKIPPED: UCI Online Retail not found at {args.uci} (pass --uci PATH)")
+                return
+            end = last_day(pd.read_parquet(args.uci, columns=["InvoiceDate"])["InvoiceDate"])
+            source = ["uci", str(args.uci)]
+        else:
+            if not (args.movielens / "u.data").is_file():
+                print(
+                    f"SKIPPED: MovieLens 100K not found in {args.movielens}: download "
+                    f"{MOVIELENS_URL} (GroupLens licence: research use only, no "
+                    "redistribution, no commercial use without their permission), unzip it "
+                    "and pass --movielens <the folder with u.data> or set BENCH_MOVIELENS_100K"
+                )
+                return
+            log, films, end = movielens_files(
+                args.movielens, lake.root / "input", args.movielens_ratings_as
+            )
+            source = ["interactions", str(log), "--items", str(films)]
+        cut = end - dt.timedelta(days=LOG_FUTURE_DAYS)
+        days = future_days(cut, LOG_FUTURE_DAYS)
+        print(f"import through {cut}; the night runs at {cut}; {days[0]}..{end} imported after it")
+        wall["import"] = ranking_jobs(lake, ["import", *source, "--end", str(cut)])
+        later = ["import", *source, "--start", str(days[0]), "--end", str(end)]
+    try:
+        wall["night"] = ranking_jobs(lake, ["night", "--ds", str(cut)])
+    except NightFailedError as exc:
+        print(f"NIGHT FAILED with the default settings: {exc}")
+        return
+    if later:
+        wall["import future"] = ranking_jobs(lake, later)
+    print_night(lake, cut)
     started = time.perf_counter()
-    res = run(args)
-    _print(res, args)
-    print(f"wall time {time.perf_counter() - started:.0f}s")
+    score(lake, cut, days, truth_day)
+    wall["score"] = time.perf_counter() - started
+    print("wall times (s):", json.dumps({k: round(v) for k, v in wall.items()}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help=f"every dataset: {', '.join(DATASETS)}")
+    which.add_argument("--dataset", choices=DATASETS, action="append", help="one (repeatable)")
+    parser.add_argument("--root", type=Path, default=Path("/tmp/bench-quality"))
+    parser.add_argument(
+        "--ds", type=dt.date.fromisoformat, default=GENERATED_CUT, help="cut of generated data"
+    )
+    parser.add_argument("--uci", type=Path, default=DEFAULT_UCI, help="UCI Online Retail parquet")
+    parser.add_argument("--movielens", type=Path, default=DEFAULT_MOVIELENS, help="ml-100k folder")
+    parser.add_argument(
+        "--movielens-ratings-as",
+        choices=["weight", "purchases"],
+        default="weight",
+        help="a rating as the import's numeric weight, or as one purchase",
+    )
+    args = parser.parse_args(argv)
+    for key in [k for k in os.environ if k.startswith("RANKING_")]:
+        del os.environ[key]  # this process's settings (scoring) are the defaults too
+    started = time.perf_counter()
+    for name in DATASETS if args.all else args.dataset:
+        run(name, args)
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f}s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
