@@ -7,6 +7,7 @@ drift apart.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
@@ -35,6 +36,14 @@ LABEL_GRADES: dict[str, int] = {
     "impression": 1,
 }
 NOT_SHOWN_GRADE = 0
+
+
+def engagement_grade(label: np.ndarray) -> np.ndarray:
+    """Grades shifted so that engagement starts at 1 (a click) and a bare impression
+    counts 0 like an unshown item: what a list is judged on, and what the model learns,
+    so that it ranks what users engage with rather than what the logging policy showed."""
+    return np.clip(np.asarray(label) - (LABEL_GRADES["click"] - 1), 0, None)
+
 
 RAW_EVENTS = "raw/events"
 RAW_ITEMS = "raw/items"

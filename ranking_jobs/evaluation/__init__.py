@@ -41,7 +41,6 @@ from ranking_jobs.training.dataset import SHOWN_ONLY, training_rows
 
 log = logging.getLogger(__name__)
 
-ENGAGED = C.LABEL_GRADES["click"]
 KS = (5, 10, 20)
 COLD_ITEM_IMPRESSIONS = 10
 ENGAGEMENT_30D = [f"{e}_30d" for e in ("clicks", "likes", "saves", "bag_adds", "purchases")]
@@ -53,16 +52,11 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)
 
 
-def eval_labels(label: np.ndarray) -> np.ndarray:
-    """Grades shifted so that engagement starts at 1 and shown-only counts 0."""
-    return np.clip(label - (ENGAGED - 1), 0, None)
-
-
 def holdout(table: pd.DataFrame) -> pd.DataFrame:
     """Test rows of queries with at least one engaged item (others carry no signal)."""
     test = table[table["split"] == "test"].copy()
     test["qid"] = test.groupby(["as_of", "user_id"], sort=False).ngroup()
-    test["rel"] = eval_labels(test["label"].to_numpy())
+    test["rel"] = C.engagement_grade(test["label"].to_numpy())
     engaged = test.groupby("qid")["rel"].transform("max") > 0
     return test[engaged].reset_index(drop=True)
 

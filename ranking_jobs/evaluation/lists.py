@@ -31,7 +31,6 @@ from ranking_jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 KS = (5, 10, 20)
-ENGAGED = C.LABEL_GRADES["click"]
 
 # users -> their final lists (user_id, item_ids, scores); users it leaves out get the
 # fallback list
@@ -79,8 +78,8 @@ def relevance(settings: Settings, days: list[dt.date]) -> pd.DataFrame:
     events = lake.read_days(
         settings, C.RAW_EVENTS, days, ["user_id", "item_id", "event_type"], missing_ok=True
     ).to_pandas()
-    grade = events["event_type"].map(C.LABEL_GRADES).fillna(0).astype("int64")
-    engaged = events.assign(rel=grade - (ENGAGED - 1))
+    grade = events["event_type"].map(C.LABEL_GRADES).fillna(C.NOT_SHOWN_GRADE)
+    engaged = events.assign(rel=C.engagement_grade(grade.to_numpy("int64")))
     engaged = engaged[engaged["rel"] > 0]
     return engaged.groupby(["user_id", "item_id"], as_index=False)["rel"].max()
 

@@ -94,20 +94,21 @@ def sample_queries(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame
 
 
 def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The rows a model learns from: every candidate, or only the items that were shown.
+    """The rows a model learns from, labelled by engagement: the queries with an
+    engaged item, every candidate of them or only the items that were shown.
 
-    Unshown candidates all carry the lowest grade, and features that reflect past
-    exposure tell them apart, so a model trained on them also learns to guess what
-    the logging policy showed. On `small` data that model ranked the shown items
-    worse than the category-popular baseline; trained on shown items it beat it and,
-    by the generator's true utility, ranked all candidates 1.5x better. On `tiny`
-    data the shown-only model loses to the baselines (too few rows), so it is not
-    the default yet. Logs without impressions (a shop's sales) need "candidates".
+    Graded by engagement, a bare impression counts as little as an unshown candidate:
+    trained with impressions above unshown items, the model learned what the logging
+    policy shows, and its final lists lost to the category-popular and ALS baselines.
+    Queries without engagement carry no ranking signal and are left out. Logs without
+    impressions (a shop's sales) need "candidates".
     """
     rows = table[table["split"] == split]
     if settings.train_rows == "shown":
         rows = rows[rows["shown_position"].notna()]
-    return rows
+    rows = rows.assign(label=C.engagement_grade(rows["label"].to_numpy()))
+    engaged = rows.groupby(["as_of", "user_id"], sort=False)["label"].transform("max") > 0
+    return rows[engaged.to_numpy()]
 
 
 def build_training_set(ctx: RunContext) -> dict[str, Any]:

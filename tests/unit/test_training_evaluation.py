@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ranking_jobs.evaluation import decide, eval_labels, holdout
+from ranking_jobs.contracts import engagement_grade
+from ranking_jobs.evaluation import decide, holdout
 from ranking_jobs.features.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.precompute.candidates import SOURCE_BIT
 from ranking_jobs.settings import Settings
@@ -68,7 +69,7 @@ def test_dmatrix_groups_are_contiguous_per_query():
 
 
 def test_eval_labels_count_engagement_only():
-    assert list(eval_labels(np.array([0, 1, 2, 3, 4, 5]))) == [0, 0, 1, 2, 3, 4]
+    assert list(engagement_grade(np.array([0, 1, 2, 3, 4, 5]))) == [0, 0, 1, 2, 3, 4]
 
 
 def test_holdout_keeps_test_queries_with_engagement():
@@ -230,18 +231,26 @@ def test_a_model_trained_on_fewer_features_scores_by_name(settings):
         model.predict(booster, test.drop(columns="ctr_7d"))
 
 
-def test_training_rows_are_the_shown_items_unless_set_otherwise():
+def test_training_rows_are_labelled_by_engagement_and_keep_engaged_queries():
     from ranking_jobs.training.dataset import training_rows
 
+    as_of = pd.Timestamp("2026-01-30", tz="UTC")
     table = pd.DataFrame(
         {
-            "split": ["train", "train", "train", "valid"],
-            "shown_position": [0.0, np.nan, 3.0, 1.0],
+            "split": ["train"] * 6 + ["valid"],
+            "as_of": [as_of] * 7,
+            "user_id": [1, 1, 1, 2, 2, 3, 1],
+            # user 1: a click (2), an impression (1), an unshown candidate (0); user 2
+            # only saw items; user 3 bought an item it was never shown
+            "label": [2, 1, 0, 1, 0, 5, 2],
+            "shown_position": [0.0, 1.0, np.nan, 0.0, np.nan, np.nan, 1.0],
         }
     )
-    shown = Settings(train_rows="shown")
-    assert training_rows(shown, table, "train").index.tolist() == [0, 2]
-    assert training_rows(Settings(), table, "train").index.tolist() == [0, 1, 2]
+    rows = training_rows(Settings(), table, "train")
+    assert rows.index.tolist() == [0, 1, 2, 5]  # user 2 engaged with nothing
+    assert rows["label"].tolist() == [1, 0, 0, 4]  # an impression counts as little as unshown
+    shown = training_rows(Settings(train_rows="shown"), table, "train")
+    assert shown.index.tolist() == [0, 1]
 
 
 def test_native_categories_travel_in_the_model_file_and_unknown_values_are_missing(settings):
