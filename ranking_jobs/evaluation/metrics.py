@@ -45,6 +45,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "bootstrap_diff_ci",
     "catalogue_coverage",
+    "list_metrics",
     "map_at_k",
     "mrr",
     "ndcg_at_k",
@@ -330,6 +331,59 @@ def top_k_lists(qid: ArrayLike, item_id: ArrayLike, score: ArrayLike, k: int) ->
     rank = np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     top = order[rank < k]
     return np.split(item_id[top], np.cumsum(np.minimum(sizes, k))[:-1])
+
+
+def list_metrics(
+    lists: pd.DataFrame, relevant: pd.DataFrame, users: np.ndarray, k: int
+) -> dict[str, np.ndarray]:
+    """``ndcg@k``, ``recall@k`` and ``hit@k`` of final lists, one value per user of
+    ``users`` (unique), in that order.
+
+    ``lists``: user_id, item_ids (best first, distinct). ``relevant``: user_id,
+    item_id, rel (integer grade above 0, one row per pair) for everything the user
+    engaged with in the hold-out window, shown or not: IDCG is over the top ``k`` of
+    all of them and recall divides by all of them, so an engaged item a list left
+    out is a miss. Gains and discounts are ``ndcg_at_k``'s. A user without a list
+    scores 0. Pass only users with relevant items: one without scores 0 too, which
+    would read as a miss.
+    """
+    kk = _check_k(k)
+    if not math.isfinite(kk):
+        raise ValueError("list metrics need a finite k")
+    users = pd.Index(np.asarray(users))
+    rel = relevant["rel"].to_numpy()
+    if len(rel) and (rel.min() < 1 or rel.max() >= 32 or not np.array_equal(rel, np.floor(rel))):
+        raise ValueError("rel must be integer grades from 1 to 31")
+    rel_user = users.get_indexer(relevant["user_id"].to_numpy())
+    known = rel_user >= 0
+    rel_user, rel_item, rel = rel_user[known], relevant["item_id"].to_numpy()[known], rel[known]
+    n_relevant = np.bincount(rel_user, minlength=len(users))
+
+    def discounted(user: np.ndarray, rank: np.ndarray, grade: np.ndarray) -> np.ndarray:
+        inside = rank < kk
+        gain = (np.exp2(grade[inside]) - 1.0) / np.log2(rank[inside] + 2.0)
+        return np.bincount(user[inside], weights=gain, minlength=len(users))
+
+    ideal = np.lexsort((-rel, rel_user))
+    ideal_rank = np.arange(len(ideal)) - np.repeat(np.cumsum(n_relevant) - n_relevant, n_relevant)
+    idcg = discounted(rel_user[ideal], ideal_rank, rel[ideal])
+
+    shown, lengths = _flatten_lists(lists["item_ids"])
+    list_user = users.get_indexer(np.repeat(lists["user_id"].to_numpy(), lengths))
+    rank = np.arange(len(shown)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    top = (rank < kk) & (list_user >= 0)
+    hits = pd.DataFrame({"u": list_user[top], "item_id": shown[top], "rank": rank[top]}).merge(
+        pd.DataFrame({"u": rel_user, "item_id": rel_item, "rel": rel}), on=["u", "item_id"]
+    )
+    user, hit_rank = hits["u"].to_numpy(), hits["rank"].to_numpy()
+    dcg = discounted(user, hit_rank, hits["rel"].to_numpy())
+    found = np.bincount(user, minlength=len(users))
+    has = n_relevant > 0
+    return {
+        f"ndcg@{k}": np.divide(dcg, idcg, out=np.zeros(len(users)), where=idcg > 0),
+        f"recall@{k}": np.divide(found, n_relevant, out=np.zeros(len(users)), where=has),
+        f"hit@{k}": (found > 0).astype(np.float64),
+    }
 
 
 def catalogue_coverage(
