@@ -6,8 +6,9 @@ and writing ``raw/events``, ``raw/items`` and ``raw/users`` for every UTC day of
 the synthetic generator does:
 
 - ``raw/events`` at ``dt=D``: the events whose ``ts`` falls in day D (a day
-  without events gets an empty, schema-correct partition and is listed in the
-  summary; the raw suite refuses such a day, on purpose);
+  without events, such as a shop's closed day, gets an empty, schema-correct
+  partition and is listed in the summary: the nights after it read it as a day
+  without events, while the raw suite refuses a night on that day itself);
 - ``raw/items`` at ``dt=D``: a daily *snapshot*: every listing listed by the end
   of D and not sold before D starts (``sold_at``/``status`` only show a sale that
   happened by the end of D);
@@ -1092,8 +1093,8 @@ def _write_days(
         n_items, n_users = len(snap), len(day_users)
     if empty:
         log.warning(
-            "%s day(s) without events got empty raw/events partitions (the raw suite "
-            "refuses them): %s",
+            "%s day(s) without events got empty raw/events partitions (allowed in the "
+            "history; a night on one of these days is refused): %s",
             len(empty),
             ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""),
         )

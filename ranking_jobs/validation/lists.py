@@ -9,6 +9,7 @@ ids or positions.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from typing import Any, NamedTuple
 
@@ -33,13 +34,20 @@ from ranking_jobs.validation.spec import (
     unique,
 )
 
+log = logging.getLogger(__name__)
+
 ITEM_IDS_LENGTH = "item_ids_length"
 SCORES_LENGTH = "scores_length"
 SCORES_NOT_DESCENDING_AT = "scores_not_descending_at"  # first position whose score rises
 DUPLICATE_ITEM = "item_ids_duplicate"  # first item id repeated within the list
 SOLD_ITEM = "item_ids_sold"  # first listed item that is sold in raw/items dt=ds
 OWN_LISTING = "item_ids_own_listing"  # first listed item whose seller is the user
-SELLER_OVER_CAP = "item_ids_seller_over_cap"  # first head item past its seller's cap
+# First head item past its seller's cap while a later item of the list was within its
+# seller's cap (it could have been shown instead).
+SELLER_OVER_CAP = "item_ids_seller_over_cap"
+# First head item past its seller's cap that no later item could replace: the list's
+# items come from too few sellers (one shop, or a catalogue without sellers). Not refused.
+SELLER_CAP_UNMET = "item_ids_seller_cap_unmet"
 ACTIVE_USER = "user_is_active"  # 1 when the list's user is active on the day (user_stats)
 
 
@@ -93,7 +101,8 @@ def lists_spec(settings: Settings, coverage: Coverage | None = None) -> SuiteSpe
             is_null(
                 SELLER_OVER_CAP,
                 f"at most {settings.seller_cap} items of one seller among the first "
-                f"{settings.surface_size} (settings.seller_cap)",
+                f"{settings.surface_size} (settings.seller_cap) where the list's later items "
+                "could have held it",
             ),
             Rule(
                 "expect_column_value_lengths_to_be_between",
@@ -111,6 +120,29 @@ def _first_per_row(rows: np.ndarray, values: np.ndarray, n: int) -> pd.Series:
         first_rows, first_idx = np.unique(rows, return_index=True)
         out[first_rows] = values[first_idx].tolist()
     return pd.Series(out, dtype=object)
+
+
+def _seller_cap_breaches(
+    parents: np.ndarray, starts: np.ndarray, seller: np.ndarray, cap: int, head: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the flattened lists past their seller's ``cap`` among the first
+    ``head``: (those a later item within its seller's cap could have replaced, those none
+    could). A list whose items come from too few sellers cannot hold the cap (one shop:
+    nothing past the cap's first items can), so only the first kind is a broken rule.
+    ``seller`` is NaN for an item of unknown seller, which no cap counts."""
+    position = np.arange(len(parents))
+    nth = (
+        pd.DataFrame({"r": parents, "s": seller})
+        .groupby(["r", "s"], dropna=True)
+        .cumcount()
+        .reindex(position)
+        .to_numpy(np.float64, na_value=np.nan)
+    )
+    past = nth >= cap
+    within = np.concatenate([[0], np.cumsum(~past & ~np.isnan(nth))])
+    replaceable = within[starts[parents + 1]] - within[position + 1] > 0
+    in_head = past & (position - starts[parents] < head)
+    return np.nonzero(in_head & replaceable)[0], np.nonzero(in_head & ~replaceable)[0]
 
 
 def _is_list(table: pa.Table, name: str) -> bool:
@@ -137,25 +169,17 @@ def _chunk_checks(
             out[DUPLICATE_ITEM] = _first_per_row(parents[dup], items[dup], n)
             sold = np.isin(items, sold_ids)
             out[SOLD_ITEM] = _first_per_row(parents[sold], items[sold], n)
+            seller = sellers.reindex(items).to_numpy(dtype=np.float64, na_value=np.nan)
             if "user_id" in chunk.column_names and pa.types.is_integer(
                 chunk.schema.field("user_id").type
             ):
                 users = pc.fill_null(chunk.column("user_id"), -1).to_numpy()
-                seller = sellers.reindex(items).to_numpy(dtype=np.float64, na_value=np.nan)
                 own = seller == users[parents]
                 out[OWN_LISTING] = _first_per_row(parents[own], items[own], n)
             starts = np.concatenate([[0], np.cumsum(pc.fill_null(lengths, 0).to_numpy())])
-            in_head = np.nonzero(np.arange(len(items)) - starts[parents] < head)[0]
-            seller_of = sellers.reindex(items[in_head]).to_numpy(np.float64, na_value=np.nan)
-            nth = (
-                pd.DataFrame({"r": parents[in_head], "s": seller_of})
-                .groupby(["r", "s"], dropna=True)
-                .cumcount()
-                .reindex(range(len(in_head)))
-                .to_numpy(np.float64, na_value=np.nan)
-            )
-            over = in_head[nth >= cap]
+            over, unmet = _seller_cap_breaches(parents, starts, seller, cap, head)
             out[SELLER_OVER_CAP] = _first_per_row(parents[over], items[over], n)
+            out[SELLER_CAP_UNMET] = _first_per_row(parents[unmet], items[unmet], n)
     if _is_list(chunk, "scores"):
         scores_col = chunk.column("scores").combine_chunks()
         lengths = pc.list_value_length(scores_col)
@@ -248,4 +272,23 @@ def validate_lists(ctx: RunContext) -> dict[str, Any]:
         C.RECOMMENDATIONS,
         location=lake.partition_uri(ctx.settings, C.RECOMMENDATIONS, ctx.ds),
     )
-    return finish(ctx, "validate_lists", session, [summary])
+    result = finish(ctx, "validate_lists", session, [summary])
+    result["warnings"] = seller_cap_warnings(df, tables[C.RAW_ITEMS], settings, ctx.ds)
+    for warning in result["warnings"]:
+        log.warning(warning)
+    return result
+
+
+def seller_cap_warnings(
+    df: pd.DataFrame, items: pa.Table, settings: Settings, ds: dt.date
+) -> list[str]:
+    """The sentence the report shows when some lists could not hold the seller cap."""
+    unmet = int(df[SELLER_CAP_UNMET].notna().sum()) if SELLER_CAP_UNMET in df else 0
+    if not unmet:
+        return []
+    sellers = pc.count_distinct(items.column("seller_id")).as_py()
+    return [
+        f"seller cap not applied to {unmet:,} of {len(df):,} lists: their items come from "
+        f"too few sellers for {settings.seller_cap} per seller among the first "
+        f"{settings.surface_size} (raw/items of {ds.isoformat()} has {sellers:,} seller(s))"
+    ]

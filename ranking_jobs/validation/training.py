@@ -1,16 +1,45 @@
-"""Suite of the training set (training/dt=ds): keys, labels, query groups, features."""
+"""Suite of the training set (training/dt=ds): keys, labels, query groups, features.
+
+A feature column that is entirely null usually means a broken join or transform and
+is refused. Some feature families are empty by construction for a log that lacks
+what they are computed from, and that is read from the raw data, not the training
+set (an empty family looks the same as a broken join there):
+
+- seller: raw/items of ds has fewer than two sellers (an imported log without them);
+- impression: raw/events has no impression in the longest feature window up to ds;
+- declared profile: no user of raw/users at ds declared a size or styles;
+- user-item history: ``exclude_purchased`` is on and every engagement in the user-item
+  lookback up to ds is a purchase, so no candidate is an item its user engaged with.
+
+Such a family is not required to hold a value that night, and the stage's summary
+says so in ``warnings``; a family whose source the raw data has is checked like any
+feature, and its failures name the family. (The declared profile's columns are in
+OPTIONAL_FEATURES, sparse even where users declare one: for it the warning is all.)
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.features.columns import OPTIONAL_FEATURES
+from ranking_jobs.features.columns import (
+    ITEM_COUNTS,
+    OPTIONAL_FEATURES,
+    PROFILE_FLOATS,
+    USER_COUNTS,
+    USER_ITEM_FLOATS,
+    USER_ITEM_INTS,
+    WINDOWS,
+)
+from ranking_jobs.settings import Settings
 from ranking_jobs.validation.common import finish, read_required, session_for
 from ranking_jobs.validation.frames import to_frame
 from ranking_jobs.validation.spec import (
@@ -45,6 +74,75 @@ DERIVED = (QUERY_SIZE, SPLIT_WITHOUT_POSITIVE)
 BOOKKEEPING = ("sources", "shown_position")
 FLOAT_MAX = float(np.finfo(np.float64).max)
 
+log = logging.getLogger(__name__)
+
+# Feature families by the raw fact they are computed from (see the module docstring).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "seller": ("seller_sales_30d", "seller_conversion_30d"),
+    "impression": (
+        *(c for c in [*ITEM_COUNTS, *USER_COUNTS] if "impressions_" in c),
+        "ctr_7d",
+        "ctr_30d",
+        "category_ctr_30d",
+        "brand_ctr_30d",
+    ),
+    "declared profile": (*PROFILE_FLOATS, "declared_size_distance", "declared_style_match"),
+    "user-item history": (*USER_ITEM_INTS, *USER_ITEM_FLOATS),
+}
+FAMILY_OF = {column: family for family, columns in FAMILIES.items() for column in columns}
+
+
+def _has_event(settings: Settings, ds: dt.date, days: int, kinds: frozenset[str]) -> bool:
+    """Whether raw/events of the ``days`` days ending with ``ds`` hold an event of one of
+    ``kinds``; newest day first, so a marketplace answers on one day's column and only a
+    small log is read whole."""
+    present = set(lake.list_partitions(settings, C.RAW_EVENTS))
+    for day in reversed(lake.day_range(ds, days)):
+        if day in present:
+            types = lake.read_partition(settings, C.RAW_EVENTS, day, ["event_type"])
+            if kinds.intersection(pc.unique(types["event_type"]).to_pylist()):
+                return True
+    return False
+
+
+def empty_families(settings: Settings, ds: dt.date) -> dict[str, str]:
+    """Family -> why the raw data up to ``ds`` leaves it empty by construction.
+
+    Nothing is excused without the night's raw partitions: what they lack is unknown."""
+    if not all(lake.has_partition(settings, t, ds) for t in C.RAW_SCHEMAS):
+        return {}
+    day = ds.isoformat()
+    out: dict[str, str] = {}
+    sellers = lake.read_partition(settings, C.RAW_ITEMS, ds, ["seller_id"])["seller_id"]
+    count = pc.count_distinct(sellers).as_py()
+    if count < 2:
+        out["seller"] = f"raw/items of {day} has {count} seller(s)"
+    if not _has_event(settings, ds, max(WINDOWS), frozenset({"impression"})):
+        out["impression"] = f"raw/events has no impression in the {max(WINDOWS)} days up to {day}"
+    users = lake.read_partition(settings, C.RAW_USERS, ds, ["declared_size", "declared_styles"])
+    styles = pc.fill_null(pc.list_value_length(users["declared_styles"]), 0)
+    if (
+        users["declared_size"].null_count == users.num_rows
+        and not pc.any(pc.greater(styles, 0)).as_py()
+    ):
+        out["declared profile"] = f"no user of raw/users at {day} declared a size or styles"
+    lookback = settings.user_item_lookback_days
+    others = frozenset(C.EVENT_TYPES) - {"impression", "purchase"}
+    if settings.exclude_purchased and not _has_event(settings, ds, lookback, others):
+        out["user-item history"] = (
+            f"every engagement in the {lookback} days up to {day} is a purchase and "
+            "exclude_purchased keeps bought items out of the candidates"
+        )
+    return out
+
+
+def family_warnings(empty: dict[str, str]) -> list[str]:
+    """One sentence per family left out: its name, its columns and why."""
+    return [
+        f"{family} features ({', '.join(FAMILIES[family])}) not required tonight: {why}"
+        for family, why in empty.items()
+    ]
+
 
 def feature_columns(df: pd.DataFrame) -> list[str]:
     """Every numeric column that is not a key, the label, bookkeeping or a derived check."""
@@ -74,8 +172,14 @@ def with_query_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def training_spec(features: list[str], float_features: list[str] | None = None) -> SuiteSpec:
-    """Rules of the training set; ``float_features`` (default: all) get the finiteness rule."""
+def training_spec(
+    features: list[str],
+    float_features: list[str] | None = None,
+    empty: dict[str, str] | None = None,
+) -> SuiteSpec:
+    """Rules of the training set; ``float_features`` (default: all) get the finiteness rule;
+    the families in ``empty`` (see :func:`empty_families`) need not hold a value."""
+    excused = {c for family in empty or {} for c in FAMILIES[family]}
     rules: list[Rule] = [row_count("the training set must have rows", min_value=1)]
     for column, kind in KEYS.items():
         rules += [type_rule(column, kind), not_null(column)]
@@ -89,8 +193,8 @@ def training_spec(features: list[str], float_features: list[str] | None = None) 
         in_set("split", SPLITS),
         Rule(
             "expect_column_distinct_values_to_contain_set",
-            {"column": "split", "value_set": ["train"]},
-            "the training set needs a train split",
+            {"column": "split", "value_set": list(SPLITS)},
+            f"the training set needs rows in every split {list(SPLITS)}",
         ),
         between(QUERY_SIZE, "each (user_id, as_of) query needs >= 2 rows", min_value=2),
         is_null(
@@ -99,12 +203,14 @@ def training_spec(features: list[str], float_features: list[str] | None = None) 
         ),
     ]
     for column in features:
-        if column not in OPTIONAL_FEATURES:
+        if column not in OPTIONAL_FEATURES and column not in excused:
+            family = FAMILY_OF.get(column)
+            why = f" ({family} family: the raw data has what it is computed from)" if family else ""
             rules.append(
                 Rule(
                     "expect_column_proportion_of_non_null_values_to_be_between",
                     {"column": column, "min_value": 0, "strict_min": True},
-                    f"feature {column} must not be entirely null",
+                    f"feature {column} must not be entirely null{why}",
                 )
             )
         if float_features is not None and column not in float_features:
@@ -126,13 +232,18 @@ def validate_training_set(ctx: RunContext) -> dict[str, Any]:
     df = to_frame(table)
     features = feature_columns(df)
     floats = [c for c in features if pd.api.types.is_float_dtype(df[c])]
+    empty = empty_families(ctx.settings, ctx.ds)
+    warnings = family_warnings(empty)
+    for warning in warnings:
+        log.warning(warning)
     session = session_for(ctx, "validate_training_set")
     summary = session.check(
         with_query_columns(df),
-        training_spec(features, floats),
+        training_spec(features, floats, empty),
         C.TRAINING,
         location=lake.partition_uri(ctx.settings, C.TRAINING, ctx.ds),
     )
     result = finish(ctx, "validate_training_set", session, [summary])
     result["features"] = features
+    result["warnings"] = warnings
     return result

@@ -187,6 +187,7 @@ def test_valid_lists_pass(valid_day: RunContext) -> None:
     )
     result = validate_lists(valid_day)
     assert result["success"] and result["tables"][C.RECOMMENDATIONS]["rows"] == 4
+    assert result["warnings"] == []
 
 
 def test_valid_training_set_passes(ctx: RunContext) -> None:
@@ -203,6 +204,73 @@ def test_an_optional_feature_may_be_entirely_null(ctx: RunContext) -> None:
     lake.write_partition(ctx.settings, C.TRAINING, DS, table)
     result = validate_training_set(ctx)
     assert result["success"] and "size_distance" in result["features"]
+
+
+def _without_user_item_history(table: pa.Table) -> pa.Table:
+    for column in ("ui_engagements", "ui_days_since"):
+        table = table.append_column(column, pa.nulls(table.num_rows, pa.float64()))
+    return table
+
+
+def test_user_item_history_of_a_purchase_only_log_is_warned_not_refused(
+    ctx: RunContext,
+) -> None:
+    """Every engagement a purchase (beside impressions) and bought items never candidates:
+    no training row has a user-item history. A log with clicks has one, so there the
+    empty family is a broken join."""
+    tables = raw_columns()
+    tables[E]["event_type"] = ["impression", "purchase"] * 12
+    write_raw(ctx.settings, DS, tables)
+    table = _without_user_item_history(training_table(training_columns()))
+    lake.write_partition(ctx.settings, C.TRAINING, DS, table)
+    result = validate_training_set(ctx)
+    assert result["success"]
+    assert result["warnings"] == [
+        "user-item history features (ui_engagements, ui_purchases, ui_days_since) not required "
+        "tonight: every engagement in the 30 days up to 2026-01-31 is a purchase and "
+        "exclude_purchased keeps bought items out of the candidates"
+    ]
+
+    clicks = raw_columns()
+    write_raw(ctx.settings, DS, clicks)
+    with pytest.raises(DataValidationError) as info:
+        validate_training_set(ctx)
+    message = str(info.value)
+    for column in ("ui_engagements", "ui_days_since"):
+        assert f"on column '{column}': observed 0.0;" in message, message
+        assert (
+            f"[feature {column} must not be entirely null (user-item history family: the raw "
+            "data has what it is computed from)]"
+        ) in message, message
+    # with bought items among the candidates (a repurchase shop) the family is required
+    rebuy = ctx.settings.model_copy(update={"exclude_purchased": False})
+    write_raw(ctx.settings, DS, tables)
+    with pytest.raises(DataValidationError, match="ui_days_since"):
+        validate_training_set(RunContext.create(DS, rebuy))
+
+
+def test_a_log_without_sellers_impressions_or_profiles_names_those_families(
+    ctx: RunContext,
+) -> None:
+    tables = raw_columns()
+    tables[E]["event_type"] = ["click", "like", "purchase"] * 8
+    tables[IT]["seller_id"] = [0] * 6
+    tables[U]["declared_size"] = [None] * 5
+    tables[U]["declared_styles"] = [None, [], None, [], None]
+    write_raw(ctx.settings, DS, tables)
+    lake.write_partition(ctx.settings, C.TRAINING, DS, training_table(training_columns()))
+    warnings = validate_training_set(ctx)["warnings"]
+    assert [w.split(" features (")[0] for w in warnings] == [
+        "seller",
+        "impression",
+        "declared profile",
+    ]
+    assert warnings[0].endswith("not required tonight: raw/items of 2026-01-31 has 1 seller(s)")
+    assert "(impressions_1d, impressions_7d" in warnings[1]
+    assert warnings[1].endswith("raw/events has no impression in the 30 days up to 2026-01-31")
+    # the full raw day has all of them: nothing to warn about
+    write_raw(ctx.settings, DS, raw_columns())
+    assert validate_training_set(ctx)["warnings"] == []
 
 
 def test_stage_registry_runs_validation(valid_day: RunContext) -> None:
@@ -360,6 +428,28 @@ def test_volume_within_band_passes(ctx: RunContext) -> None:
     assert validate_raw(ctx)["trailing_event_volumes"] == {day.isoformat(): 40}
 
 
+def test_days_without_events_are_allowed_before_the_night_but_not_as_its_day(
+    ctx: RunContext,
+) -> None:
+    """A shop closed on the day before: that day's empty partition neither fails the
+    night after it nor lowers its volume band; a night on the closed day is refused."""
+    closed, open_day = DS - dt.timedelta(days=1), DS - dt.timedelta(days=2)
+    write_raw(ctx.settings, open_day, raw_columns(open_day, 30))
+    empty = raw_columns(closed)
+    _truncate_events(0)(empty)
+    write_raw(ctx.settings, closed, empty)
+    write_raw(ctx.settings, DS, raw_columns(n_events=24))
+    result = validate_raw(ctx)
+    assert result["trailing_event_volumes"] == {open_day.isoformat(): 30, closed.isoformat(): 0}
+    assert result["tables"][E]["failures"] == []  # band 6..150 from the open day alone
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(RunContext.create(closed, ctx.settings))
+    message = str(info.value)
+    assert "validate_raw for dt=2026-01-30" in message, message
+    assert "expect_table_row_count_to_be_between on table: observed 0" in message, message
+    assert "the night's day 2026-01-30 must have events" in message, message
+
+
 # --------------------------------------------------------------------- broken lists
 
 
@@ -468,6 +558,24 @@ def test_a_seller_past_its_cap_near_the_top_is_refused(valid_day: RunContext) ->
     assert validate_lists(RunContext.create(DS, wider))["success"]
 
 
+def test_a_catalogue_of_one_seller_makes_the_cap_a_no_op(ctx: RunContext) -> None:
+    """An imported log without sellers (every item seller 0): no list can hold a cap of 1
+    among its first 2, so the lists pass and the summary says the cap was not applied."""
+    tables = raw_columns()
+    tables[IT]["seller_id"] = [0] * 6
+    write_raw(ctx.settings, DS, tables)
+    settings = ctx.settings.model_copy(update={"seller_cap": 1, "surface_size": 2})
+    lake.write_partition(
+        settings, C.RECOMMENDATIONS, DS, to_table(lists_columns(), C.RECOMMENDATIONS_SCHEMA)
+    )
+    result = validate_lists(RunContext.create(DS, settings))
+    assert result["success"]
+    assert result["warnings"] == [
+        "seller cap not applied to 4 of 4 lists: their items come from too few sellers for 1 "
+        "per seller among the first 2 (raw/items of 2026-01-31 has 1 seller(s))"
+    ]
+
+
 def test_lists_may_not_cover_far_fewer_active_users_than_the_previous_run(
     valid_day: RunContext,
 ) -> None:
@@ -555,6 +663,12 @@ TRAINING_CASES = {
         "expect_column_values_to_be_null",
         "split_without_positive_query",
         "valid",
+    ),
+    "split without rows": (
+        _drop_rows(set(range(18, 27))),
+        "expect_column_distinct_values_to_contain_set",
+        "split",
+        "needs rows in every split ['train', 'valid', 'test']",
     ),
     "feature entirely null": (
         _rows_set("feat_a", list(range(36)), None),

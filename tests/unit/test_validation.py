@@ -78,6 +78,14 @@ def test_volume_band_from_trailing_median() -> None:
     rule = R.volume_rule({"2026-01-28": 90, "2026-01-29": 100, "2026-01-30": 400}, 0.2, 5.0)
     assert rule is not None and rule.expectation == "expect_table_row_count_to_be_between"
     assert rule.kwargs == {"min_value": 20, "max_value": 500}
+
+
+def test_volume_band_ignores_days_without_events() -> None:
+    """A shop closed two days of five: counted, the zeros would halve the median."""
+    volumes = {"2026-01-26": 0, "2026-01-27": 100, "2026-01-28": 0, "2026-01-29": 120}
+    rule = R.volume_rule({**volumes, "2026-01-30": 80}, 0.2, 5.0)
+    assert rule is not None and rule.kwargs == {"min_value": 20, "max_value": 500}
+    assert "median 100 of the 3 earlier day(s) with events" in rule.note
     assert "median 100" in rule.note and "3 earlier day(s)" in rule.note
 
 
@@ -130,10 +138,63 @@ def test_list_check_columns(monkeypatch: pytest.MonkeyPatch, chunk_rows: int) ->
     assert df[L.DUPLICATE_ITEM].tolist() == [None, 10, None, None, None]
     assert df[L.SOLD_ITEM].tolist() == [None, None, 11, None, None]
     assert df[L.OWN_LISTING].tolist() == [None, None, None, 13, None]
-    # seller 3 owns 12 and 13: a second item of theirs in the first two breaks a cap of 1
-    assert df[L.SELLER_OVER_CAP].tolist() == [13, None, None, 12, None]
+    # seller 3 owns 12 and 13: in [13, 12, 10] item 10 (seller 1) could have been second
+    # instead of 12, which breaks a cap of 1; [12, 13] holds nothing but seller 3's items,
+    # so no order could keep the cap there (not refused, reported apart)
+    assert df[L.SELLER_OVER_CAP].tolist() == [None, None, None, 12, None]
+    assert df[L.SELLER_CAP_UNMET].tolist() == [13, None, None, None, None]
     relaxed = L.with_list_checks(table, ITEMS, seller_cap=2, surface_size=2)
-    assert relaxed[L.SELLER_OVER_CAP].isna().all()
+    assert relaxed[L.SELLER_OVER_CAP].isna().all() and relaxed[L.SELLER_CAP_UNMET].isna().all()
+
+
+def test_seller_cap_with_one_seller_or_none_is_a_no_op() -> None:
+    """An imported log without sellers gives every item seller 0: no list can hold a cap,
+    and items of unknown seller (not in raw/items) count for no seller."""
+    one_shop = pa.table({"item_id": [10, 11, 12, 13], "seller_id": [0, 0, 0, 0]})
+    table = _lists([[10, 11, 12, 13], [13, 99, 12]], [[4.0, 3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])
+    df = L.with_list_checks(table, one_shop, seller_cap=1, surface_size=3)
+    assert df[L.SELLER_OVER_CAP].isna().all()
+    assert df[L.SELLER_CAP_UNMET].tolist() == [11, 12]
+    # a second seller further down the list makes the cap reachable again: refused
+    two = pa.table({"item_id": [10, 11, 12, 13], "seller_id": [0, 0, 0, 7]})
+    df = L.with_list_checks(table, two, seller_cap=1, surface_size=3)
+    assert df[L.SELLER_OVER_CAP].tolist() == [11, None]
+    assert df[L.SELLER_CAP_UNMET].tolist() == [None, None]
+
+
+def test_feature_families_name_model_features() -> None:
+    from ranking_jobs.features.columns import MODEL_FEATURES
+
+    assert set(T.FAMILY_OF) <= set(MODEL_FEATURES)
+    assert T.FAMILY_OF["ui_days_since"] == "user-item history"
+    assert T.FAMILY_OF["seller_sales_30d"] == "seller"
+    assert T.FAMILY_OF["user_impressions_7d"] == "impression"
+
+
+def test_empty_families_drop_their_not_null_rules_and_only_theirs() -> None:
+    features = ["ui_days_since", "ui_purchases", "seller_sales_30d", "price"]
+
+    def not_null_notes(spec: SuiteSpec) -> dict[str, str]:
+        return {
+            r.kwargs["column"]: r.note
+            for r in spec.rules
+            if r.expectation == "expect_column_proportion_of_non_null_values_to_be_between"
+        }
+
+    strict = not_null_notes(T.training_spec(features))
+    assert set(strict) == set(features)
+    assert strict["ui_days_since"] == (
+        "feature ui_days_since must not be entirely null (user-item history family: "
+        "the raw data has what it is computed from)"
+    )
+    assert strict["price"] == "feature price must not be entirely null"
+    excused = not_null_notes(T.training_spec(features, empty={"user-item history": "why"}))
+    assert set(excused) == {"seller_sales_30d", "price"}
+    [warning] = T.family_warnings({"seller": "raw/items of 2026-01-31 has 1 seller(s)"})
+    assert warning == (
+        "seller features (seller_sales_30d, seller_conversion_30d) not required tonight: "
+        "raw/items of 2026-01-31 has 1 seller(s)"
+    )
 
 
 def test_query_columns() -> None:
