@@ -23,8 +23,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from ranking_jobs.collaborative import Collaborative
 from ranking_jobs.precompute import inputs, rules
 from ranking_jobs.precompute.candidates import (
     TOP_VALUES,
@@ -37,12 +37,6 @@ from ranking_jobs.precompute.candidates import (
 from ranking_jobs.settings import Settings
 
 SLACK = 20  # extra items a top-n takes before own listings and exclusions are dropped
-NEIGHBOURS = 100  # item_knn: most similar items kept per item
-BATCH_USERS = 2_000  # item_knn and ALS score users in batches: bounds each score block
-BATCH_ITEMS = 4_000  # item_knn builds the similarity in blocks of items
-# ALS: a modest, fixed configuration (no tuning on the hold-out it is judged on).
-ALS_PARAMS = {"factors": 64, "iterations": 15, "regularization": 0.05}
-BM25 = {"K1": 100, "B": 0.8}  # implicit's own example weighting of engagement counts
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,8 +58,8 @@ class BaselineInputs:
     affinity: pd.DataFrame
     as_of: pd.Timestamp
     repeats: bool
-    # fitted models by (name, seed), kept so that the next shard of users does not refit
-    _fitted: dict[tuple[str, int], object] = field(
+    # fitted models by seed, kept so that the next shard of users does not refit
+    _fitted: dict[int, Collaborative] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -79,12 +73,11 @@ class BaselineInputs:
         """Excluded (user, item) pairs, unique, for ``candidates._clean``."""
         return _pairs(self.excluded).unique()
 
-    def fitted(self, name: str, seed: int, fit: Callable[[], object]) -> object:
-        """``fit()``'s result, made once per (name, seed) for these inputs."""
-        key = (name, seed)
-        if key not in self._fitted:
-            self._fitted[key] = fit()
-        return self._fitted[key]
+    def collaborative(self, seed: int) -> Collaborative:
+        """item-kNN and ALS over the history, fitted once per seed for these inputs."""
+        if seed not in self._fitted:
+            self._fitted[seed] = Collaborative(self.interactions, self.ranked["item_id"], seed)
+        return self._fitted[seed]
 
 
 def load_inputs(settings: Settings, snapshot: dt.date) -> BaselineInputs:
@@ -231,38 +224,14 @@ def _buy_again(users: np.ndarray, src: BaselineInputs, n: int, seed: int) -> pd.
 
 def _item_knn(users: np.ndarray, src: BaselineInputs, n: int, seed: int) -> pd.DataFrame:
     """Items engaged with by the same users as the user's history items (cosine over
-    who engaged, top ``NEIGHBOURS`` per item): classic collaborative filtering."""
-    matrix = _engagement(src)
-    if matrix is None:
-        return _empty()
-    neighbours = src.fitted("item_knn", 0, lambda: _neighbours(matrix))
-    binary = matrix.binary()
-
-    def best(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        top = _top_per_row((binary[rows] @ neighbours).tocsr(), k).tocoo()
-        return top.row, matrix.available[top.col], top.data
-
-    return _by_batches(users, matrix, src, n, best)
+    who engaged, top neighbours per item): classic collaborative filtering."""
+    return _finish(src.collaborative(seed).top("item_knn", users, n + SLACK), src, n)
 
 
 def _als(users: np.ndarray, src: BaselineInputs, n: int, seed: int) -> pd.DataFrame:
     """implicit's ALS on BM25-weighted engagement counts: the standard latent-factor
     collaborative filter."""
-    from threadpoolctl import threadpool_limits
-
-    matrix = _engagement(src)
-    if matrix is None:
-        return _empty()
-    model = src.fitted("als", seed, lambda: _fit_als(matrix, seed))
-
-    def best(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with threadpool_limits(1, "blas"):
-            ids, top = model.recommend(  # type: ignore[attr-defined]
-                rows, None, N=k, filter_already_liked_items=False, items=matrix.available
-            )
-        return np.repeat(np.arange(len(rows)), ids.shape[1]), ids.ravel(), top.ravel()
-
-    return _by_batches(users, matrix, src, n, best)
+    return _finish(src.collaborative(seed).top("als", users, n + SLACK), src, n)
 
 
 BASELINES: dict[str, Callable[[np.ndarray, BaselineInputs, int, int], pd.DataFrame]] = {
@@ -325,120 +294,3 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
-
-
-@dataclass(frozen=True, eq=False)
-class _Engagement:
-    """The user x item engagement counts of the whole history, with their ids."""
-
-    counts: sp.csr_matrix  # float32 n per (user, item)
-    user_ids: np.ndarray  # sorted; row i is user_ids[i]
-    item_ids: np.ndarray  # sorted; column j is item_ids[j]
-    available: np.ndarray  # columns of the available items, ascending
-
-    def binary(self) -> sp.csr_matrix:
-        """Who engaged with what, once or more alike."""
-        out = self.counts.copy()
-        out.data[:] = 1.0
-        return out
-
-
-def _engagement(src: BaselineInputs) -> _Engagement | None:
-    """None when nobody engaged with anything that is available."""
-
-    def build() -> _Engagement | None:
-        inter = src.interactions
-        user_ids, u = np.unique(inter["user_id"].to_numpy(np.int64), return_inverse=True)
-        item_ids, i = np.unique(inter["item_id"].to_numpy(np.int64), return_inverse=True)
-        available = np.flatnonzero(np.isin(item_ids, src.ranked["item_id"].to_numpy()))
-        if len(available) == 0:
-            return None
-        counts = sp.csr_matrix(
-            (inter["n"].to_numpy(np.float32), (u, i)), shape=(len(user_ids), len(item_ids))
-        )
-        counts.sum_duplicates()
-        return _Engagement(counts, user_ids, item_ids, available)
-
-    return src.fitted("engagement", 0, build)  # type: ignore[return-value]
-
-
-def _neighbours(matrix: _Engagement) -> sp.csr_matrix:
-    """item x available item cosine similarity over who engaged (binary), the item
-    itself left out, top ``NEIGHBOURS`` per item. Sold items keep their row: what
-    their buyers also liked is still recommendable."""
-    binary = matrix.binary()
-    per_item = np.asarray(binary.sum(axis=0)).ravel()
-    normed = (binary @ sp.diags(1.0 / np.sqrt(np.maximum(per_item, 1.0)))).astype(np.float32)
-    by_item = normed.T.tocsr()
-    towards = normed[:, matrix.available].tocsr()
-    blocks = []
-    for start in range(0, by_item.shape[0], BATCH_ITEMS):
-        block = (by_item[start : start + BATCH_ITEMS] @ towards).tocsr()
-        row = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        block.data[matrix.available[block.indices] == row + start] = 0.0  # the item itself
-        top = _top_per_row(block, NEIGHBOURS)
-        top.eliminate_zeros()
-        blocks.append(top)
-    return sp.vstack(blocks, format="csr")
-
-
-def _fit_als(matrix: _Engagement, seed: int) -> object:
-    from implicit.cpu.als import AlternatingLeastSquares
-    from implicit.nearest_neighbours import bm25_weight
-    from threadpoolctl import threadpool_limits
-
-    # implicit's example weighs the item x user matrix, then fits its transpose
-    weighted = bm25_weight(matrix.counts.T, **BM25).T.tocsr().astype(np.float32)
-    with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS's would fight
-        model = AlternatingLeastSquares(**ALS_PARAMS, random_state=seed)
-        model.fit(weighted, show_progress=False)
-    return model
-
-
-def _by_batches(
-    users: np.ndarray,
-    matrix: _Engagement,
-    src: BaselineInputs,
-    n: int,
-    best: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> pd.DataFrame:
-    """The ``n`` best items of the users with a history, ``BATCH_USERS`` at a time.
-
-    ``best(rows, k)``: the ``k`` best available items of the matrix rows ``rows``, as
-    (position in ``rows``, item column, score); ``SLACK`` more are asked for than
-    kept, for the own listings and exclusions that ``_finish`` drops.
-    """
-    known = users[np.isin(users, matrix.user_ids)]
-    rows = np.searchsorted(matrix.user_ids, known)
-    parts = [_empty()]
-    for start in range(0, len(rows), BATCH_USERS):
-        batch = rows[start : start + BATCH_USERS]
-        at, column, score = best(batch, n + SLACK)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "user_id": matrix.user_ids[batch[at]],
-                    "item_id": matrix.item_ids[column],
-                    "score": score.astype(np.float64),
-                }
-            )
-        )
-    return _finish(pd.concat(parts, ignore_index=True), src, n)
-
-
-def _top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """The ``k`` largest entries of each row (non-negative; ties in stored order).
-
-    One int64 key per entry (row, then the float32 bits, which order non-negative
-    floats, flipped) in a stable sort: rows are already in order, so the sort is
-    mostly merging runs, much faster than a two-key lexsort.
-    """
-    counts = np.diff(matrix.indptr)
-    if counts.max(initial=0) <= k:
-        return matrix
-    row = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), counts)
-    bits = matrix.data.astype(np.float32).view(np.uint32).astype(np.int64)
-    order = np.argsort(row << 32 | (0xFFFFFFFF - bits), kind="stable")
-    rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], counts)
-    keep = np.sort(order[rank < k])
-    return sp.csr_matrix((matrix.data[keep], (row[keep], matrix.indices[keep])), shape=matrix.shape)

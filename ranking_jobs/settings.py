@@ -22,6 +22,8 @@ Scale = Literal["tiny", "small", "medium", "large"]
 # global popularity comes last and fills what the quotas leave.
 CANDIDATE_SOURCES = (
     "past_items",
+    "item_knn",
+    "als",
     "covisitation",
     "category_popular",
     "brand_popular",
@@ -135,6 +137,8 @@ class Settings(BaseSettings):
     candidate_quotas: dict[str, float] = Field(
         {
             "past_items": 0.3,
+            "item_knn": 0.25,
+            "als": 0.25,
             "covisitation": 0.25,
             "category_popular": 0.35,
             "brand_popular": 0.15,

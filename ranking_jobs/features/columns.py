@@ -66,8 +66,9 @@ CROSS_FLOATS = [
 ]
 
 # Computed with the candidates, from the same inputs (the user's last days of
-# engagement and the co-visitation snapshot), for every row a ranker sees.
-PAIR_FLOATS = ["covis_score"]
+# engagement and the co-visitation snapshot; item-kNN and ALS fitted on the engagement
+# history up to the snapshot), for every row a ranker sees.
+PAIR_FLOATS = ["covis_score", "knn_score", "als_score"]
 
 # What the feature assembly (Feast plus the cross features) adds to entity rows.
 ASSEMBLED_FEATURES = [

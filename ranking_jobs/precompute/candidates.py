@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ranking_jobs.collaborative import METHODS, Collaborative
 from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
 from ranking_jobs.settings import CANDIDATE_SOURCES, Settings
 
@@ -40,7 +41,8 @@ class CandidateInputs:
     value and ``<dimension>_affinity``. ``excluded``: (user_id, item_id) pairs never to
     recommend. ``recent``: (user_id, item_id) engaged with lately, for co-visitation.
     ``covisitation``: item_id, neighbour_id, score. ``history``: the user's past items
-    (user_id, item_id, n, last_ts); given only for repurchase domains.
+    (user_id, item_id, n, last_ts); given only for repurchase domains. ``collaborative``:
+    item-kNN and ALS fitted on the engagement history (sources, and pair features).
     """
 
     items: pd.DataFrame
@@ -49,6 +51,7 @@ class CandidateInputs:
     recent: pd.DataFrame | None = None
     covisitation: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
+    collaborative: Collaborative | None = None
 
     def of_users(self, users: np.ndarray) -> CandidateInputs:
         """The same inputs with the per-user tables cut to ``users``: a shard's work
@@ -128,6 +131,10 @@ def generate_candidates(
 
     if inputs.history is not None:
         offer("past_items", _past_items(inputs.history, ranked, users_df))
+    if inputs.collaborative is not None:
+        for method in METHODS:
+            found = inputs.collaborative.top(method, users_df["user_id"].to_numpy(), quota[method])
+            offer(method, found.merge(ranked[["item_id", "seller_id"]], on="item_id"))
     if inputs.recent is not None and inputs.covisitation is not None:
         offer("covisitation", _neighbours(inputs.recent, inputs.covisitation, ranked, users_df))
     sizes = favourites.get("size")

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.collaborative import Collaborative
 from ranking_jobs.features.columns import AFFINITY_DIMENSIONS, EVENT_COUNTS
 from ranking_jobs.logs import timed
 from ranking_jobs.precompute.candidates import (
@@ -53,10 +54,15 @@ def with_pair_features(rows: pd.DataFrame, cands: Candidates) -> pd.DataFrame:
     call it, so the ranker sees the same values in both."""
     src = cands.inputs
     if src.recent is None or src.covisitation is None:
-        return rows.assign(covis_score=np.float32(0.0))
-    reach = covisitation_reach(src.recent, src.covisitation)
-    merged = rows[["user_id", "item_id"]].merge(reach, on=["user_id", "item_id"], how="left")
-    return rows.assign(covis_score=merged["covis"].fillna(0.0).to_numpy(np.float32))
+        rows = rows.assign(covis_score=np.float32(0.0))
+    else:
+        reach = covisitation_reach(src.recent, src.covisitation)
+        merged = rows[["user_id", "item_id"]].merge(reach, on=["user_id", "item_id"], how="left")
+        rows = rows.assign(covis_score=merged["covis"].fillna(0.0).to_numpy(np.float32))
+    if src.collaborative is None:
+        return rows.assign(knn_score=np.float32(0.0), als_score=np.float32(np.nan))
+    pairs = src.collaborative.pair_scores(rows["user_id"].to_numpy(), rows["item_id"].to_numpy())
+    return rows.assign(**pairs)
 
 
 def candidates_at(settings: Settings, users: np.ndarray, snapshot: dt.date) -> Candidates:
@@ -69,11 +75,12 @@ def candidate_inputs(settings: Settings, snapshot: dt.date) -> CandidateInputs:
     """What the sources draw from at snapshot ``snapshot``: bought items excluded when
     ``exclude_purchased``, else the user's past items offered as a source of their own."""
     items = item_table(settings, snapshot)
+    engaged = interactions_until(settings, snapshot)
     if settings.exclude_purchased:
         excluded, history = purchases_until(settings, snapshot), None
     else:
         excluded = pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
-        history = interactions_until(settings, snapshot)
+        history = engaged
     dims = ("category", "brand", "size") if settings.candidate_size_first else ("category", "brand")
     return CandidateInputs(
         items=items,
@@ -82,6 +89,9 @@ def candidate_inputs(settings: Settings, snapshot: dt.date) -> CandidateInputs:
         recent=interactions_until(settings, snapshot, RECENT_DAYS),
         covisitation=covisitation_table(settings, snapshot),
         history=history,
+        collaborative=Collaborative(
+            engaged, items.loc[items["is_available"] == 1, "item_id"], settings.seed
+        ),
     )
 
 
