@@ -32,7 +32,7 @@ WINDOW_CHOICES = (1, 2, 3, 7, 14, 28)  # label window lengths, in days
 ACTIVE_CHOICES = (30, 60, 90, 180, 365)  # how long a user counts as active, in days
 REPEAT_SHARE = 0.05  # share of purchases that re-buy an item: above it, repurchases matter
 RETURN_COVERAGE = 0.95  # share of returning users whose absence active_days must cover
-MIN_TRAIN_WINDOWS = 2  # training windows a label window length must leave room for
+MIN_TRAIN_WINDOWS = 4  # training windows a label window length must leave room for
 REPURCHASE_LOOKBACK_DAYS = 365  # how long user-item history is remembered where users rebuy
 
 

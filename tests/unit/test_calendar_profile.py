@@ -67,8 +67,8 @@ def test_the_label_window_is_the_shortest_that_holds_enough_engaged_users():
 
 
 def test_a_short_history_takes_the_longest_window_that_leaves_room_to_train():
-    # 3 + 7 * 4 = 31 <= 40 < 3 + 14 * 4: 14 days would leave no room for two train windows
-    derived = profile.derive(Settings(), _profile(history_days=40))
+    # 3 + 7 * 6 = 45 <= 50 < 3 + 14 * 6: 14 days would leave no room for four train windows
+    derived = profile.derive(Settings(), _profile(history_days=50))
     assert derived["label_window_days"]["value"] == 7
     assert "420" in derived["label_window_days"]["why"]
 
