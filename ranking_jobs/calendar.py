@@ -23,7 +23,7 @@ from ranking_jobs.context import RunContext
 from ranking_jobs.settings import Settings
 
 DAY = dt.timedelta(days=1)
-SPLITS = ("train", "valid", "test")  # oldest window first
+SPLITS = ("train", "valid", "test")  # in calendar order, oldest first
 
 
 class HistoryTooShortError(ValueError):
@@ -96,22 +96,27 @@ def night_calendar(
     first_day: dt.date | None,
     without_events: frozenset[dt.date] = frozenset(),
 ) -> Calendar:
-    """Up to ``train_days`` training windows of ``label_window_days`` days, fewer when
-    the lake's history (from ``first_day``) is shorter; each window's snapshot keeps
-    ``min_history_days`` days of events before it. A window before the hold-out whose
-    days are all ``without_events`` is skipped; the hold-out always ends with ``ds``."""
+    """The hold-out, then up to ``valid_windows`` validation and ``train_days`` training
+    windows of ``label_window_days`` days, fewer when the lake's history (from
+    ``first_day``) is shorter; each window's snapshot keeps ``min_history_days`` days of
+    events before it. Validation takes at most a third of the windows before the
+    hold-out. A window before the hold-out whose days are all ``without_events`` is
+    skipped; the hold-out always ends with ``ds``."""
     width = settings.label_window_days
     earliest = None if first_day is None else first_day + (settings.min_history_days - 1) * DAY
-    windows: list[Window] = []
+    spans: list[tuple[dt.date, ...]] = []
     end = ds
-    while len(windows) < settings.train_days + 2:
+    while len(spans) < settings.train_days + settings.valid_windows + 1:
         days = tuple(end - (width - 1 - j) * DAY for j in range(width))
         if earliest is not None and days[0] - DAY < earliest:
             break
         end = days[0] - DAY
-        if windows and without_events.issuperset(days):
+        if spans and without_events.issuperset(days):
             continue
-        windows.append(Window(SPLITS[max(2 - len(windows), 0)], days))
+        spans.append(days)
+    valid = min(settings.valid_windows, max(1, (len(spans) - 1) // 3))
+    splits = ["test", *["valid"] * valid, *["train"] * (len(spans) - 1 - valid)]
+    windows = [Window(split, days) for split, days in zip(splits, spans, strict=True)]
     if len(windows) < 3:
         have = "no events" if first_day is None else f"events from {first_day} to {ds}"
         raise HistoryTooShortError(

@@ -32,6 +32,7 @@ WINDOW_CHOICES = (1, 2, 3, 7, 14, 28)  # label window lengths, in days
 ACTIVE_CHOICES = (30, 60, 90, 180, 365)  # how long a user counts as active, in days
 REPEAT_SHARE = 0.05  # share of purchases that re-buy an item: above it, repurchases matter
 RETURN_COVERAGE = 0.95  # share of returning users whose absence active_days must cover
+MAX_VALID_WINDOWS = 4  # validation windows early stopping may take from training
 MIN_TRAIN_WINDOWS = 4  # training windows a label window length must leave room for
 REPURCHASE_LOOKBACK_DAYS = 365  # how long user-item history is remembered where users rebuy
 
@@ -141,6 +142,13 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
         width = WINDOW_CHOICES[0]
         why = f"{span} days of history leave room for no longer window"
     out: dict[str, dict[str, Any]] = {"label_window_days": {"value": width, "why": why}}
+    per_window = max(counts[width], 1)
+    valid = min(-(-target // per_window), MAX_VALID_WINDOWS)
+    out["valid_windows"] = {
+        "value": valid,
+        "why": f"{valid} window(s) of about {counts[width]:,} engaged users for early stopping "
+        f"(aiming at {target}, at most {MAX_VALID_WINDOWS})",
+    }
     share = profile["repeat_purchase_share"]
     rebuy = share >= REPEAT_SHARE
     out["exclude_purchased"] = {

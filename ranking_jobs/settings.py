@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         "from the data profile unless set (the shortest window holding "
         "min_holdout_queries engaged users).",
     )
+    valid_windows: int = Field(
+        1,
+        ge=1,
+        description="Label windows before the hold-out that early stopping watches; derived "
+        "from the data profile unless set (enough for min_holdout_queries queries, at most "
+        "a third of the windows).",
+    )
     min_holdout_queries: int = Field(
         500,
         ge=1,

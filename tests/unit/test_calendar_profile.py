@@ -42,6 +42,16 @@ def test_windows_never_start_before_the_lakes_history():
     assert cal.describe()["history_days_used"] == (DS - cal.windows[0].snapshot).days + 1
 
 
+@pytest.mark.parametrize(("history", "valid"), [(60, 3), (12, 2), (8, 1)])
+def test_validation_takes_the_windows_it_asks_for_but_never_more_than_a_third(history, valid):
+    settings = Settings(label_window_days=1, train_days=8, valid_windows=3, min_history_days=3)
+    cal = night_calendar(settings, DS, DS - dt.timedelta(days=history - 1))
+    splits = [w.split for w in cal.windows]
+    assert splits[-1] == "test" and splits.count("valid") == valid
+    assert splits == sorted(splits, key=["train", "valid", "test"].index)  # valid after train
+    assert splits.count("train") == min(8, len(splits) - 1 - valid) >= 2 * valid
+
+
 def test_a_history_too_short_for_three_windows_is_refused_by_name():
     settings = Settings(label_window_days=7)
     with pytest.raises(HistoryTooShortError, match="7-day label windows needs 24 days"):
@@ -64,6 +74,14 @@ def test_the_label_window_is_the_shortest_that_holds_enough_engaged_users():
     assert derived["exclude_purchased"]["value"] is True
     assert "user_item_lookback_days" not in derived
     assert derived["active_days"]["value"] == 60  # covers the 95% quantile, 41 days
+    assert derived["valid_windows"]["value"] == 1  # 700 engaged users in one window
+
+
+def test_few_engaged_users_per_window_spread_validation_over_several():
+    few = {"1": 60, "2": 100, "3": 130, "7": 190, "14": 250, "28": 260}
+    derived = profile.derive(Settings(), _profile(history_days=14, engaged_users_in_window=few))
+    assert derived["label_window_days"]["value"] == 1
+    assert derived["valid_windows"]["value"] == profile.MAX_VALID_WINDOWS  # 500 / 60 > 4
 
 
 def test_a_short_history_takes_the_longest_window_that_leaves_room_to_train():
