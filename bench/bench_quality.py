@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+SHARED = Path(os.environ.get("RANKING_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 DEFAULT_UCI = SHARED / "uci-online-retail" / "online_retail.parquet"
 DEFAULT_MOVIELENS = Path(os.environ.get("BENCH_MOVIELENS_100K", SHARED / "ml-100k"))
 MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
@@ -234,6 +234,13 @@ def score(lake: Lake, cut: dt.date, days: list[dt.date], truth_day: dt.date | No
     metric = f"ndcg@{K}"
     best = got.best([m for m in got.per_user if m not in makers], metric)
     print_table(got.summary(best, metric, settings.seed), best, truth_day is not None)
+    mine = got.personal  # the others get the same fallback list from every method
+    if mine.any():
+        pub, ref = (float(got.per_user[m][metric][mine].mean()) for m in (PUBLISHED, best))
+        print(
+            f"users with a personal list only ({mine.sum():,}): published {pub:.4f} vs "
+            f"{best} {ref:.4f} = {pub / ref:.3f}x"
+        )
     print(
         f"scored users (engaged {days[0]}..{days[-1]}): {len(got.users):,}, "
         f"{got.personal.mean():.1%} with a personal list; "
@@ -292,8 +299,10 @@ def print_night(lake: Lake, cut: dt.date) -> None:
 def run(name: str, args: argparse.Namespace) -> None:
     """One dataset from a fresh lake to its printed table; a failed night is reported."""
     lake = Lake(name, args.root / name)
-    shutil.rmtree(lake.root, ignore_errors=True)
-    lake.root.mkdir(parents=True)
+    fresh = not args.score_only
+    if fresh:
+        shutil.rmtree(lake.root, ignore_errors=True)
+        lake.root.mkdir(parents=True)
     print(f"\n=== {name} under {lake.root} ===", flush=True)
     truth_day = later = None
     wall: dict[str, float] = {}
@@ -304,9 +313,10 @@ def run(name: str, args: argparse.Namespace) -> None:
         truth_day = cut + dt.timedelta(days=GENERATED_FUTURE_DAYS)
         history = get_preset(name).recommended_history_days + GENERATED_FUTURE_DAYS
         print(f"generate {history} days through {truth_day}; the night runs at {cut}")
-        wall["generate"] = ranking_jobs(
-            lake, ["generate", "--ds", str(truth_day)], {"RANKING_HISTORY_DAYS": str(history)}
-        )
+        if fresh:
+            wall["generate"] = ranking_jobs(
+                lake, ["generate", "--ds", str(truth_day)], {"RANKING_HISTORY_DAYS": str(history)}
+            )
         days = future_days(cut, GENERATED_FUTURE_DAYS)
     else:
         if name == "uci":
@@ -331,15 +341,17 @@ def run(name: str, args: argparse.Namespace) -> None:
         cut = end - dt.timedelta(days=LOG_FUTURE_DAYS)
         days = future_days(cut, LOG_FUTURE_DAYS)
         print(f"import through {cut}; the night runs at {cut}; {days[0]}..{end} imported after it")
-        wall["import"] = ranking_jobs(lake, ["import", *source, "--end", str(cut)])
         later = ["import", *source, "--start", str(days[0]), "--end", str(end)]
-    try:
-        wall["night"] = ranking_jobs(lake, ["night", "--ds", str(cut)])
-    except NightFailedError as exc:
-        print(f"NIGHT FAILED with the default settings: {exc}")
-        return
-    if later:
-        wall["import future"] = ranking_jobs(lake, later)
+        if fresh:
+            wall["import"] = ranking_jobs(lake, ["import", *source, "--end", str(cut)])
+    if fresh:
+        try:
+            wall["night"] = ranking_jobs(lake, ["night", "--ds", str(cut)])
+        except NightFailedError as exc:
+            print(f"NIGHT FAILED with the default settings: {exc}")
+            return
+        if later:
+            wall["import future"] = ranking_jobs(lake, later)
     print_night(lake, cut)
     started = time.perf_counter()
     score(lake, cut, days, truth_day)
@@ -363,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["weight", "purchases"],
         default="weight",
         help="a rating as the import's numeric weight, or as one purchase",
+    )
+    parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="score the lists an earlier run of the bench published under --root",
     )
     args = parser.parse_args(argv)
     for key in [k for k in os.environ if k.startswith("RANKING_")]:
