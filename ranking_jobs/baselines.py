@@ -129,6 +129,22 @@ def lists(name: str, users: np.ndarray, src: BaselineInputs, settings: Settings)
     return rules.final_lists(scored, src.items, src.ranked, excluded, settings)
 
 
+NON_PERSONAL = ("popularity", "recent_popularity")  # the same list for every user
+ANYONE = -1  # the user of a non-personal list: sells nothing, has bought nothing
+
+
+def fallback(name: str, src: BaselineInputs, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """item_ids and scores of the non-personal list ``name`` (``NON_PERSONAL``) of
+    ``fallback_size`` items: what users without a personal list receive."""
+    if name not in NON_PERSONAL:
+        raise ValueError(f"{name} is a personal baseline; a fallback is one of {NON_PERSONAL}")
+    sized = settings.model_copy(update={"top_n": settings.fallback_size})
+    made = lists(name, np.array([ANYONE]), src, sized)
+    if made.empty:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    return made["item_ids"].iloc[0], made["scores"].iloc[0]
+
+
 # --- the baselines --------------------------------------------------------------
 
 

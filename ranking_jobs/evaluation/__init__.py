@@ -290,6 +290,7 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         "metrics": compared.summary(best, metric, settings.seed),
         "baselines": names,
         "best_baseline": best,
+        "fallback": compared.fallback,
         "gain_vs": {
             m: list(bootstrap_diff_ci(per_user["model"], v, seed=settings.seed))
             for m, v in per_user.items()

@@ -25,7 +25,6 @@ from ranking_jobs import contracts as C
 from ranking_jobs.evaluation.metrics import bootstrap_diff_ci, list_metrics
 from ranking_jobs.logs import timed
 from ranking_jobs.precompute import inputs
-from ranking_jobs.precompute.candidates import rank_available
 from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +41,7 @@ class Comparison:
     users: np.ndarray  # the scored users, sorted
     personal: np.ndarray  # whether each user was active at the snapshot (had a personal list)
     per_user: Mapping[str, Mapping[str, np.ndarray]]  # method -> metric -> value per user
+    fallback: str  # the non-personal baseline the users without a personal list received
 
     def mean(self, method: str, metric: str) -> float:
         return float(self.per_user[method][metric].mean())
@@ -92,13 +92,6 @@ def sample_users(users: np.ndarray, most: int, seed: int) -> np.ndarray:
     return users
 
 
-def fallback_list(items: pd.DataFrame, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The list a user without a personal one receives: available items by recent
-    popularity (what ``precompute`` writes to ``popular/``)."""
-    top = rank_available(items).head(size)
-    return top["item_id"].to_numpy(np.int64), top["popularity"].to_numpy(np.float32)
-
-
 def with_fallback(lists: pd.DataFrame, users: np.ndarray, fallback: np.ndarray) -> pd.DataFrame:
     """``lists`` for ``users``, the fallback list for every user it lacks."""
     have = lists.loc[lists["user_id"].isin(users), ["user_id", "item_ids"]]
@@ -126,7 +119,9 @@ def compare(
     active = inputs.active_users(settings, snapshot)
     personal = np.isin(users, active)
     src = src or baselines.load_inputs(settings, snapshot)
-    fallback, _ = fallback_list(src.items, settings.fallback_size)
+    chosen, fallback = best_fallback(
+        settings, src, truth, users[~personal] if (~personal).any() else users
+    )
     everyone: dict[str, ListMaker] = {
         **{name: _baseline(name, src, settings) for name in baselines.names(src)},
         **makers,
@@ -147,7 +142,23 @@ def compare(
         days[-1],
         f"{personal.sum():,}",
     )
-    return Comparison(users, personal, per_user)
+    return Comparison(users, personal, per_user, chosen)
+
+
+def best_fallback(
+    settings: Settings, src: baselines.BaselineInputs, truth: pd.DataFrame, users: np.ndarray
+) -> tuple[str, np.ndarray]:
+    """The non-personal list that serves ``users`` (those without a personal one) best,
+    by NDCG@eval_k on their engagements: the list the night then publishes for them."""
+    made = {name: baselines.fallback(name, src, settings)[0] for name in baselines.NON_PERSONAL}
+    metric = f"ndcg@{settings.eval_k}"
+
+    def score(items: np.ndarray) -> float:
+        same = pd.DataFrame({"user_id": users, "item_ids": [items] * len(users)})
+        return float(list_metrics(same, truth, users, settings.eval_k)[metric].mean())
+
+    name = max(made, key=lambda n: score(made[n]))
+    return name, made[name]
 
 
 def _baseline(name: str, src: baselines.BaselineInputs, settings: Settings) -> ListMaker:

@@ -5,7 +5,8 @@ Spark makes the lists one shard of users per task (``scoring``): candidates from
 snapshot ``ds``, features from Feast at the end of ``ds`` through the same assembly
 function as training, the champion's scores, then the business rules (``rules``).
 The lists go to ``recommendations/dt=ds`` with the model version and run id on every
-row, and the popular fallback list to ``popular/dt=ds``.
+row, and the fallback list (the best non-personal baseline of the night's evaluation)
+to ``popular/dt=ds``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ranking_jobs import baselines, lake
 from ranking_jobs import contracts as C
-from ranking_jobs import lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.logs import timed
 from ranking_jobs.precompute import inputs
-from ranking_jobs.precompute.candidates import rank_available
 from ranking_jobs.precompute.scoring import LISTS_SCHEMA
+from ranking_jobs.stages import read_summary
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,6 @@ FALLBACK_SEGMENT = "global"
 def baseline_lists(ctx: RunContext, users: np.ndarray) -> tuple[str, pa.Table]:
     """The lists of the best baseline of the night's evaluation (recent popularity when
     none ran), labelled ``baseline:<name>``."""
-    from ranking_jobs import baselines
-    from ranking_jobs.stages import read_summary
-
     evaluation = read_summary(ctx, "evaluate_model") or {}
     name = evaluation.get("best_baseline") or "recent_popularity"
     src = baselines.load_inputs(ctx.settings, ctx.ds)
@@ -86,15 +84,13 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
         row_group_rows=C.LISTS_ROW_GROUP_ROWS,
     )
 
-    top = rank_available(items).head(settings.fallback_size)
-    fallback = pd.DataFrame(
-        {
-            "user_id": [0],
-            "item_ids": [top["item_id"].to_numpy(np.int64)],
-            "scores": [top["popularity"].to_numpy(np.float32)],
-        }
+    evaluation = read_summary(ctx, "evaluate_model") or {}
+    chosen = evaluation.get("fallback") or "recent_popularity"
+    items_ids, scores = baselines.fallback(
+        chosen, baselines.load_inputs(settings, ctx.ds), settings
     )
-    fallback_table = _list_table(fallback, "popularity", ctx).drop(["user_id"])
+    fallback = pd.DataFrame({"user_id": [0], "item_ids": [items_ids], "scores": [scores]})
+    fallback_table = _list_table(fallback, chosen, ctx).drop(["user_id"])
     fallback_table = fallback_table.append_column(
         "segment", pa.array([FALLBACK_SEGMENT], pa.string())
     )
