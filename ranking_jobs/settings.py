@@ -156,22 +156,20 @@ class Settings(BaseSettings):
         "candidates_per_user (JSON); past_items applies only when exclude_purchased is off.",
     )
     num_boost_round: int = Field(300, ge=1, description="Maximum XGBoost boosting rounds.")
-    early_stopping_rounds: int = Field(25, ge=1, description="Early stopping patience.")
-    max_depth: int = Field(6, ge=1, description="XGBoost tree depth.")
-    learning_rate: float = Field(0.1, gt=0, description="XGBoost eta.")
+    early_stopping_rounds: int = Field(40, ge=1, description="Early stopping patience.")
+    max_depth: int = Field(4, ge=1, description="XGBoost tree depth.")
+    learning_rate: float = Field(0.05, gt=0, description="XGBoost eta.")
     min_child_weight: float = Field(
-        1.0, ge=0, description="XGBoost min_child_weight: least hessian sum in a leaf."
+        50.0, ge=0, description="XGBoost min_child_weight: least hessian sum in a leaf."
     )
     colsample_bytree: float = Field(
-        1.0, gt=0, le=1, description="XGBoost colsample_bytree: share of features per tree."
+        0.6, gt=0, le=1, description="XGBoost colsample_bytree: share of features per tree."
     )
     nthread: int = Field(2, ge=1, description="XGBoost threads.")
     categorical_features: bool = Field(
-        True,
+        False,
         description="Also give the model the item's category, brand, size and style as "
-        "XGBoost native categorical features (on `small`: hold-out NDCG@10 0.144 -> 0.226 on "
-        "all candidates, 0.164 -> 0.243 on the shown items; training 68 s -> 347 s). Trained "
-        "on the shown items with the size and profile features, they hurt: 0.414 -> 0.398.",
+        "XGBoost native categorical features.",
     )
     train_rows: Literal["candidates", "shown"] = Field(
         "candidates",
@@ -180,7 +178,7 @@ class Settings(BaseSettings):
         "on `small` data, refused by the gate on `tiny`).",
     )
     position_debias: bool = Field(
-        True,
+        False,
         description="Unbiased LambdaMART (lambdarank_unbiased) on the logged display order.",
     )
     search_trials: int = Field(

@@ -36,7 +36,10 @@ def _frame(seed: int, queries: int, split: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    return Settings(num_boost_round=40, early_stopping_rounds=10, nthread=1)
+    # native categories on: the tests below also cover their vocabulary and SHAP columns
+    return Settings(
+        num_boost_round=40, early_stopping_rounds=10, nthread=1, categorical_features=True
+    )
 
 
 def test_ranker_learns_the_signal_and_beats_random(settings):
