@@ -46,6 +46,7 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     evaluation = read_summary(ctx, "evaluate_model") or {}
     trained = read_summary(ctx, "train_model") or {}
+    training = read_summary(ctx, "build_training_set") or {}
     precomputed = read_summary(ctx, "precompute_lists") or {}
     published = read_summary(ctx, "publish_lists") or {}
     metric = f"ndcg@{settings.eval_k}"
@@ -93,7 +94,10 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         model_version=precomputed.get("model_version") or trained.get("model"),
         promoted=evaluation.get("promoted"),
         gate_reasons=evaluation.get("reasons", []),
-        profile=profiled.get("profile"),
+        profile={
+            **profiled.get("profile", {}),
+            **{f"used: {k}": v for k, v in (training.get("calendar") or {}).items()},
+        },
         chosen_settings=profiled.get("settings"),
         warnings=warnings,
         metrics=metrics,
