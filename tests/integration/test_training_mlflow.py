@@ -26,7 +26,13 @@ DS = dt.date(2026, 1, 31)
 
 @pytest.fixture
 def trained(tmp_path) -> tuple[Settings, dict, pd.DataFrame]:
-    settings = make_settings(tmp_path, num_boost_round=20, early_stopping_rounds=5, nthread=1)
+    settings = make_settings(
+        tmp_path,
+        num_boost_round=20,
+        early_stopping_rounds=5,
+        nthread=1,
+        categorical_features=True,  # their vocabulary travels in the run's artifacts
+    )
     frames = [_frame(1, 40, "train"), _frame(2, 20, "valid"), _frame(3, 20, "test")]
     lake.write_partition(settings, C.TRAINING, DS, pa.Table.from_pandas(pd.concat(frames)))
     summary = train_model(RunContext.create(DS, settings))
@@ -48,7 +54,12 @@ def test_run_records_params_metrics_schema_fingerprint_and_versions(trained) -> 
     metrics = run.data.metrics
     assert metrics["valid_ndcg_at_10"] == pytest.approx(summary["valid_ndcg@10"])
     assert metrics["best_iteration"] == summary["rounds"]
-    assert metrics["train_rows"] == 40 * 12 and metrics["valid_rows"] == 20 * 12
+    # the model learns from the queries with an engaged item (12 rows each)
+    engaged = table[table["label"] >= C.LABEL_GRADES["click"]]
+    queries = engaged.groupby("split")["user_id"].nunique()
+    assert 0 < queries["train"] < 40 and 0 < queries["valid"] <= 20
+    assert metrics["train_rows"] == queries["train"] * 12
+    assert metrics["valid_rows"] == queries["valid"] * 12
 
     tags = run.data.tags
     assert tags["training_fingerprint"] == model.fingerprint(table)
