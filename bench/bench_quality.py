@@ -153,8 +153,9 @@ def ranking_jobs(lake: Lake, args: list[str], extra: dict[str, str] | None = Non
         text = log.read_text()
         tail = "\n".join(text.splitlines()[-25:])
         ranking = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith("RANKING_"))
+        how = f"was killed by signal {-code}" if code < 0 else f"exited {code}"
         raise NightFailedError(
-            f"`ranking-jobs {' '.join(args)}` exited {code} after {wall:.0f}s in stage "
+            f"`ranking-jobs {' '.join(args)}` {how} after {wall:.0f}s in stage "
             f"{failed_stage(text) or '?'}\nreproduce: {ranking} {exe} {' '.join(args)}\n"
             f"log: {log}\n--- last lines ---\n{tail}"
         )
