@@ -247,16 +247,19 @@ def _warnings(data: ReportData) -> str:
     return "<ul>" + "".join(f"<li>{_esc(w)}</li>" for w in data.warnings) + "</ul>"
 
 
+def _noted_table(note: str, metrics: Mapping[str, Mapping[str, Any]] | None) -> str:
+    body = _metrics_table(metrics)
+    return body if _is_empty(metrics) else f"<p class='note'>{note}</p>{body}"
+
+
 def _metrics(data: ReportData) -> str:
-    note = (
-        "<p class='note'>Each method's final lists (after candidates and business rules; "
-        "the fallback list for users without a personal one) for the users who engaged in "
-        "the hold-out window, scored on those engagements over everything they could have "
-        "been shown. The gain columns compare with the best baseline (paired bootstrap, "
-        "95% CI).</p>"
+    return _noted_table(
+        "Each method's final lists (after candidates and business rules; the fallback list "
+        "for users without a personal one) for the users who engaged in the hold-out "
+        "window, scored on those engagements over everything they could have been shown. "
+        "The gain columns compare with the best baseline (paired bootstrap, 95% CI).",
+        data.metrics,
     )
-    body = _metrics_table(data.metrics)
-    return body if _is_empty(data.metrics) else note + body
 
 
 def _metrics_rows(data: ReportData) -> str:
@@ -264,13 +267,12 @@ def _metrics_rows(data: ReportData) -> str:
 
 
 def _metrics_shown_only(data: ReportData) -> str:
-    note = (
-        "<p class='note'>Only shown items can be engaged in logged data, so on all "
-        "candidates a ranker is also scored on guessing what the logging policy showed. "
-        "Re-ranking the shown items alone takes exposure out.</p>"
+    return _noted_table(
+        "Only shown items can be engaged in logged data, so on all candidates a ranker is "
+        "also scored on guessing what the logging policy showed. Re-ranking the shown items "
+        "alone takes exposure out.",
+        data.metrics_shown_only,
     )
-    body = _metrics_table(data.metrics_shown_only)
-    return body if _is_empty(data.metrics_shown_only) else note + body
 
 
 def _gains(data: ReportData) -> str:
