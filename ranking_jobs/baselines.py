@@ -28,11 +28,11 @@ from ranking_jobs.collaborative import Collaborative
 from ranking_jobs.precompute import inputs, rules
 from ranking_jobs.precompute.candidates import (
     TOP_VALUES,
-    _clean,
-    _favourites,
-    _pairs,
     covisitation_reach,
+    favourite_values,
+    pair_index,
     rank_available,
+    without_blocked,
 )
 from ranking_jobs.settings import Settings
 
@@ -70,8 +70,8 @@ class BaselineInputs:
 
     @cached_property
     def blocked(self) -> pd.MultiIndex:
-        """Excluded (user, item) pairs, unique, for ``candidates._clean``."""
-        return _pairs(self.excluded).unique()
+        """Excluded (user, item) pairs, unique, for ``candidates.without_blocked``."""
+        return pair_index(self.excluded).unique()
 
     def collaborative(self, seed: int) -> Collaborative:
         """item-kNN and ALS over the history, fitted once per seed for these inputs."""
@@ -189,7 +189,9 @@ def _category_popular(users: np.ndarray, src: BaselineInputs, n: int, seed: int)
     recent popularity."""
     if src.affinity.empty:
         return _empty()
-    favourite = _favourites(src.affinity, pd.DataFrame({"user_id": users}), "category", TOP_VALUES)
+    favourite = favourite_values(
+        src.affinity, pd.DataFrame({"user_id": users}), "category", TOP_VALUES
+    )
     # users with the same favourites share a list: rank each distinct set once
     code, values = pd.factorize(favourite["category"])
     user, at = np.unique(favourite["user_id"].to_numpy(np.int64), return_inverse=True)
@@ -281,7 +283,7 @@ def _finish(rows: pd.DataFrame, src: BaselineInputs, n: int) -> pd.DataFrame:
     seller = src.ranked.set_index("item_id")["seller_id"]
     found = seller.reindex(rows["item_id"].to_numpy())
     rows = rows[["user_id", "item_id", "score"]].assign(seller_id=found.to_numpy())
-    rows = _clean(rows[found.notna().to_numpy()], src.blocked)
+    rows = without_blocked(rows[found.notna().to_numpy()], src.blocked)
     ranked = rules.top_n(rows[["user_id", "item_id", "score"]], n)
     return ranked.astype({"user_id": np.int64, "item_id": np.int64, "score": np.float64})
 

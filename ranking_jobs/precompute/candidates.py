@@ -116,16 +116,18 @@ def generate_candidates(
     quota = {s: int(per_user * shares.get(s, 0.0)) for s in SOURCES[:-1]}
     quota[SOURCES[-1]] = per_user
     favourites = {
-        d: _favourites(inputs.affinity[d], users_df, d, TOP_SIZES if d == "size" else TOP_VALUES)
+        d: favourite_values(
+            inputs.affinity[d], users_df, d, TOP_SIZES if d == "size" else TOP_VALUES
+        )
         for d in ("category", "brand", "size")
         if d in inputs.affinity and d in ranked.columns
     }
     proposals: list[pd.DataFrame] = []
-    excluded = _pairs(inputs.excluded).unique()
+    excluded = pair_index(inputs.excluded).unique()
 
     def offer(name: str, frame: pd.DataFrame | None) -> None:
         if frame is not None and quota[name] > 0:
-            frame = _clean(frame, excluded).drop_duplicates(["user_id", "item_id"])
+            frame = without_blocked(frame, excluded).drop_duplicates(["user_id", "item_id"])
             frame = frame.groupby("user_id", sort=False).head(quota[name])
             proposals.append(frame[["user_id", "item_id"]].assign(bit=SOURCE_BIT[name]))
 
@@ -204,7 +206,9 @@ def _everyone(users_df: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _favourites(affinity: pd.DataFrame, users_df: pd.DataFrame, dim: str, top: int) -> pd.DataFrame:
+def favourite_values(
+    affinity: pd.DataFrame, users_df: pd.DataFrame, dim: str, top: int
+) -> pd.DataFrame:
     """The user's ``top`` values of ``dim`` by affinity (ties by value)."""
     return (
         affinity.merge(users_df, on="user_id")
@@ -274,14 +278,14 @@ def _past_items(
     )
 
 
-def _pairs(frame: pd.DataFrame) -> pd.MultiIndex:
+def pair_index(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([frame["user_id"].to_numpy(), frame["item_id"].to_numpy()])
 
 
-def _clean(cands: pd.DataFrame, excluded: pd.MultiIndex) -> pd.DataFrame:
+def without_blocked(cands: pd.DataFrame, excluded: pd.MultiIndex) -> pd.DataFrame:
     """``cands`` without the user's own listings and the ``excluded`` (unique) pairs; a
     lookup, not an anti-join merge per source (a third of the candidates' time)."""
     keep = cands["seller_id"].to_numpy() != cands["user_id"].to_numpy()
     if len(excluded):
-        keep &= excluded.get_indexer(_pairs(cands)) < 0
+        keep &= excluded.get_indexer(pair_index(cands)) < 0
     return cands[keep]
