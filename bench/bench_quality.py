@@ -242,6 +242,11 @@ def score(lake: Lake, cut: dt.date, days: list[dt.date], truth_day: dt.date | No
             f"users with a personal list only ({mine.sum():,}): published {pub:.4f} vs "
             f"{best} {ref:.4f} = {pub / ref:.3f}x"
         )
+    popular = read_partition(settings, C.POPULAR, cut, ["model_version"])["model_version"]
+    print(
+        f"users without a personal list: every method gets compare's {got.fallback} list "
+        f"(picked on the scored days); the night published {popular[0]} for them"
+    )
     print(
         f"scored users (engaged {days[0]}..{days[-1]}): {len(got.users):,}, "
         f"{got.personal.mean():.1%} with a personal list; "
