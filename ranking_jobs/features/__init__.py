@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from typing import Any
 
 from ranking_jobs import contracts as C
@@ -79,43 +80,125 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
     return {"snapshots": [d.isoformat() for d in todo], "feast_objects": applied, "rows": written}
 
 
-def _write_snapshots(spark: Any, ctx: RunContext, days: list[dt.date]) -> dict[str, int]:
-    """All requested snapshots in one Spark pass per table; rows written per table."""
+# Rows one batch of snapshots may replicate when no ``feature_batch_rows`` setting
+# says otherwise: each snapshot in a pass holds its own copy of its window's events,
+# item rows and session pairs, so this is what bounds a backfill's memory.
+DEFAULT_BATCH_ROWS = 20_000_000
+
+
+def _write_snapshots(
+    spark: Any, ctx: RunContext, days: list[dt.date], batch_rows: int | None = None
+) -> dict[str, int]:
+    """Write the snapshots batch by batch, one Spark pass per table and batch; rows
+    written per table.
+
+    One pass over every snapshot replicates each event into every snapshot whose
+    window holds it, so a long backfill in one pass ran out of heap. A batch holds
+    consecutive snapshots whose replicated rows (``snapshot_rows``) stay within
+    ``batch_rows`` (default: the ``feature_batch_rows`` setting); a single snapshot
+    needs no estimate.
+    """
+    settings = ctx.settings
+    budget = batch_rows or getattr(settings, "feature_batch_rows", DEFAULT_BATCH_ROWS)
+    days = sorted(days)
+    batches = (
+        [days] if len(days) == 1 else plan_batches(snapshot_rows(spark, settings, days), budget)
+    )
+    written: Counter[str] = Counter()
+    for i, batch in enumerate(batches, 1):
+        if len(batches) > 1:
+            log.info(
+                "batch %d of %d: %d snapshots, %s..%s",
+                i,
+                len(batches),
+                len(batch),
+                batch[0],
+                batch[-1],
+            )
+        written.update(_write_batch(spark, settings, batch))
+    return dict(written)
+
+
+def plan_batches(rows: dict[dt.date, int], budget: int) -> list[list[dt.date]]:
+    """Consecutive snapshots, oldest first, grouped so each group's rows stay within
+    ``budget``; a snapshot over the budget on its own is a group of one."""
+    batches: list[list[dt.date]] = []
+    total = 0
+    for day in sorted(rows):
+        if batches and total + rows[day] <= budget:
+            batches[-1].append(day)
+            total += rows[day]
+        else:
+            batches.append([day])
+            total = rows[day]
+    return batches
+
+
+def snapshot_rows(spark: Any, settings: Settings, days: list[dt.date]) -> dict[dt.date, int]:
+    """Rows each snapshot replicates: the events, co-visitation pairs and raw/items
+    rows of its 30-day window, and the engaged events of its user-item lookback."""
+    from ranking_jobs.features import common
+
+    window, lookback = max(WINDOWS), settings.user_item_lookback_days
+    events = _read(spark, settings, C.RAW_EVENTS, _days_back(days, max(window, lookback)))
+    volumes = {r["dt"]: r.asDict() for r in common.day_volumes(events).collect()}
+    items = _read(spark, settings, C.RAW_ITEMS, _days_back(days, window))
+    for r in items.groupBy("dt").count().collect():
+        volumes.setdefault(r["dt"], {})["items"] = r["count"]
+
+    def total(day: dt.date, n: int, *names: str) -> int:
+        return sum(volumes.get(d, {}).get(k, 0) for d in lake.day_range(day, n) for k in names)
+
+    return {
+        d: total(d, window, "events", "pairs", "items") + total(d, lookback, "engaged")
+        for d in days
+    }
+
+
+def _days_back(days: list[dt.date], n: int) -> list[dt.date]:
+    """Every day in the ``n`` days ending with any of ``days``, oldest first."""
+    return sorted({d for day in days for d in lake.day_range(day, n)})
+
+
+def _read(spark: Any, settings: Settings, table: str, days: list[dt.date]) -> Any:
+    """The existing partitions of ``table`` among ``days``, with ``dt`` as a date."""
+    from pyspark.sql import functions as F
+
+    paths = [
+        lake.partition_uri(settings, table, d)
+        for d in days
+        if lake.has_partition(settings, table, d)
+    ]
+    return (
+        spark.read.option("basePath", lake.table_uri(settings, table))
+        .parquet(*paths)
+        .withColumn("dt", F.col("dt").cast("date"))
+    )
+
+
+def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[str, int]:
+    """The snapshots of ``days`` in one Spark pass per table; rows written per table."""
     from pyspark.sql import functions as F
 
     from ranking_jobs.features import affinity, common, covisitation, item, user, user_item
 
-    settings = ctx.settings
-
-    def read(table: str, wanted: list[dt.date]) -> Any:
-        paths = [
-            lake.partition_uri(settings, table, d)
-            for d in wanted
-            if lake.has_partition(settings, table, d)
-        ]
-        return (
-            spark.read.option("basePath", lake.table_uri(settings, table))
-            .parquet(*paths)
-            .withColumn("dt", F.col("dt").cast("date"))
-        )
-
-    span = (max(days) - min(days)).days
-    window = lake.day_range(max(days), max(WINDOWS) + span)
+    window = _days_back(days, max(WINDOWS))
     snapshots = common.snapshot_frame(spark, days)
     # Only the columns the transforms read are cached: caching every event column
     # made item_stats' pass 95 s instead of 53 s at `medium`.
-    used = read(C.RAW_EVENTS, window).select(*common.EVENT_COLUMNS)
+    used = _read(spark, settings, C.RAW_EVENTS, window).select(*common.EVENT_COLUMNS)
     events = common.with_snapshots(used, snapshots).cache()
-    items_seen = common.latest_items(read(C.RAW_ITEMS, window), snapshots).cache()
+    items_seen = common.latest_items(_read(spark, settings, C.RAW_ITEMS, window), snapshots)
+    items_seen = items_seen.cache()
     # User-item history looks back further than the windows (a repurchase can be
     # months apart); only engagements are read for it, never the impressions.
     lookback = settings.user_item_lookback_days
-    history = lake.day_range(max(days), lookback + span)
-    engaged = read(C.RAW_EVENTS, history).select(*common.EVENT_COLUMNS)
+    history = _days_back(days, lookback)
+    engaged = _read(spark, settings, C.RAW_EVENTS, history).select(*common.EVENT_COLUMNS)
     engaged = engaged.where(F.col("event_type") != "impression")
     pair_events = common.with_snapshots(engaged, snapshots, lookback)
-    item_snapshots = read(C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
-    user_snapshots = read(C.RAW_USERS, days).join(F.broadcast(snapshots), "dt")
+    item_snapshots = _read(spark, settings, C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
+    user_snapshots = _read(spark, settings, C.RAW_USERS, days).join(F.broadcast(snapshots), "dt")
 
     frames = {
         C.FEATURES_ITEM: item.item_stats(

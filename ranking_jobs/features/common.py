@@ -2,10 +2,12 @@
 
 Several snapshots are computed in one pass: ``with_snapshots`` pairs every event
 with each snapshot whose 30-day window contains it, and every aggregate groups
-by the snapshot day ``dt``. A snapshot for day D only sees events strictly before
-its end instant (D+1 00:00 UTC), which is also the Feast event timestamp of its
-rows, so nothing unknown at that instant can reach a training row. Every
-function here and in the family modules is a pure DataFrame transform.
+by the snapshot day ``dt``. That pairing replicates each event once per snapshot
+that sees it, so the stage passes snapshots in batches sized by ``day_volumes``.
+A snapshot for day D only sees events strictly before its end instant (D+1 00:00
+UTC), which is also the Feast event timestamp of its rows, so nothing unknown at
+that instant can reach a training row. Every function here and in the family
+modules is a pure DataFrame transform.
 """
 
 from __future__ import annotations
@@ -70,10 +72,19 @@ def smoothed_rate(successes: Column, trials: Column, prior: Column, strength: fl
     return (successes + F.lit(strength) * prior) / (trials + F.lit(strength))
 
 
-def latest_items(items: DataFrame, snapshots: DataFrame) -> DataFrame:
-    """Per snapshot, every listing seen up to it, with its most recent attributes."""
+def latest_items(
+    items: DataFrame, snapshots: DataFrame, lookback_days: int = max(WINDOWS)
+) -> DataFrame:
+    """Per snapshot, every listing seen in its last ``lookback_days`` raw/items
+    partitions (its own included), with its most recent attributes.
+
+    Bounded like the event windows, so a snapshot is the same whichever other
+    snapshots are computed with it (a nightly run reads only those partitions).
+    """
+    item_day = F.col("item_dt")
     seen = items.withColumnRenamed("dt", "item_dt").join(
-        F.broadcast(snapshots), F.col("item_dt") <= F.col("dt")
+        F.broadcast(snapshots),
+        (item_day <= F.col("dt")) & (item_day > F.date_sub(F.col("dt"), lookback_days)),
     )
     w = Window.partitionBy("dt", "item_id").orderBy(F.col("item_dt").desc())
     return seen.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "item_dt")
@@ -88,3 +99,26 @@ def position_in(values: Sequence[str], col: str) -> Column:
 
 def interactions(snap_events: DataFrame) -> DataFrame:
     return snap_events.where(F.col("event_type") != "impression")
+
+
+def day_volumes(events: DataFrame) -> DataFrame:
+    """Per raw ``dt``: its events, its engaged (non-impression) events and the
+    co-visitation pairs of its sessions (n * (n - 1) for n distinct engaged items).
+
+    These are the rows every snapshot whose window holds the day replicates; the
+    pairs grow with the square of a basket, so a log of big baskets is dominated
+    by them.
+    """
+    engaged = F.col("event_type") != "impression"
+    counts = events.groupBy("dt").agg(
+        F.count("*").alias("events"), F.count(F.when(engaged, 1)).alias("engaged")
+    )
+    baskets = (
+        events.where(engaged)
+        .select("dt", "session_id", "item_id")
+        .distinct()
+        .groupBy("dt", "session_id")
+        .agg(F.count("*").alias("_n"))
+    )
+    pairs = baskets.groupBy("dt").agg(F.sum(F.col("_n") * (F.col("_n") - 1)).alias("pairs"))
+    return counts.join(pairs, "dt", "left").fillna(0, subset=["pairs"])

@@ -265,6 +265,25 @@ def test_latest_items_takes_most_recent_attributes(spark: Any) -> None:
     assert seen[(D, 1)]["price"] == 30.0
 
 
+def test_latest_items_sees_only_the_partitions_of_its_window(spark: Any) -> None:
+    # D's 30-day window holds the raw/items partitions D-29..D: item 1, last listed
+    # in D-30's, is gone from it; item 2, last in D-29's, is still seen
+    items = (
+        items_df(spark, [D - 30 * DAY])
+        .where("item_id = 1")
+        .unionByName(items_df(spark, [D - 29 * DAY]).where("item_id = 2"))
+        .unionByName(items_df(spark, [D]).where("item_id > 2"))
+    )
+    snapshots = common.snapshot_frame(spark, [D])
+
+    def seen(lookback_days: int) -> list[int]:
+        frame = common.latest_items(items, snapshots, lookback_days)
+        return sorted(r["item_id"] for r in frame.collect())
+
+    assert seen(30) == [2, 3, 4]
+    assert seen(31) == [1, 2, 3, 4]
+
+
 # ----------------------------------------------------------------------------- users
 
 
@@ -386,6 +405,17 @@ def test_snapshots_in_one_pass_equal_one_at_a_time(
     assert (rows[(D1, 1)]["price"], rows[(D, 1)]["price"]) == (35.0, 30.0)
     # D-1's tops median is 35 (prices 35, 10, 45)
     assert rows[(D1, 3)]["price_rel_category"] == pytest.approx(45 / 35)
+
+
+def test_plan_batches_keeps_each_batch_within_the_budget() -> None:
+    from ranking_jobs.features import plan_batches
+
+    days = [D - i * DAY for i in range(5, -1, -1)]
+    rows = dict(zip(days, [4, 3, 3, 12, 5, 5], strict=True))
+    # oldest first: 4 + 3 + 3 = 10 fits, 12 alone is over the budget, 5 + 5 fits
+    assert plan_batches(rows, 10) == [days[:3], days[3:4], days[4:]]
+    assert plan_batches(rows, 100) == [days]
+    assert plan_batches(rows, 1) == [[d] for d in days]
 
 
 def test_event_timestamp_is_end_of_snapshot_day(both_days: dict[str, Any]) -> None:
