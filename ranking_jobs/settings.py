@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     spark_master: str = Field("local[2]", description="Spark master URL.")
     spark_driver_memory: str = Field("4g", description="Spark driver memory.")
     spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions.")
+    feature_batch_rows: int = Field(
+        20_000_000,
+        ge=1,
+        description="Rows one batch of feature snapshots may copy (each snapshot's window of "
+        "events, raw/items rows and co-visitation pairs, plus the engagements of its "
+        "user-item lookback); bounds a backfill's memory. Raise it with driver memory.",
+    )
     prior_strength: float = Field(
         20.0, gt=0, description="Pseudo-impressions of the category prior in smoothed rates."
     )

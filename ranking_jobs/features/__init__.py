@@ -80,12 +80,6 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
     return {"snapshots": [d.isoformat() for d in todo], "feast_objects": applied, "rows": written}
 
 
-# Rows one batch of snapshots may replicate when no ``feature_batch_rows`` setting
-# says otherwise: each snapshot in a pass holds its own copy of its window's events,
-# item rows and session pairs, so this is what bounds a backfill's memory.
-DEFAULT_BATCH_ROWS = 20_000_000
-
-
 def _write_snapshots(
     spark: Any, ctx: RunContext, days: list[dt.date], batch_rows: int | None = None
 ) -> dict[str, int]:
@@ -99,7 +93,7 @@ def _write_snapshots(
     needs no estimate.
     """
     settings = ctx.settings
-    budget = batch_rows or getattr(settings, "feature_batch_rows", DEFAULT_BATCH_ROWS)
+    budget = batch_rows or settings.feature_batch_rows
     days = sorted(days)
     batches = (
         [days] if len(days) == 1 else plan_batches(snapshot_rows(spark, settings, days), budget)
