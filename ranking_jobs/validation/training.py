@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.calendar import SPLITS
 from ranking_jobs.context import RunContext
 from ranking_jobs.features.columns import (
     ITEM_COUNTS,
@@ -53,7 +54,6 @@ from ranking_jobs.validation.spec import (
     type_rule,
 )
 
-SPLITS = ("train", "valid", "test")
 MAX_LABEL = max(C.LABEL_GRADES.values())
 MIN_LABEL = min(C.NOT_SHOWN_GRADE, *C.LABEL_GRADES.values())
 # "Positive" = a real interaction (click or stronger), not merely shown.
