@@ -13,9 +13,9 @@ It prints what the night chose (``profile_data``) and what its gate decided
 and scores them with ``evaluation.lists.compare`` against every baseline on the
 engagement of the days after the cut. Nothing was tuned on those days.
 
-- ``small``, ``medium``: generated through CUT + 7 days; scored on CUT+1..CUT+7,
-  with the oracle (each user's available items ranked by the generator's true
-  utility) as the ceiling.
+- ``small``, ``medium``: generated from CUT - 42 days (``--history-days``) through
+  CUT + 7 days; scored on CUT+1..CUT+7, with the oracle (each user's available items
+  ranked by the generator's true utility) as the ceiling.
 - ``uci``: the UCI Online Retail parquet (CC BY 4.0, ``../shared/datasets``),
   imported up to the cut; the last 30 days are imported after the night.
 - ``movielens``: MovieLens 100K (GroupLens, research use only, no redistribution),
@@ -56,6 +56,9 @@ GENERATED = ("small", "medium")
 DATASETS = (*GENERATED, "uci", "movielens")
 GENERATED_CUT = dt.date(2026, 1, 31)
 GENERATED_FUTURE_DAYS = 7
+# A marketplace that has run for a while: more than the longest feature window (30
+# days) before the cut, where the presets' 14 days only need to make a quick demo run.
+GENERATED_HISTORY_DAYS = 42
 LOG_FUTURE_DAYS = 30
 TARGET = 1.2  # published NDCG@10 over the best baseline's
 K = 10
@@ -231,7 +234,15 @@ def score(lake: Lake, cut: dt.date, days: list[dt.date], truth_day: dt.date | No
     }
     if truth_day is not None:
         makers[ORACLE] = lambda users: oracle_lists(settings, cut, truth_day, users)
-    got = compare(settings, cut, days, makers)
+    popular = read_partition(settings, C.POPULAR, cut, ["model_version", "item_ids"])
+    published_fallback = popular.to_pylist()[0]
+    got = compare(
+        settings,
+        cut,
+        days,
+        makers,
+        fallback=(published_fallback["model_version"], np.asarray(published_fallback["item_ids"])),
+    )
     metric = f"ndcg@{K}"
     best = got.best([m for m in got.per_user if m not in makers], metric)
     print_table(got.summary(best, metric, settings.seed), best, truth_day is not None)
@@ -242,10 +253,9 @@ def score(lake: Lake, cut: dt.date, days: list[dt.date], truth_day: dt.date | No
             f"users with a personal list only ({mine.sum():,}): published {pub:.4f} vs "
             f"{best} {ref:.4f} = {pub / ref:.3f}x"
         )
-    popular = read_partition(settings, C.POPULAR, cut, ["model_version"])["model_version"]
     print(
-        f"users without a personal list: every method gets compare's {got.fallback} list "
-        f"(picked on the scored days); the night published {popular[0]} for them"
+        f"users without a personal list: every method gets the {got.fallback} list the "
+        "night published for them"
     )
     print(
         f"scored users (engaged {days[0]}..{days[-1]}): {len(got.users):,}, "
@@ -313,11 +323,9 @@ def run(name: str, args: argparse.Namespace) -> None:
     truth_day = later = None
     wall: dict[str, float] = {}
     if name in GENERATED:
-        from ranking_jobs.data.presets import get_preset
-
         cut = args.ds
         truth_day = cut + dt.timedelta(days=GENERATED_FUTURE_DAYS)
-        history = get_preset(name).recommended_history_days + GENERATED_FUTURE_DAYS
+        history = args.history_days + GENERATED_FUTURE_DAYS
         print(f"generate {history} days through {truth_day}; the night runs at {cut}")
         if fresh:
             wall["generate"] = ranking_jobs(
@@ -373,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("/tmp/bench-quality"))
     parser.add_argument(
         "--ds", type=dt.date.fromisoformat, default=GENERATED_CUT, help="cut of generated data"
+    )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=GENERATED_HISTORY_DAYS,
+        help="days of generated history before the cut",
     )
     parser.add_argument("--uci", type=Path, default=DEFAULT_UCI, help="UCI Online Retail parquet")
     parser.add_argument("--movielens", type=Path, default=DEFAULT_MOVIELENS, help="ml-100k folder")

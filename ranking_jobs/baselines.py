@@ -82,18 +82,15 @@ class BaselineInputs:
 
 def load_inputs(settings: Settings, snapshot: dt.date) -> BaselineInputs:
     """The baselines' inputs at the end of ``snapshot``, read as the candidates' are."""
-    if settings.exclude_purchased:
-        excluded = inputs.purchases_until(settings, snapshot)
-    else:
-        excluded = pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
+    engaged = inputs.interactions_until(settings, snapshot)
     return BaselineInputs(
         items=inputs.item_table(settings, snapshot),
-        interactions=inputs.interactions_until(settings, snapshot),
-        excluded=excluded,
+        interactions=engaged,
+        excluded=inputs.excluded_pairs(settings, snapshot, engaged),
         covisitation=inputs.covisitation_table(settings, snapshot),
         affinity=inputs.affinity_table(settings, snapshot, "category"),
         as_of=pd.Timestamp(snapshot + dt.timedelta(days=1), tz="UTC"),
-        repeats=not settings.exclude_purchased,
+        repeats=not (settings.exclude_purchased or settings.exclude_engaged),
     )
 
 

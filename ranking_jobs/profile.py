@@ -31,19 +31,21 @@ STAGE = "profile_data"
 WINDOW_CHOICES = (1, 2, 3, 7, 14, 28)  # label window lengths, in days
 ACTIVE_CHOICES = (30, 60, 90, 180, 365)  # how long a user counts as active, in days
 REPEAT_SHARE = 0.05  # share of purchases that re-buy an item: above it, repurchases matter
+RETURN_DAYS = 28  # days in which the profile looks for users coming back to an item
 RETURN_COVERAGE = 0.95  # share of returning users whose absence active_days must cover
 MAX_VALID_WINDOWS = 4  # validation windows early stopping may take from training
 MIN_TRAIN_WINDOWS = 4  # training windows a label window length must leave room for
 REPURCHASE_LOOKBACK_DAYS = 365  # how long user-item history is remembered where users rebuy
 
 
-def _day_activity(settings: Settings, day: Any) -> dict[str, Any]:
-    """One day's counts, its active and engaged users, and its purchases."""
+def _day_activity(settings: Settings, day: Any, pairs: bool) -> dict[str, Any]:
+    """One day's counts, its active and engaged users, its purchases and, if ``pairs``,
+    its engaged (user, item) pairs."""
     events = lake.read_partition(settings, C.RAW_EVENTS, day, ["user_id", "item_id", "event_type"])
     kind = events["event_type"]
     engaged = pc.not_equal(kind, "impression")
     bought = events.filter(pc.equal(kind, "purchase")).select(["user_id", "item_id"])
-    return {
+    out = {
         "events": events.num_rows,
         "engaged": int(pc.sum(engaged).as_py() or 0),
         "impressions": events.num_rows - int(pc.sum(engaged).as_py() or 0),
@@ -51,19 +53,23 @@ def _day_activity(settings: Settings, day: Any) -> dict[str, Any]:
         "engaged_users": np.unique(events.filter(engaged)["user_id"].to_numpy()),
         "purchases": bought.to_pandas().drop_duplicates().assign(day=day),
     }
+    if pairs:
+        out["engaged_pairs"] = events.filter(engaged).select(["user_id", "item_id"]).to_pandas()
+    return out
 
 
 def measure(settings: Settings, ds: Any) -> dict[str, Any]:
     """The shape of the lake's raw data up to ``ds``: per-day volumes, engaged users per
-    label window length, the share of repeat purchases, how long returning users were
-    away, and whether impressions, sellers and declared profiles exist."""
+    label window length, the shares of repeat purchases and of returns to an engaged
+    item, how long returning users were away, and whether impressions, sellers and
+    declared profiles exist."""
     days = [d for d in lake.list_partitions(settings, C.RAW_EVENTS) if d <= ds]
     if not days:
         raise lake.MissingPartitionError(
             f"no raw/events partition up to {ds} under {settings.data_root}"
         )
     with timed(log, f"profile of {len(days)} days of events") as t:
-        per_day = {d: _day_activity(settings, d) for d in days}
+        per_day = {d: _day_activity(settings, d, (ds - d).days < RETURN_DAYS) for d in days}
         t["count"] = sum(p["events"] for p in per_day.values())
     span = (ds - days[0]).days + 1
     engaged_in = {}
@@ -73,6 +79,10 @@ def measure(settings: Settings, ds: Any) -> dict[str, Any]:
     purchases = pd.concat([p["purchases"] for p in per_day.values()], ignore_index=True)
     purchases = purchases.sort_values("day", kind="stable")
     repeats = purchases.duplicated(["user_id", "item_id"])
+    recent = [
+        p["engaged_pairs"].drop_duplicates() for p in per_day.values() if "engaged_pairs" in p
+    ]
+    pairs = pd.concat(recent, ignore_index=True).value_counts() if recent else pd.Series()
     sellers = lake.read_partition(settings, C.RAW_ITEMS, ds, ["seller_id"])["seller_id"]
     users = lake.read_partition(settings, C.RAW_USERS, ds, ["declared_size", "declared_styles"])
     declared = users.num_rows and max(c.null_count < users.num_rows for c in users.columns)
@@ -90,6 +100,7 @@ def measure(settings: Settings, ds: Any) -> dict[str, Any]:
         "impressions": int(sum(p["impressions"] for p in per_day.values())),
         "purchases": len(purchases),
         "repeat_purchase_share": float(repeats.mean()) if len(purchases) else 0.0,
+        "repeat_engagement_share": float((pairs > 1).mean()) if len(pairs) else 0.0,
         "sellers": len(pc.unique(sellers.drop_null())),
         "declared_profiles": bool(declared),
         "return_gaps": _return_gaps(per_day, ds),
@@ -155,6 +166,14 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
         "value": not rebuy,
         "why": f"{share:.1%} of purchases re-buy an item the user bought before "
         f"({'>=' if rebuy else '<'} {REPEAT_SHARE:.0%})",
+    }
+    again = profile["repeat_engagement_share"]
+    rare = again < REPEAT_SHARE
+    out["exclude_engaged"] = {
+        "value": rare and not rebuy,
+        "why": f"users came back to {again:.1%} of the items they engaged with in the last "
+        f"{RETURN_DAYS} days on another day ({'<' if rare else '>='} {REPEAT_SHARE:.0%})"
+        + ("; but they re-buy items" if rare and rebuy else ""),
     }
     if rebuy:
         out["user_item_lookback_days"] = {

@@ -259,6 +259,12 @@ class Settings(BaseSettings):
         description="Drop items the user already bought; derived from the data profile "
         "unless set (off where users buy the same item again).",
     )
+    exclude_engaged: bool = Field(
+        False,
+        description="Drop every item the user already engaged with (a log where nobody "
+        "comes back to an item, such as ratings); derived from the data profile unless set "
+        "(on where under 5% of engaged user-item pairs see the user again another day).",
+    )
     active_days: int = Field(
         30,
         ge=1,

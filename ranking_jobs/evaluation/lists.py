@@ -106,11 +106,14 @@ def compare(
     days: list[dt.date],
     makers: Mapping[str, ListMaker],
     src: baselines.BaselineInputs | None = None,
+    fallback: tuple[str, np.ndarray] | None = None,
 ) -> Comparison:
     """Every method's final lists for the users who engaged in ``days`` (at most
     ``eval_users`` of them), scored on those engagements. Personal lists go to the
     users active in the ``active_days`` ending with ``snapshot``; the others get the
-    fallback list. The baselines of ``baselines.names`` are added to ``makers``."""
+    ``fallback`` list (name, items): the one given (what a night published), else the
+    best non-personal list on these engagements, which the night then publishes.
+    The baselines of ``baselines.names`` are added to ``makers``."""
     truth = relevance(settings, days)
     if truth.empty:
         raise ValueError(f"no engagement in {days[0]}..{days[-1]} to score lists on")
@@ -119,7 +122,7 @@ def compare(
     active = inputs.active_users(settings, snapshot)
     personal = np.isin(users, active)
     src = src or baselines.load_inputs(settings, snapshot)
-    chosen, fallback = best_fallback(
+    chosen, items = fallback or best_fallback(
         settings, src, truth, users[~personal] if (~personal).any() else users
     )
     everyone: dict[str, ListMaker] = {
@@ -131,7 +134,7 @@ def compare(
         with timed(log, f"{method} lists of {personal.sum():,} users") as t:
             made = make(users[personal])
             t["count"] = len(made)
-        final = with_fallback(made, users, fallback)
+        final = with_fallback(made, users, items)
         per_user[method] = {}
         for k in KS:
             per_user[method].update(list_metrics(final, truth, users, k))

@@ -72,15 +72,13 @@ def candidates_at(settings: Settings, users: np.ndarray, snapshot: dt.date) -> C
 
 
 def candidate_inputs(settings: Settings, snapshot: dt.date) -> CandidateInputs:
-    """What the sources draw from at snapshot ``snapshot``: bought items excluded when
-    ``exclude_purchased``, else the user's past items offered as a source of their own."""
+    """What the sources draw from at snapshot ``snapshot``: the ``excluded_pairs`` left
+    out; where nothing the user engaged with is excluded, their past items offered as a
+    source of their own."""
     items = item_table(settings, snapshot)
     engaged = interactions_until(settings, snapshot)
-    if settings.exclude_purchased:
-        excluded, history = purchases_until(settings, snapshot), None
-    else:
-        excluded = pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
-        history = engaged
+    excluded = excluded_pairs(settings, snapshot, engaged)
+    history = None if settings.exclude_purchased or settings.exclude_engaged else engaged
     dims = ("category", "brand", "size") if settings.candidate_size_first else ("category", "brand")
     return CandidateInputs(
         items=items,
@@ -154,6 +152,17 @@ def active_users(settings: Settings, day: dt.date) -> np.ndarray:
     if not ids:
         return np.array([], dtype=np.int64)
     return np.unique(np.concatenate([a.to_numpy() for a in ids]).astype(np.int64))
+
+
+def excluded_pairs(settings: Settings, snapshot: dt.date, engaged: pd.DataFrame) -> pd.DataFrame:
+    """(user_id, item_id) no list may offer at ``snapshot``: every item the user engaged
+    with (``engaged``, from ``interactions_until``) under ``exclude_engaged``, else what
+    they bought under ``exclude_purchased``, else none."""
+    if settings.exclude_engaged:
+        return engaged[["user_id", "item_id"]]
+    if settings.exclude_purchased:
+        return purchases_until(settings, snapshot)
+    return pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
 
 
 def purchases_until(settings: Settings, last_day: dt.date) -> pd.DataFrame:

@@ -8,8 +8,9 @@ set (an empty family looks the same as a broken join there):
 - seller: raw/items of ds has fewer than two sellers (an imported log without them);
 - impression: raw/events has no impression in the longest feature window up to ds;
 - declared profile: no user of raw/users at ds declared a size or styles;
-- user-item history: ``exclude_purchased`` is on and every engagement in the user-item
-  lookback up to ds is a purchase, so no candidate is an item its user engaged with.
+- user-item history: ``exclude_engaged`` is on, or ``exclude_purchased`` is and every
+  engagement in the user-item lookback up to ds is a purchase, so no candidate is an
+  item its user engaged with.
 
 Such a family is not required to hold a value that night, and the stage's summary
 says so in ``warnings``; a family whose source the raw data has is checked like any
@@ -128,7 +129,11 @@ def empty_families(settings: Settings, ds: dt.date) -> dict[str, str]:
         out["declared profile"] = f"no user of raw/users at {day} declared a size or styles"
     lookback = settings.user_item_lookback_days
     others = frozenset(C.EVENT_TYPES) - {"impression", "purchase"}
-    if settings.exclude_purchased and not _has_event(settings, ds, lookback, others):
+    if settings.exclude_engaged:
+        out["user-item history"] = (
+            "exclude_engaged keeps every item a user engaged with out of their candidates"
+        )
+    elif settings.exclude_purchased and not _has_event(settings, ds, lookback, others):
         out["user-item history"] = (
             f"every engagement in the {lookback} days up to {day} is a purchase and "
             "exclude_purchased keeps bought items out of the candidates"

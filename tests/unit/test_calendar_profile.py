@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 
-from ranking_jobs import profile
+from ranking_jobs import contracts as C
+from ranking_jobs import lake, profile
 from ranking_jobs.calendar import HistoryTooShortError, night_calendar
 from ranking_jobs.settings import Settings
 
@@ -63,6 +66,7 @@ def _profile(**over):
         "history_days": 365,
         "engaged_users_in_window": {"1": 80, "2": 150, "3": 210, "7": 420, "14": 700, "28": 1100},
         "repeat_purchase_share": 0.0,
+        "repeat_engagement_share": 0.3,
         "return_gaps": {"0.5": 3.0, "0.9": 20.0, "0.95": 41.0},
     }
     return {**base, **over}
@@ -72,6 +76,7 @@ def test_the_label_window_is_the_shortest_that_holds_enough_engaged_users():
     derived = profile.derive(Settings(), _profile())
     assert derived["label_window_days"]["value"] == 14
     assert derived["exclude_purchased"]["value"] is True
+    assert derived["exclude_engaged"]["value"] is False  # users come back to 30% of items
     assert "user_item_lookback_days" not in derived
     assert derived["active_days"]["value"] == 60  # covers the 95% quantile, 41 days
     assert derived["valid_windows"]["value"] == 1  # 700 engaged users in one window
@@ -97,6 +102,16 @@ def test_repurchases_keep_past_items_and_a_year_of_history():
     assert derived["user_item_lookback_days"]["value"] == 365
 
 
+def test_a_log_where_nobody_comes_back_to_an_item_excludes_every_engaged_item():
+    once = profile.derive(Settings(), _profile(repeat_engagement_share=0.01))
+    assert once["exclude_engaged"]["value"] is True
+    assert "1.0%" in once["exclude_engaged"]["why"]
+    rebuy = profile.derive(
+        Settings(), _profile(repeat_engagement_share=0.01, repeat_purchase_share=0.3)
+    )
+    assert rebuy["exclude_engaged"]["value"] is False  # re-buying is coming back
+
+
 def test_explicit_settings_win_over_the_profile(monkeypatch):
     monkeypatch.setenv("RANKING_LABEL_WINDOW_DAYS", "3")
     settings = Settings()
@@ -107,3 +122,29 @@ def test_explicit_settings_win_over_the_profile(monkeypatch):
         "why": "set explicitly",
     }
     assert chosen["exclude_purchased"]["source"] == "profile"
+
+
+def test_the_profile_measures_returns_to_an_item_and_repurchases_from_the_lake(tmp_path):
+    settings = Settings(data_root=str(tmp_path / "lake"), state_dir=str(tmp_path / "var"))
+    first = DS - dt.timedelta(days=2)
+    # user 1 comes back to item 10 a day later and buys it twice; user 2 sees item 11 once
+    days = {
+        first: ([1, 2, 2], [10, 11, 12], ["click", "like", "impression"]),
+        first + dt.timedelta(days=1): ([1, 1], [10, 10], ["purchase", "click"]),
+        DS: ([1, 3], [10, 13], ["purchase", "click"]),
+    }
+    for day, (users, items, kinds) in days.items():
+        ts = pd.Timestamp(day, tz="UTC")
+        events = {"user_id": users, "item_id": items, "ts": [ts] * len(users), "event_type": kinds}
+        lake.write_partition(settings, C.RAW_EVENTS, day, pa.table(events))
+    lake.write_partition(settings, C.RAW_ITEMS, DS, pa.table({"seller_id": [7, 7, 8, 8]}))
+    users = {"declared_size": pa.array([None], pa.string()), "declared_styles": [["boho"]]}
+    lake.write_partition(settings, C.RAW_USERS, DS, pa.table(users))
+
+    got = profile.measure(settings, DS)
+
+    assert got["history_days"] == 3 and got["events"] == 7 and got["impressions"] == 1
+    assert got["engaged_users_in_window"]["1"] == 2 and got["engaged_users_in_window"]["3"] == 3
+    assert got["repeat_purchase_share"] == 0.5  # the second purchase of (1, 10)
+    assert got["repeat_engagement_share"] == pytest.approx(1 / 3)  # (1, 10) of 3 pairs
+    assert got["sellers"] == 2 and got["declared_profiles"]
