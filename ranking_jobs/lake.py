@@ -38,6 +38,10 @@ class MissingPartitionError(FileNotFoundError):
     """A stage needs a partition that no earlier step has written."""
 
 
+class CorruptPartitionError(ValueError):
+    """A partition's files are there but are not readable Parquet."""
+
+
 def filesystem(uri: str, s3_endpoint: str | None = None) -> tuple[pafs.FileSystem, str]:
     """The filesystem holding ``uri`` (local, or S3 at ``s3_endpoint``) and its path there."""
     if uri.startswith("s3://"):
@@ -223,6 +227,14 @@ def _consistent_read(
             data = read(pads.dataset(path, filesystem=fs, format="parquet", partitioning=None))
         except FileNotFoundError:
             continue  # swapped while listing or opening: read the new version
+        except (pa.ArrowInvalid, OSError) as exc:
+            if not isinstance(exc, pa.ArrowInvalid) and not isinstance(fs, pafs.LocalFileSystem):
+                raise  # an object store's I/O error is not the file's fault
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CorruptPartitionError(
+                f"partition {table}/dt={ds.isoformat()} ({uri}) is not readable Parquet: "
+                f"{first}; rewrite it (re-import the day or rerun the step that writes it)"
+            ) from exc
         if _folder_identity(fs, path) == before:
             return data
     raise MissingPartitionError(

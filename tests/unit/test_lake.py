@@ -428,3 +428,15 @@ def test_a_snapshot_missing_a_new_feature_column_is_not_current(settings) -> Non
     older = FEATURE_COLUMNS[C.FEATURES_ITEM][:-1]
     lake.write_partition(settings, C.FEATURES_ITEM, day, pa.table({c: [1.0] for c in older}))
     assert not is_current(settings, day)
+
+
+@pytest.mark.parametrize("garbage", [b"not parquet at all", b"PAR1" + b"\x00" * 64 + b"PAR1"])
+def test_a_corrupt_file_is_named_with_its_partition(settings: Settings, garbage: bytes) -> None:
+    lake.write_partition(settings, TABLE, DAY, sample(3))
+    (part,) = glob.glob(f"{lake.partition_uri(settings, TABLE, DAY)}/*.parquet")
+    Path(part).write_bytes(garbage)
+
+    with pytest.raises(lake.CorruptPartitionError, match=f"{TABLE}/dt={DAY}.*not readable"):
+        lake.read_partition(settings, TABLE, DAY)
+    with pytest.raises(lake.CorruptPartitionError):
+        lake.read_days(settings, TABLE, [DAY], missing_ok=True)  # missing is not corrupt
