@@ -136,7 +136,10 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
     ]
     counts = {int(w): n for w, n in profile["engaged_users_in_window"].items()}
     enough = [w for w in room if counts[w] >= target]
-    if enough:
+    if "label_window_days" in settings.model_fields_set:
+        width = settings.label_window_days  # the rest follows the window the night uses
+        why = "set explicitly"
+    elif enough:
         width = enough[0]
         why = (
             f"the shortest window with >= {target} engaged users "
@@ -153,11 +156,12 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
         width = WINDOW_CHOICES[0]
         why = f"{span} days of history leave room for no longer window"
     out: dict[str, dict[str, Any]] = {"label_window_days": {"value": width, "why": why}}
-    per_window = max(counts[width], 1)
+    # engaged users per window: measured for the choices, the nearest shorter one else
+    per_window = max(counts[max([w for w in counts if w <= width], default=min(counts))], 1)
     valid = min(-(-target // per_window), MAX_VALID_WINDOWS)
     out["valid_windows"] = {
         "value": valid,
-        "why": f"{valid} window(s) of about {counts[width]:,} engaged users for early stopping "
+        "why": f"{valid} window(s) of about {per_window:,} engaged users for early stopping "
         f"(aiming at {target}, at most {MAX_VALID_WINDOWS})",
     }
     share = profile["repeat_purchase_share"]

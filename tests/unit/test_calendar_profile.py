@@ -102,6 +102,14 @@ def test_repurchases_keep_past_items_and_a_year_of_history():
     assert derived["user_item_lookback_days"]["value"] == 365
 
 
+def test_validation_follows_an_explicit_label_window():
+    derived = profile.derive(Settings(label_window_days=2), _profile())
+    assert derived["label_window_days"]["value"] == 2
+    assert derived["valid_windows"]["value"] == 4  # 150 engaged users in 2 days: 500 / 150
+    odd = profile.derive(Settings(label_window_days=5), _profile())
+    assert odd["valid_windows"]["value"] == 3  # read from 3 days (210 engaged users)
+
+
 def test_a_log_where_nobody_comes_back_to_an_item_excludes_every_engaged_item():
     once = profile.derive(Settings(), _profile(repeat_engagement_share=0.01))
     assert once["exclude_engaged"]["value"] is True
