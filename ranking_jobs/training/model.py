@@ -41,16 +41,22 @@ def xgb_params(settings: Settings) -> dict[str, Any]:
     }
 
 
-def sort_by_query(df: pd.DataFrame) -> pd.DataFrame:
+def sort_by_query(df: pd.DataFrame, by_position: bool = False) -> pd.DataFrame:
     """XGBoost wants each query's rows contiguous and queries in id order.
 
     Within a query, rows follow the logged display order (never-shown candidates
-    last): unbiased LambdaMART reads a row's position from its place in the group.
+    last) when ``by_position``: unbiased LambdaMART reads a row's position from its
+    place in the group. Otherwise their order is a hash of the item, unrelated to the
+    label: XGBoost's ranking metrics keep the given order among tied scores, and with
+    shown items first they credited the logging policy for a young model's ties, so
+    early stopping on a log with impressions kept a one-round model.
     """
-    keys = ["as_of", "user_id", "item_id"]
-    if "shown_position" in df:
-        keys.insert(2, "shown_position")
-    return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
+    if by_position and "shown_position" in df:
+        keys = ["as_of", "user_id", "shown_position", "item_id"]
+        return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
+    mixed = (df["item_id"].to_numpy(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    order = df.assign(_mixed=mixed).sort_values(["as_of", "user_id", "_mixed", "item_id"])
+    return df.loc[order.index].reset_index(drop=True)
 
 
 Vocabulary = dict[str, list[str]]
@@ -95,8 +101,10 @@ def feature_dmatrix(df: pd.DataFrame, vocab: Vocabulary | None = None) -> xgb.DM
     )
 
 
-def ranking_dmatrix(df: pd.DataFrame, vocab: Vocabulary | None = None) -> xgb.DMatrix:
-    df = sort_by_query(df)
+def ranking_dmatrix(
+    df: pd.DataFrame, vocab: Vocabulary | None = None, by_position: bool = False
+) -> xgb.DMatrix:
+    df = sort_by_query(df, by_position)
     groups = df.groupby(["as_of", "user_id"], sort=False).size().to_numpy()
     dmatrix = feature_dmatrix(df, vocab)
     dmatrix.set_info(label=df["label"].to_numpy(), group=groups)
@@ -119,7 +127,8 @@ def fit(
     categorical features' vocabulary travels inside the model file.
     """
     vocab = vocabulary(settings, train)
-    dtrain, dvalid = ranking_dmatrix(train, vocab), ranking_dmatrix(valid, vocab)
+    dtrain = ranking_dmatrix(train, vocab, settings.position_debias)
+    dvalid = ranking_dmatrix(valid, vocab)
     booster, history = fit_dmatrices(settings, dtrain, dvalid, overrides)
     booster.set_attr(**{VOCABULARY_ATTR: json.dumps(vocab)})
     return booster, history

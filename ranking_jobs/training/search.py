@@ -41,7 +41,8 @@ def search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     vocab = vocabulary(settings, train)
-    dtrain, dvalid = ranking_dmatrix(train, vocab), ranking_dmatrix(valid, vocab)
+    dtrain = ranking_dmatrix(train, vocab, settings.position_debias)
+    dvalid = ranking_dmatrix(valid, vocab)
     metric = f"ndcg@{settings.eval_k}"
 
     def objective(trial: optuna.Trial) -> float:

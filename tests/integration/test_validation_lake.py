@@ -237,7 +237,7 @@ def test_user_item_history_of_a_purchase_only_log_is_warned_not_refused(
         validate_training_set(ctx)
     message = str(info.value)
     for column in ("ui_engagements", "ui_days_since"):
-        assert f"on column '{column}': observed 0.0;" in message, message
+        assert f"not_be_null on column '{column}': 2 of 2 rows unexpected" in message, message
         assert (
             f"[feature {column} must not be entirely null (user-item history family: the raw "
             "data has what it is computed from)]"
@@ -672,9 +672,9 @@ TRAINING_CASES = {
     ),
     "feature entirely null": (
         _rows_set("feat_a", list(range(36)), None),
-        "expect_column_proportion_of_non_null_values_to_be_between",
+        "expect_column_values_to_not_be_null",
         "feat_a",
-        "observed 0",
+        "must not be entirely null",
     ),
     "infinite feature": (
         _rows_set("feat_a", [3], float("-inf")),

@@ -183,7 +183,27 @@ def test_queries_follow_display_order_for_unbiased_lambdamart():
             "shown_position": [np.nan, 0.0, 5.0, np.nan],
         }
     )
-    assert model.sort_by_query(df)["item_id"].tolist() == [3, 2, 1, 4]
+    assert model.sort_by_query(df, by_position=True)["item_id"].tolist() == [3, 2, 1, 4]
+
+
+def test_validation_rows_keep_no_display_order_a_metric_could_read_through_ties():
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame(
+        {
+            "as_of": pd.Timestamp("2026-01-10", tz="UTC"),
+            "user_id": 1,
+            "item_id": rng.permutation(n),
+            "shown_position": np.where(np.arange(n) < 20, np.arange(n), np.nan),
+        }
+    )
+    df["label"] = (df["shown_position"] < 5).astype(int)  # engaged items were shown first
+    mixed = model.sort_by_query(df)
+    again = model.sort_by_query(df.sample(frac=1.0, random_state=1))
+    assert mixed["item_id"].tolist() == again["item_id"].tolist()  # not the input order
+    # the engaged rows are spread out, not first: ties cannot favour them
+    assert mixed.index[mixed["label"] == 1].min() > 0
+    assert model.sort_by_query(df, by_position=True)["label"].head(5).tolist() == [1] * 5
 
 
 def test_position_debias_setting_reaches_xgboost():

@@ -178,17 +178,17 @@ def test_empty_families_drop_their_not_null_rules_and_only_theirs() -> None:
         return {
             r.kwargs["column"]: r.note
             for r in spec.rules
-            if r.expectation == "expect_column_proportion_of_non_null_values_to_be_between"
+            if r.expectation == "expect_column_values_to_not_be_null"
         }
 
-    strict = not_null_notes(T.training_spec(features))
+    strict = not_null_notes(T.features_spec(features))
     assert set(strict) == set(features)
     assert strict["ui_days_since"] == (
         "feature ui_days_since must not be entirely null (user-item history family: "
         "the raw data has what it is computed from)"
     )
     assert strict["price"] == "feature price must not be entirely null"
-    excused = not_null_notes(T.training_spec(features, empty={"user-item history": "why"}))
+    excused = not_null_notes(T.features_spec(features, empty={"user-item history": "why"}))
     assert set(excused) == {"seller_sales_30d", "price"}
     [warning] = T.family_warnings({"seller": "raw/items of 2026-01-31 has 1 seller(s)"})
     assert warning == (
@@ -213,6 +213,22 @@ def test_query_columns() -> None:
     assert out[T.QUERY_SIZE].tolist() == [2, 2, 1, 2, 2]
     assert out[T.SPLIT_WITHOUT_POSITIVE].tolist() == [None, None, "valid", "test", "test"]
     assert T.feature_columns(out) == ["feat"]
+
+
+def test_feature_extremes_keep_infinities_and_mark_empty_features() -> None:
+    df = pd.DataFrame(
+        {
+            "a": [0.5, np.nan, -2.0],
+            "b": pd.array([None, None, None], dtype="Float32"),
+            "c": [1.0, np.inf, 3.0],
+            "n": pd.array([4, None, 7], dtype="Int64"),
+        }
+    )
+    got = T.feature_extremes(df, ["a", "b", "c", "n"])
+    assert got.loc["min", "a"] == -2.0 and got.loc["max", "a"] == 0.5
+    assert got["b"].isna().all()  # entirely null: the not-null rule fails on it
+    assert got.loc["max", "c"] == np.inf  # the finiteness rule fails on it
+    assert got["n"].tolist() == [4.0, 7.0]
 
 
 # ------------------------------------------------------------- check_frame (GX)
