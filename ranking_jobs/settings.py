@@ -141,7 +141,12 @@ class Settings(BaseSettings):
         description="Most hold-out users whose final lists the evaluation makes for the "
         "model and every baseline (a seeded sample beyond it).",
     )
-    candidates_per_user: int = Field(120, ge=10, description="Candidates generated per user.")
+    candidates_per_user: int = Field(
+        300,
+        ge=10,
+        description="Candidates generated per user: the ranker can only put in a list what "
+        "they hold (README, Candidates and precompute).",
+    )
     candidate_size_first: bool = Field(
         False,
         description="Taste sources offer items in the user's most-engaged sizes first. Off: "
