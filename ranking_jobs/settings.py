@@ -145,7 +145,8 @@ class Settings(BaseSettings):
         300,
         ge=10,
         description="Candidates generated per user: the ranker can only put in a list what "
-        "they hold (README, Candidates and precompute).",
+        "they hold; derived from the data profile unless set (300 where impressions are "
+        "logged, 120 where none are).",
     )
     candidate_size_first: bool = Field(
         False,

@@ -67,6 +67,7 @@ def _profile(**over):
         "engaged_users_in_window": {"1": 80, "2": 150, "3": 210, "7": 420, "14": 700, "28": 1100},
         "repeat_purchase_share": 0.0,
         "repeat_engagement_share": 0.3,
+        "impressions": 0,
         "return_gaps": {"0.5": 3.0, "0.9": 20.0, "0.95": 41.0},
     }
     return {**base, **over}
@@ -100,6 +101,14 @@ def test_repurchases_keep_past_items_and_a_year_of_history():
     derived = profile.derive(Settings(), _profile(repeat_purchase_share=0.4))
     assert derived["exclude_purchased"]["value"] is False
     assert derived["user_item_lookback_days"]["value"] == 365
+
+
+def test_logged_impressions_widen_the_candidates():
+    sales = profile.derive(Settings(), _profile())
+    assert sales["candidates_per_user"]["value"] == profile.CANDIDATES_SALES_LOG
+    feed = profile.derive(Settings(), _profile(impressions=12_000))
+    assert feed["candidates_per_user"]["value"] == profile.CANDIDATES_SHOWN_LOG
+    assert "12,000 impressions" in feed["candidates_per_user"]["why"]
 
 
 def test_validation_follows_an_explicit_label_window():
