@@ -51,6 +51,11 @@ class RecommendationsOut(BaseModel):
     run_id: str = Field(description="Pipeline run that published the list.")
     generated_at: dt.datetime | None = Field(description="As-of time the list was computed for.")
     removed_sold: int = Field(description="Items dropped because they sold after generated_at.")
+    degraded: bool = Field(
+        False,
+        description="True: the online store is unreachable and this is the last popular "
+        "list the server read.",
+    )
 
 
 class Health(BaseModel):
@@ -81,6 +86,7 @@ def _body(rec: Recommendations, surface: str) -> dict[str, Any]:
         # pydantic's own rendering of a UTC datetime, so both paths answer byte-alike
         "generated_at": generated.replace("+00:00", "Z") if generated else None,
         "removed_sold": rec.removed_sold,
+        "degraded": rec.degraded,
     }
 
 
@@ -203,8 +209,13 @@ def create_app(
     @app.get(
         "/readyz",
         response_model=Ready,
-        responses={503: {"model": Ready, "description": "The online store is unreachable."}},
-        summary="The online store answers a real read",
+        responses={
+            503: {
+                "model": Ready,
+                "description": "The online store is unreachable, or nothing was published yet.",
+            }
+        },
+        summary="The online store answers a real read and holds a published fallback list",
     )
     async def readyz(response: Response) -> Ready:
         try:
@@ -212,6 +223,9 @@ def create_app(
         except StoreUnavailableError as exc:
             response.status_code = 503
             return Ready(status="unavailable", error=str(exc))
+        if not found["fallback_list"]:
+            response.status_code = 503
+            return Ready(status="empty", error="nothing has been published yet", **found)
         return Ready(status="ready", **found)
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

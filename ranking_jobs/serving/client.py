@@ -14,10 +14,11 @@ Two readers give the same answer (a test holds them to it):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ranking_jobs.feast_store import LIST_FIELDS
@@ -73,6 +74,7 @@ class Recommendations:
     run_id: str = ""
     removed_sold: int = 0
     generated_ts: float | None = field(default=None, repr=False)
+    degraded: bool = False  # the store was unreachable: the last popular list read
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -297,8 +299,9 @@ class RecommendationClient:
     """A user's list for a surface; one instance per process (it caches segment rows).
 
     Unknown users, and users whose whole list has sold, get the popular fallback;
-    sold items are dropped from both. Raises ``StoreUnavailableError`` only when
-    the store cannot be read at all.
+    sold items are dropped from both. While the store is unreachable, every user
+    gets the last popular list this process read (``degraded``); only a process
+    that never read one raises ``StoreUnavailableError``.
     """
 
     def __init__(self, settings: Settings, reader: ListReader | None = None) -> None:
@@ -307,6 +310,10 @@ class RecommendationClient:
             direct = settings.online_store == "redis" and settings.serve_direct_redis
             reader = RedisListReader(settings) if direct else FeastListReader(settings)
         self.reader = reader
+        self._last: tuple[StoredList | None, SoldItems] = (None, SoldItems())
+        self._down = False  # logged once per outage, not once per request
+        with contextlib.suppress(StoreUnavailableError):
+            self.check()  # a process started while the store is up holds a fallback
 
     def get(self, user_id: int, limit: int = 20) -> Recommendations:
         if limit < 1:
@@ -314,7 +321,21 @@ class RecommendationClient:
         user_id = int(user_id)
         if not INT64_MIN <= user_id <= INT64_MAX:
             raise ValueError(f"user_id must fit in 64 bits, got {user_id}")
-        return self._finish(user_id, limit, *self.reader.read(user_id))
+        try:
+            stored, popular, sold = self.reader.read(user_id)
+        except StoreUnavailableError as exc:
+            popular, sold = self._last
+            if popular is None:
+                raise
+            if not self._down:
+                log.warning("%s; serving the last popular list read until it is back", exc)
+            self._down = True
+            return replace(self._finish(user_id, limit, None, popular, sold), degraded=True)
+        if self._down:
+            log.warning("online store reachable again: personal lists are served")
+        self._down = False
+        self._last = (popular or self._last[0], sold)
+        return self._finish(user_id, limit, stored, popular, sold)
 
     def _finish(
         self,
@@ -354,6 +375,8 @@ class RecommendationClient:
     def check(self) -> dict[str, Any]:
         """A real read of the fallback list: raises StoreUnavailableError when unreachable."""
         popular = self.reader.popular()
+        if popular is not None:
+            self._last = (popular, self._last[1])
         return {
             "fallback_list": popular is not None,
             "model_version": popular.model_version if popular is not None else None,

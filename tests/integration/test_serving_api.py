@@ -148,6 +148,18 @@ def test_readiness_is_503_when_the_store_is_down(tmp_path):
         assert r.status_code == 503 and "unreachable" in r.json()["detail"]
 
 
+def test_readiness_is_503_until_something_is_published(tmp_path):
+    from ranking_jobs.feast_store import apply_definitions
+
+    empty = make_settings(tmp_path)
+    apply_definitions(empty)
+    with TestClient(create_app(empty)) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json()["status"] == "empty"
+        assert r.json()["error"] == "nothing has been published yet"
+        assert client.get("/v1/users/1/recommendations").json()["items"] == []
+
+
 def test_openapi_documents_the_parameters(api):
     spec = api.get("/openapi.json").json()
     params = {

@@ -140,3 +140,33 @@ def test_unreachable_store_raises_a_clear_error_and_bad_ids_are_refused(tmp_path
         client.get(2**63)
     with pytest.raises(ValueError, match="limit"):
         client.get(1, limit=0)
+
+
+def test_redis_down_serves_the_last_popular_list_and_recovers(tmp_path):
+    from tests.servers import start_redis
+
+    port = free_port()
+    server, url = start_redis(tmp_path / "redis", port)
+    try:
+        settings = _redis_settings(tmp_path, url)
+        publish(settings, {1: [10, 11, 12]}, popular=[30, 31, 32])
+        client = RecommendationClient(settings)
+        assert client.get(1).personalised and not client.get(1).degraded
+        server.terminate()
+        server.wait(timeout=10)
+
+        down = client.get(1, limit=2)
+        assert down.degraded and not down.personalised
+        assert down.items == [30, 31] and down.model_version == "popularity"
+        assert client.get(2**40).items == [30, 31, 32]  # unknown users alike
+        fresh = RecommendationClient(settings)  # never read a fallback: nothing to serve
+        with pytest.raises(StoreUnavailableError, match="unreachable"):
+            fresh.get(1)
+
+        server = start_redis(tmp_path / "redis", port)[0]
+        publish(settings, {1: [10, 11, 12]}, popular=[30, 31, 32])  # a restart lost the data
+        back = client.get(1)
+        assert back.personalised and not back.degraded and back.items == [10, 11, 12]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
