@@ -116,14 +116,29 @@ def find_version(settings: Settings, tags: dict[str, str]) -> ModelRef | None:
     return None
 
 
+# What MLflow answers when the registered model, or its champion alias, does not exist.
+_NO_CHAMPION = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+class RegistryUnavailableError(RuntimeError):
+    """The model registry could not be asked (server down, refused, broken store)."""
+
+
 def champion(settings: Settings) -> ModelRef | None:
+    """The ``@champion`` version, None when no model has passed the gate yet. Any
+    other registry error raises: read as "no champion", a refused connection would
+    publish a baseline's lists over the champion's."""
     from mlflow.exceptions import MlflowException
 
-    mlc = client(settings)
     try:
-        mv = mlc.get_model_version_by_alias(settings.registered_model, CHAMPION)
-    except MlflowException:
-        return None
+        mv = client(settings).get_model_version_by_alias(settings.registered_model, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in _NO_CHAMPION:
+            return None
+        raise RegistryUnavailableError(
+            f"cannot read @{CHAMPION} of {settings.registered_model} from the model registry "
+            f"at {settings.tracking_uri}: {exc}"
+        ) from exc
     return ModelRef(settings.registered_model, str(mv.version), mv.run_id)
 
 
