@@ -36,9 +36,11 @@ RETURN_COVERAGE = 0.95  # share of returning users whose absence active_days mus
 MAX_VALID_WINDOWS = 4  # validation windows early stopping may take from training
 MIN_TRAIN_WINDOWS = 4  # training windows a label window length must leave room for
 REPURCHASE_LOOKBACK_DAYS = 365  # how long user-item history is remembered where users rebuy
-# Candidates per user with and without logged impressions (README, Candidates and precompute)
+# Candidates per user for a log of what a feed showed (most events impressions) and for
+# a log of actions (README, Candidates and precompute)
 CANDIDATES_SHOWN_LOG = 300
 CANDIDATES_SALES_LOG = 120
+FEED_LOG_SHARE = 0.5  # share of events that are impressions in a feed's log
 
 
 def _day_activity(settings: Settings, day: Any, pairs: bool) -> dict[str, Any]:
@@ -187,14 +189,17 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
             "value": REPURCHASE_LOOKBACK_DAYS,
             "why": "users buy items again: remember their items for a year",
         }
-    shown = profile["impressions"] > 0
+    seen = profile["impressions"] / max(profile["events"], 1)
+    feed = seen >= FEED_LOG_SHARE
     out["candidates_per_user"] = {
-        "value": CANDIDATES_SHOWN_LOG if shown else CANDIDATES_SALES_LOG,
-        "why": f"{profile['impressions']:,} impressions logged: "
+        "value": CANDIDATES_SHOWN_LOG if feed else CANDIDATES_SALES_LOG,
+        "why": f"{seen:.0%} of the events are impressions "
         + (
-            "what users engage with is spread over what the feed showed them"
-            if shown
-            else "engagement gathers on users' own and popular items"
+            f"(>= {FEED_LOG_SHARE:.0%}, a feed's log): what users engage with is spread "
+            "over what the feed showed them"
+            if feed
+            else f"(< {FEED_LOG_SHARE:.0%}, a log of actions): engagement gathers on "
+            "users' own and popular items"
         ),
     }
     gaps = profile["return_gaps"]

@@ -145,8 +145,8 @@ class Settings(BaseSettings):
         300,
         ge=10,
         description="Candidates generated per user: the ranker can only put in a list what "
-        "they hold; derived from the data profile unless set (300 where impressions are "
-        "logged, 120 where none are).",
+        "they hold; derived from the data profile unless set (300 for a feed's log, "
+        "where half the events or more are impressions; 120 for a log of actions).",
     )
     candidate_size_first: bool = Field(
         False,

@@ -68,6 +68,7 @@ def _profile(**over):
         "repeat_purchase_share": 0.0,
         "repeat_engagement_share": 0.3,
         "impressions": 0,
+        "events": 20_000,
         "return_gaps": {"0.5": 3.0, "0.9": 20.0, "0.95": 41.0},
     }
     return {**base, **over}
@@ -108,7 +109,10 @@ def test_logged_impressions_widen_the_candidates():
     assert sales["candidates_per_user"]["value"] == profile.CANDIDATES_SALES_LOG
     feed = profile.derive(Settings(), _profile(impressions=12_000))
     assert feed["candidates_per_user"]["value"] == profile.CANDIDATES_SHOWN_LOG
-    assert "12,000 impressions" in feed["candidates_per_user"]["why"]
+    assert "60% of the events are impressions" in feed["candidates_per_user"]["why"]
+    # a ratings log whose 1-star ratings were imported as impressions is no feed
+    ratings = profile.derive(Settings(), _profile(impressions=1_300))
+    assert ratings["candidates_per_user"]["value"] == profile.CANDIDATES_SALES_LOG
 
 
 def test_validation_follows_an_explicit_label_window():
