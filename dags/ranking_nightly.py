@@ -34,12 +34,14 @@ gate stops the run before anything is published, so the last good lists stay
 live. Every task is `ranking-jobs <task_id> --ds D` on the command line.
 """
 
+SETTINGS = load_settings()
 DEFAULT_ARGS = {
     "owner": "ranking",
-    "retries": load_settings().task_retries,
+    "retries": SETTINGS.task_retries,
     "retry_delay": dt.timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=20),
+    "execution_timeout": dt.timedelta(minutes=SETTINGS.task_timeout_minutes),
 }
 
 

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
 
     # --- orchestration ---------------------------------------------------------
     task_retries: int = Field(2, ge=0, description="Airflow retries per task (with backoff).")
+    task_timeout_minutes: int = Field(
+        240,
+        ge=1,
+        description="Airflow execution timeout of each nightly task: a hung task fails and "
+        "retries instead of holding the night (max_active_runs is 1).",
+    )
 
     # --- synthetic marketplace ---------------------------------------------
     scale: Scale = Field("tiny", description="Generator preset: tiny, small, medium, large.")

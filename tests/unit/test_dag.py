@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ranking_jobs.settings import load_settings
+
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 
@@ -48,6 +50,7 @@ def test_dag_settings(dagbag):
     assert dag.doc_md and "data_interval_start" in dag.doc_md
     for t in dag.tasks:
         assert t.retries >= 1 and t.retry_exponential_backoff
+        assert t.execution_timeout == dt.timedelta(minutes=load_settings().task_timeout_minutes)
 
 
 def test_schedule_gives_non_empty_daily_interval_at_two(dagbag):
