@@ -296,6 +296,12 @@ class Settings(BaseSettings):
     publish_backoff_s: float = Field(
         1.0, ge=0, description="Wait before the second try; doubled after each failed try."
     )
+    publish_lock_wait_s: float = Field(
+        600,
+        ge=0,
+        description="How long a publish waits for another one (a backfill beside the night) "
+        "to finish before it fails.",
+    )
     list_ttl_days: float = Field(
         0,
         ge=0,

@@ -36,6 +36,12 @@ What keeps it safe:
   it (same or later day: it rewrites every user and also removes users only the
   interrupted run wrote) or, if it is a backfill of an older day, first
   republishes the interrupted day.
+- **One publish at a time.** A publish holds an exclusive lock on
+  ``publish.lock`` in the state folder, waiting up to ``RANKING_PUBLISH_LOCK_WAIT_S``
+  for another to finish. The OS drops the lock of a process that dies, so a journal
+  found while holding it is a crashed publish's, never a running one's. (The lock
+  is per host: workers on several hosts sharing a state folder need a store-side
+  lock.)
 - **Redis unreachable**: each batch is retried with exponential backoff
   (``RANKING_PUBLISH_ATTEMPTS``, ``RANKING_PUBLISH_BACKOFF_S``), then the task
   fails naming the Redis URL; the marker does not move.
@@ -43,10 +49,13 @@ What keeps it safe:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,8 +132,38 @@ def _save_users(settings: Settings, which: str, users: np.ndarray) -> None:
 
 def publish_lists(ctx: RunContext) -> dict[str, Any]:
     """The stage entry point (DAG and CLI): publish ``ctx.ds``'s lists if no fresher
-    day is live; returns counts and lists/s."""
-    return publish(ctx)
+    day is live, one publish at a time; returns counts and lists/s."""
+    with exclusive(ctx.settings, ctx.run_id):
+        return publish(ctx)
+
+
+@contextlib.contextmanager
+def exclusive(settings: Settings, holder: str) -> Iterator[None]:
+    """The publish lock of the state folder, held by ``holder`` (a run id) until exit."""
+    path = settings.feast_dir / "publish.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        deadline = time.monotonic() + settings.publish_lock_wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    raise PublishError(
+                        f"another publish holds {path} ({fh.read().strip() or 'unknown'}) "
+                        f"after {settings.publish_lock_wait_s:g}s; the live lists are unchanged"
+                    ) from None
+                time.sleep(min(0.5, settings.publish_lock_wait_s))
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"run {holder}, pid {os.getpid()}, since {dt.datetime.now(dt.UTC).isoformat()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str, Any]:

@@ -235,3 +235,58 @@ def test_publish_rides_out_a_redis_restart(tmp_path):
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=10)
+
+
+def test_a_second_publish_waits_for_the_first_then_fails_by_name(tmp_path):
+    from ranking_jobs.publish import exclusive
+
+    settings = make_settings(tmp_path, publish_lock_wait_s=1.0)
+    apply_definitions(settings)
+    _write_lists(settings, DAY, {1: [10, 11]}, "first")
+    publish_lists(RunContext.create(DAY, settings, "first"))
+    next_day = DAY + dt.timedelta(days=1)
+    _write_lists(settings, next_day, {1: [12]}, "second")
+
+    with exclusive(settings, "backfill-7"):  # a publish in progress (another process alike)
+        started = time.monotonic()
+        with pytest.raises(PublishError, match=r"another publish holds .*run backfill-7"):
+            publish_lists(RunContext.create(next_day, settings, "second"))
+        assert time.monotonic() - started >= 1.0  # it waited its turn first
+        assert live_marker(settings)["run_id"] == "first" and journal(settings) is None
+        assert RecommendationClient(settings).get(1).items == [10, 11]
+
+    # the lock is free again: the same publish goes through
+    assert publish_lists(RunContext.create(next_day, settings, "second"))["published"]
+    assert RecommendationClient(settings).get(1).items == [12]
+
+
+def test_the_lock_of_a_killed_publisher_is_released(tmp_path):
+    from ranking_jobs.airflow_runner import settings_env
+
+    settings = make_settings(tmp_path, publish_lock_wait_s=5.0)
+    apply_definitions(settings)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from ranking_jobs.publish import exclusive\n"
+            "from ranking_jobs.settings import load_settings\n"
+            "with exclusive(load_settings(), 'killed'):\n"
+            "    print('held', flush=True); time.sleep(60)\n",
+        ],
+        env={**os.environ, **settings_env(settings)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    from ranking_jobs.publish import exclusive
+
+    no_wait = settings.model_copy(update={"publish_lock_wait_s": 0})
+    with pytest.raises(PublishError, match="run killed"), exclusive(no_wait, "probe"):
+        pass  # the child holds this very lock
+    holder.kill()
+    holder.wait(timeout=10)
+    _write_lists(settings, DAY, {1: [10]}, "after")
+    assert publish_lists(RunContext.create(DAY, settings, "after"))["published"]
