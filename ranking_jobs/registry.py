@@ -142,6 +142,11 @@ def champion(settings: Settings) -> ModelRef | None:
     return ModelRef(settings.registered_model, str(mv.version), mv.run_id)
 
 
+def trained_for(settings: Settings, ref: ModelRef) -> str | None:
+    """The day (``ds`` tag) whose night trained ``ref``."""
+    return client(settings).get_model_version(ref.name, ref.version).tags.get("ds")
+
+
 def promote(settings: Settings, ref: ModelRef, reasons: list[str]) -> None:
     mlc = client(settings)
     mlc.set_registered_model_alias(ref.name, CHAMPION, ref.version)

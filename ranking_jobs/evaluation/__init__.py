@@ -159,9 +159,13 @@ def decide(
     min_gain: float,
     tolerance: float,
     seed: int,
+    ds: str | None = None,
+    champion_ds: str | None = None,
 ) -> tuple[GateDecision, dict[str, Any]]:
     """Promote only if the gain over the best baseline is surely positive and the
-    model is not worse than the champion beyond the tolerance."""
+    model is not worse than the champion beyond the tolerance, and never from a
+    backfill: a model for day ``ds`` is not promoted over a champion trained for a
+    later day ``champion_ds``, whose training set may hold ``ds``'s labels."""
     diff, lo, hi = bootstrap_diff_ci(model_q, baseline_q, seed=seed)
     stats: dict[str, Any] = {"gain_vs_baseline": [diff, lo, hi]}
     decision = GateDecision(promoted=True)
@@ -182,6 +186,12 @@ def decide(
             decision.reasons.append(f"worse than champion by {-cdiff:.4f} > tolerance {tolerance}")
         else:
             decision.reasons.append(f"vs champion {cdiff:+.4f} (tolerance {tolerance})")
+    if ds is not None and champion_ds is not None and champion_ds > ds:
+        decision.promoted = False
+        decision.reasons.append(
+            f"backfill of {ds}: the champion was trained for {champion_ds}; "
+            "a backfill never moves it"
+        )
     return decision, stats
 
 
@@ -261,6 +271,8 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         min_gain=settings.min_gain_over_baseline,
         tolerance=settings.champion_tolerance,
         seed=settings.seed,
+        ds=ctx.ds_str,
+        champion_ds=registry.trained_for(settings, champ) if champ is not None else None,
     )
     if decision.promoted:
         registry.promote(settings, candidate, decision.reasons)

@@ -102,6 +102,13 @@ def test_gate_promotes_a_clearly_better_model_and_refuses_a_worse_one():
     # within the tolerance of the champion: promoted
     close, _ = decide(better, base, better + 0.005, min_gain=0.0, tolerance=0.01, seed=0)
     assert close.promoted
+    # a backfill never moves a champion trained for a later day, however good it is
+    gate = {"min_gain": 0.0, "tolerance": 0.01, "seed": 0}
+    back, _ = decide(better, base, base, **gate, ds="2026-01-20", champion_ds="2026-01-31")
+    assert not back.promoted
+    assert back.reasons[-1].startswith("backfill of 2026-01-20: the champion was trained for")
+    later, _ = decide(better, base, base, **gate, ds="2026-02-01", champion_ds="2026-01-31")
+    assert later.promoted
 
 
 def _hold_out_rows() -> pd.DataFrame:
