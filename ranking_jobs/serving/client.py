@@ -37,6 +37,10 @@ POPULAR_VIEW = "popular_items"
 SOLD_VIEW = "sold_items"
 SOLD_FIELDS = ("item_ids", "since", "updated_at")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# While the store is down, one request per this many seconds tries it; the others get
+# the degraded list at once instead of each waiting out the store's timeout (which
+# would hold the API's event loop).
+PROBE_EVERY_S = 1.0
 
 
 class StoreUnavailableError(RuntimeError):
@@ -312,6 +316,7 @@ class RecommendationClient:
         self.reader = reader
         self._last: tuple[StoredList | None, SoldItems] = (None, SoldItems())
         self._down = False  # logged once per outage, not once per request
+        self._probe_at = 0.0  # monotonic time before which a down store is not tried
         with contextlib.suppress(StoreUnavailableError):
             self.check()  # a process started while the store is up holds a fallback
 
@@ -321,6 +326,9 @@ class RecommendationClient:
         user_id = int(user_id)
         if not INT64_MIN <= user_id <= INT64_MAX:
             raise ValueError(f"user_id must fit in 64 bits, got {user_id}")
+        popular, sold = self._last
+        if self._down and popular is not None and time.monotonic() < self._probe_at:
+            return replace(self._finish(user_id, limit, None, popular, sold), degraded=True)
         try:
             stored, popular, sold = self.reader.read(user_id)
         except StoreUnavailableError as exc:
@@ -330,6 +338,7 @@ class RecommendationClient:
             if not self._down:
                 log.warning("%s; serving the last popular list read until it is back", exc)
             self._down = True
+            self._probe_at = time.monotonic() + PROBE_EVERY_S
             return replace(self._finish(user_id, limit, None, popular, sold), degraded=True)
         if self._down:
             log.warning("online store reachable again: personal lists are served")

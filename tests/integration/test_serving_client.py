@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from ranking_jobs.serving import (
     RedisListReader,
     StoreUnavailableError,
 )
+from ranking_jobs.serving import client as client_module
 from tests.conftest import make_settings
 from tests.integration.serving_data import AS_OF, DAY, MODEL, publish, write_sales
 from tests.servers import free_port
@@ -155,8 +157,13 @@ def test_redis_down_serves_the_last_popular_list_and_recovers(tmp_path):
         server.terminate()
         server.wait(timeout=10)
 
+        reads = []
+        real_read = client.reader.read
+        client.reader.read = lambda user: reads.append(user) or real_read(user)  # counts tries
         down = client.get(1, limit=2)
         assert down.degraded and not down.personalised
+        assert [client.get(u).degraded for u in (1, 2, 3)] == [True] * 3
+        assert reads == [1]  # one try per PROBE_EVERY_S; the others did not wait on it
         assert down.items == [30, 31] and down.model_version == "popularity"
         assert client.get(2**40).items == [30, 31, 32]  # unknown users alike
         fresh = RecommendationClient(settings)  # never read a fallback: nothing to serve
@@ -165,6 +172,7 @@ def test_redis_down_serves_the_last_popular_list_and_recovers(tmp_path):
 
         server = start_redis(tmp_path / "redis", port)[0]
         publish(settings, {1: [10, 11, 12]}, popular=[30, 31, 32])  # a restart lost the data
+        time.sleep(client_module.PROBE_EVERY_S)
         back = client.get(1)
         assert back.personalised and not back.degraded and back.items == [10, 11, 12]
     finally:
