@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from ranking_jobs.context import RunContext
-from ranking_jobs.settings import load_settings
+from ranking_jobs.settings import load_settings, warn_unknown_variables
 from ranking_jobs.stages import run_stage
 
 
@@ -28,4 +29,5 @@ def run_from_airflow(name: str, context: Mapping[str, Any]) -> dict[str, Any]:
     from ranking_jobs.logs import setup_logging
 
     setup_logging()
+    warn_unknown_variables(logging.getLogger(__name__))
     return run_stage(name, context_from_airflow(context))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ranking_jobs.context import RunContext, parse_ds
-from ranking_jobs.settings import ENV_PREFIX, Settings, load_settings
+from ranking_jobs.settings import ENV_PREFIX, Settings, load_settings, warn_unknown_variables
 from ranking_jobs.stages import AVAILABILITY, NIGHTLY, run_stage
 
 log = logging.getLogger("ranking_jobs.cli")
@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    warn_unknown_variables(log)
     try:
         settings = _settings(args)
     except ValueError as exc:

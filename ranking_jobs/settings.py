@@ -8,6 +8,10 @@ configure the pipeline the same way. Defaults run on one laptop: the lake under
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +19,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "RANKING_"
+# RANKING_* variables read elsewhere than Settings: logging's level, and the folder of
+# the shared public data sets the benches and tests read.
+OTHER_VARIABLES = frozenset({"RANKING_LOG_LEVEL", "RANKING_SHARED_DATASETS"})
 
 Scale = Literal["tiny", "small", "medium", "large"]
 
@@ -372,6 +379,28 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> str:
         return (self.state_dir / "mlartifacts").as_uri()
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``RANKING_*`` variables no setting reads, each with the closest setting's name:
+    pydantic-settings drops them, so a misspelt variable would change nothing silently."""
+    env = os.environ if environ is None else environ
+    fields = sorted(name.upper() for name in Settings.model_fields)
+    out = []
+    for var in sorted(env):
+        name = var.upper()
+        if not name.startswith(ENV_PREFIX) or name in OTHER_VARIABLES:
+            continue
+        if (bare := name[len(ENV_PREFIX) :]) not in fields:
+            close = difflib.get_close_matches(bare, fields, n=1)
+            out.append(f"{var} (did you mean {ENV_PREFIX}{close[0]}?)" if close else var)
+    return out
+
+
+def warn_unknown_variables(log: logging.Logger) -> None:
+    """Log each of ``unknown_variables``: called when a command or a task starts."""
+    for var in unknown_variables():
+        log.warning("unknown setting %s is ignored", var)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -121,15 +121,29 @@ def test_bad_env_value_names_the_field(
     assert value in str(info.value)  # the offending input is shown
 
 
-def test_unknown_prefixed_env_var_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_prefixed_env_var_is_ignored_and_reported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """extra="forbid" only guards keyword arguments: pydantic-settings drops unknown
     RANKING_* variables, which matters because RANKING_LOG_LEVEL is read by logging, not
-    by Settings, and must not break every command."""
+    by Settings, and must not break every command. A typo is dropped too, so every
+    command and task names it at start."""
+    from ranking_jobs.settings import unknown_variables
+
     monkeypatch.setenv("RANKING_LOG_LEVEL", "DEBUG")
-    monkeypatch.setenv("RANKING_TOPN", "5")  # a typo is silently ignored, too
+    monkeypatch.setenv("RANKING_TOPN", "5")
+    monkeypatch.setenv("RANKING_ZZZ_NOTHING_LIKE_IT", "1")
     s = Settings()
     assert s.top_n == 100
     assert not hasattr(s, "log_level")
+    assert unknown_variables() == [
+        "RANKING_TOPN (did you mean RANKING_TOP_N?)",
+        "RANKING_ZZZ_NOTHING_LIKE_IT",
+    ]
+    monkeypatch.setenv("RANKING_SCALE", "huge")  # the command stops before running anything
+    with caplog.at_level("WARNING"):
+        assert cli.main(["validate_raw", "--ds", GOOD_DS]) == 2
+    assert "unknown setting RANKING_TOPN (did you mean RANKING_TOP_N?) is ignored" in caplog.text
 
 
 def test_unknown_keyword_is_an_error() -> None:
