@@ -113,9 +113,15 @@ def staged_partition(settings: Settings, table: str, ds: dt.date) -> Iterator[st
 
 
 @contextlib.contextmanager
-def staged_partitions(settings: Settings, table: str, days: list[dt.date]) -> Iterator[str]:
+def staged_partitions(
+    settings: Settings, table: str, days: list[dt.date], empty: pa.Schema | None = None
+) -> Iterator[str]:
     """Yield a staging root to write ``dt=YYYY-MM-DD`` sub-folders into (e.g. Spark's
-    ``partitionBy("dt")``); each of ``days`` is swapped in when the block succeeds."""
+    ``partitionBy("dt")``); each of ``days`` is swapped in when the block succeeds.
+
+    A day the block wrote no rows for (Spark writes no folder for it) is still a
+    written day: with ``empty``, it gets a Parquet file of no rows in that schema, so
+    readers asking for columns find them."""
     token = uuid.uuid4().hex[:12]
     staging = f"{table_uri(settings, table)}/.staging/multi-{token}"
     fs, staging_path = _filesystem(settings, staging)
@@ -127,6 +133,8 @@ def staged_partitions(settings: Settings, table: str, days: list[dt.date]) -> It
             _, part_path = _filesystem(settings, part)
             if fs.get_file_info(part_path).type != pafs.FileType.Directory:
                 fs.create_dir(part_path)  # an empty day is still a written day
+                if empty is not None:
+                    pq.write_table(empty.empty_table(), f"{part_path}/{PART_FILE}", filesystem=fs)
             _swap_in(settings, part, partition_uri(settings, table, day), token)
     finally:
         if fs.get_file_info(staging_path).type == pafs.FileType.Directory:

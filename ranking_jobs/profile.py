@@ -28,7 +28,8 @@ from ranking_jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 STAGE = "profile_data"
-WINDOW_CHOICES = (1, 2, 3, 7, 14, 28)  # label window lengths, in days
+# label window lengths, in days; the long ones serve sparse logs of several years
+WINDOW_CHOICES = (1, 2, 3, 7, 14, 28, 91, 182)
 ACTIVE_CHOICES = (30, 60, 90, 180, 365)  # how long a user counts as active, in days
 REPEAT_SHARE = 0.05  # share of purchases that re-buy an item: above it, repurchases matter
 RETURN_DAYS = 28  # days in which the profile looks for users coming back to an item
@@ -136,10 +137,10 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
     """Setting name -> {value, why}: what the profile implies, before explicit settings win."""
     target = settings.min_holdout_queries
     span = profile["history_days"]
-    room = [
-        w for w in WINDOW_CHOICES if span >= settings.min_history_days + w * (2 + MIN_TRAIN_WINDOWS)
-    ]
     counts = {int(w): n for w, n in profile["engaged_users_in_window"].items()}
+    room = [
+        w for w in sorted(counts) if span >= settings.min_history_days + w * (2 + MIN_TRAIN_WINDOWS)
+    ]
     enough = [w for w in room if counts[w] >= target]
     if "label_window_days" in settings.model_fields_set:
         width = settings.label_window_days  # the rest follows the window the night uses

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
@@ -19,6 +19,10 @@ from ranking_jobs.features import columns as cols
 from ranking_jobs.features.columns import AFFINITY_DIMENSIONS, WINDOWS
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,16 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
 
     applied = apply_definitions(settings)
     return {"snapshots": [d.isoformat() for d in todo], "feast_objects": applied, "rows": written}
+
+
+def arrow_schema(frame: DataFrame) -> pa.Schema:
+    """The Arrow schema of a frame's rows without its ``dt`` partition column: a snapshot
+    without rows (a sparse log's quiet month) is written as an empty file of it."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StructType
+
+    fields = [f for f in frame.schema.fields if f.name != "dt"]
+    return to_arrow_schema(StructType(fields), timezone="UTC")
 
 
 def _write_snapshots(
@@ -212,7 +226,7 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
         keys = [c for c in ("user_id", "item_id", *AFFINITY_DIMENSIONS) if c in frame.columns]
         with (
             timed(log, f"{table} x {len(days)} snapshots") as t,
-            lake.staged_partitions(settings, table, days) as staging,
+            lake.staged_partitions(settings, table, days, arrow_schema(frame)) as staging,
         ):
             frame = frame.repartition("dt").sortWithinPartitions("dt", *keys).cache()
             t["count"] = rows[table] = frame.count()

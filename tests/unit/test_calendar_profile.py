@@ -115,6 +115,15 @@ def test_logged_impressions_widen_the_candidates():
     assert ratings["candidates_per_user"]["value"] == profile.CANDIDATES_SALES_LOG
 
 
+def test_a_sparse_log_of_years_takes_a_window_of_months():
+    sparse = {"1": 5, "2": 7, "3": 7, "7": 16, "14": 17, "28": 48, "91": 160, "182": 310}
+    years = profile.derive(Settings(), _profile(history_days=3856, engaged_users_in_window=sparse))
+    assert years["label_window_days"]["value"] == 182  # the longest with room: 310 users
+    assert years["valid_windows"]["value"] == 2
+    months = profile.derive(Settings(), _profile(history_days=700, engaged_users_in_window=sparse))
+    assert months["label_window_days"]["value"] == 91  # 3 + 182 * 6 > 700
+
+
 def test_validation_follows_an_explicit_label_window():
     derived = profile.derive(Settings(label_window_days=2), _profile())
     assert derived["label_window_days"]["value"] == 2

@@ -440,3 +440,20 @@ def test_a_corrupt_file_is_named_with_its_partition(settings: Settings, garbage:
         lake.read_partition(settings, TABLE, DAY)
     with pytest.raises(lake.CorruptPartitionError):
         lake.read_days(settings, TABLE, [DAY], missing_ok=True)  # missing is not corrupt
+
+
+def test_a_day_written_without_rows_reads_as_an_empty_table_of_its_columns(
+    settings: Settings,
+) -> None:
+    days = lake.day_range(DAY, 2)
+    schema = pa.schema([("user_id", pa.int64()), ("score", pa.float64())])
+    with lake.staged_partitions(settings, TABLE, days, empty=schema) as staging:
+        # only the first day has rows, as Spark's partitionBy writes no folder for the other
+        first = Path(f"{staging}/dt={days[0].isoformat()}")
+        first.mkdir(parents=True)
+        pq.write_table(pa.table({"user_id": [1], "score": [0.5]}), first / "part.parquet")
+
+    quiet = lake.read_partition(settings, TABLE, days[1], ["user_id", "score"])
+    assert quiet.num_rows == 0 and quiet.schema == schema
+    assert lake.read_partition(settings, TABLE, days[0])["user_id"].to_pylist() == [1]
+    assert lake.partition_rows(settings, TABLE, days[1]) == 0
