@@ -7,7 +7,7 @@ DEMO_DATE ?= 2026-01-31
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: demo test lint lock bench clean install
+.PHONY: demo airflow test lint lock bench clean install
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@NEED_GIB=6 tools/preflight.sh $(PYTHON)
@@ -25,9 +25,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ranking-jobs demo --ds $(DEMO_DATE)
 
+## make airflow: the same DAGs under a real local Airflow (PostgreSQL, scheduler, UI)
+airflow: $(STAMP)
+	@NEED_POSTGRES=1 tools/preflight.sh $(PYTHON)
+	$(BIN)/ranking-jobs airflow --ds $(DEMO_DATE)
+
 ## make test: the whole suite (starts its own Redis, S3 API server, Spark, Airflow)
 test: $(STAMP)
-	@NEED_REDIS=1 NEED_GIB=2 tools/preflight.sh $(PYTHON)
+	@NEED_REDIS=1 NEED_POSTGRES=1 NEED_GIB=2 tools/preflight.sh $(PYTHON)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -9,6 +9,7 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from ranking_jobs.alerts import on_task_failure
 from ranking_jobs.settings import load_settings
 from ranking_jobs.stages import AVAILABILITY
 
@@ -33,6 +34,7 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=10),
     "execution_timeout": dt.timedelta(minutes=20),
+    "on_failure_callback": on_task_failure,
 }
 
 

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import (
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    dag,
+    task,
+)
 
+from ranking_jobs.alerts import on_deadline_missed, on_task_failure
 from ranking_jobs.settings import load_settings
 from ranking_jobs.stages import NIGHTLY
 
@@ -25,13 +34,17 @@ backfill over D.
 
 validate raw data → Spark features into Feast → point-in-time training set →
 XGBoost `rank:ndcg` → evaluation gate (moves the `champion` alias) → top-N lists
-with the champion → list validation → publish to the Feast online store → HTML
-report.
+with the champion → list validation → drift monitoring against the nights before →
+publish to the Feast online store → HTML report.
 
 *Reruns and backfills* replace the day's partitions whole; a backfill of an old
-day never replaces fresher lists that are already live. A failed validation or
-gate stops the run before anything is published, so the last good lists stay
-live. Every task is `ranking-jobs <task_id> --ds D` on the command line.
+day never replaces fresher lists that are already live. A failed validation, gate
+or drift check stops the run before anything is published, so the last good lists
+stay live. Every task is `ranking-jobs <task_id> --ds D` on the command line.
+
+*Alerts*: a failed task, and a night still running `RANKING_NIGHT_DEADLINE_MINUTES`
+after it was queued (a Deadline Alert: 06:00 UTC for a night queued at 02:00), go to
+the channels of `RANKING_ALERT_*` (webhook, Slack, e-mail).
 """
 
 SETTINGS = load_settings()
@@ -42,6 +55,7 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=20),
     "execution_timeout": dt.timedelta(minutes=SETTINGS.task_timeout_minutes),
+    "on_failure_callback": on_task_failure,
 }
 
 
@@ -63,6 +77,13 @@ def _stage_task(name: str, doc: str):
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=dt.timedelta(minutes=SETTINGS.night_deadline_minutes),
+        callback=AsyncCallback(on_deadline_missed),
+    )
+    if SETTINGS.night_deadline_minutes
+    else None,
     tags=["ranking", "nightly", "feast", "xgboost"],
     doc_md=DOC,
     params={

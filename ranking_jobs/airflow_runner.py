@@ -57,7 +57,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _airflow_bin() -> str:
+def airflow_bin() -> str:
     local = Path(sys.executable).with_name("airflow")
     return str(local) if local.exists() else (shutil.which("airflow") or "airflow")
 
@@ -74,7 +74,10 @@ def logical_date_for(ds: dt.date) -> str:
 def run_dag_test(settings: Settings, ds: dt.date) -> int:
     """Migrate Airflow's DB if needed, then run one DAG run for ``ds``; return the exit code."""
     env = airflow_env(settings)
-    airflow = _airflow_bin()
+    # No scheduler watches deadlines here, and Airflow 3.3's `dags test` fails after the
+    # last task of a DAG that has a Deadline Alert (it looks the alert up by the object).
+    env[f"{ENV_PREFIX}NIGHT_DEADLINE_MINUTES"] = "0"
+    airflow = airflow_bin()
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     log.info("airflow dags test %s %s (AIRFLOW_HOME=%s)", DAG_ID, ds, env["AIRFLOW_HOME"])
     proc = subprocess.run([airflow, "dags", "test", DAG_ID, logical_date_for(ds)], env=env)

@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p = sub.add_parser(
+        "airflow",
+        help="start a local Airflow (api-server, scheduler, dag-processor, triggerer; "
+        "LocalExecutor on PostgreSQL) with the DAGs and the UI, on a demo marketplace for "
+        "--ds if the lake has none; Ctrl-C stops it",
+    )
+    _common(p)
+    p.add_argument("--port", type=int, default=8080, help="UI and API port (default 8080)")
+    p = sub.add_parser(
         "demo",
         help="generate data, run the DAG through Airflow's test runner, "
         "print three users' lists and where to look",
@@ -214,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ranking_jobs.airflow_runner import run_dag_test
 
         return run_dag_test(settings, ctx.ds)
+    elif args.command == "airflow":
+        from ranking_jobs.airflow_local import run_local_airflow
+
+        return run_local_airflow(ctx, args.port)
     elif args.command == "demo":
         from ranking_jobs.demo import run_demo
 

@@ -64,6 +64,8 @@ RECOMMENDATIONS = "recommendations"
 LISTS_ROW_GROUP_ROWS = 50_000
 POPULAR = "popular"
 SOLD_ITEMS = "sold_items"
+MONITORING_SAMPLE = "monitoring_sample"  # a night's sampled model inputs and scores
+MONITORING = "monitoring"  # a night's drift, quality and freshness figures
 
 EVENTS_SCHEMA = pa.schema(
     [

@@ -60,6 +60,26 @@ class Settings(BaseSettings):
         description="Airflow execution timeout of each nightly task: a hung task fails and "
         "retries instead of holding the night (max_active_runs is 1).",
     )
+    night_deadline_minutes: int = Field(
+        240,
+        ge=0,
+        description="A night still running this long after it was queued alerts (Airflow "
+        "Deadline Alert): a scheduled night queued at 02:00 UTC on D+1 is late at 06:00. "
+        "0: no deadline.",
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="Every alert (failed task, missed deadline) POSTed here as JSON."
+    )
+    alert_slack_conn_id: str | None = Field(
+        None,
+        description="Airflow connection of a Slack incoming webhook that gets every alert "
+        "(needs apache-airflow-providers-slack).",
+    )
+    alert_email_to: str = Field(
+        "",
+        description="Comma-separated addresses that get every alert, through Airflow's SMTP "
+        "provider and its smtp_default connection.",
+    )
 
     # --- synthetic marketplace ---------------------------------------------
     scale: Scale = Field("tiny", description="Generator preset: tiny, small, medium, large.")
@@ -292,6 +312,32 @@ class Settings(BaseSettings):
         "away).",
     )
     fallback_size: int = Field(100, ge=1, description="Length of the popular fallback list.")
+
+    # --- monitoring ------------------------------------------------------------
+    monitor_sample_users: int = Field(
+        500, ge=1, description="Active users whose candidates the nightly drift check scores."
+    )
+    monitor_sample_rows: int = Field(
+        20_000, ge=100, description="Candidate rows kept per night for the drift check."
+    )
+    monitor_reference_nights: int = Field(
+        7, ge=1, description="Nights before tonight whose samples are the drift reference."
+    )
+    monitor_psi_warn: float = Field(
+        0.25, gt=0, description="A feature or score PSI from this value alerts."
+    )
+    monitor_min_shift: float = Field(
+        0.5,
+        ge=0,
+        description="A PSI counts only where the feature's mean also moved by this many "
+        "reference standard deviations (or its null share by 10 points).",
+    )
+    monitor_psi_fail: float = Field(
+        1.0,
+        gt=0,
+        description="A feature or score PSI from this value stops the night before publish "
+        "(the last good lists stay live).",
+    )
 
     # --- publish (online store) ------------------------------------------------
     publish_batch_rows: int = Field(

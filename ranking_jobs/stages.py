@@ -78,6 +78,12 @@ NIGHTLY: tuple[Stage, ...] = (
         "Suite on the final lists before anything is published.",
     ),
     Stage(
+        "monitor_night",
+        "ranking_jobs.monitoring:monitor_night",
+        "Drift (PSI) of every model feature and the scores against the nights before, "
+        "freshness and quality figures; a large drift stops the night before publish.",
+    ),
+    Stage(
         "publish_lists",
         "ranking_jobs.publish:publish_lists",
         "Lists into the Feast online store (user_recommendations).",

@@ -29,6 +29,10 @@ if [ "$NEED_GIB" -gt 0 ]; then
               "free space there (an old uv cache: uv cache prune; old clones and temp files), or point TMPDIR / UV_CACHE_DIR elsewhere"
   done
 fi
+if [ "${NEED_POSTGRES:-0}" = 1 ]; then
+  command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+    || need "PostgreSQL not found: the real-scheduler test runs Airflow on it" "apt-get install postgresql"
+fi
 if [ "${NEED_REDIS:-0}" = 1 ]; then
   command -v redis-server >/dev/null 2>&1 \
     || need "redis-server not found: the test suite starts a real Redis" "apt-get install redis-server"

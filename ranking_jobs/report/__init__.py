@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
-from ranking_jobs import lake
+from ranking_jobs import lake, monitoring
 from ranking_jobs.context import RunContext
 from ranking_jobs.profile import STAGE as PROFILE_STAGE
 from ranking_jobs.report.html import ReportData, render_report
@@ -115,6 +115,11 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         score_distribution=scores,
         list_stats=list_stats,
         metric_history=metric_history(ctx, metric),
+        monitoring=monitoring.history(settings, ctx.ds).to_dict("records"),
+        monitoring_thresholds={
+            "warn": settings.monitor_psi_warn,
+            "fail": settings.monitor_psi_fail,
+        },
     )
     path = render_report(data, summary_dir(ctx) / "report.html")
     log.info("report written to %s", path)

@@ -49,6 +49,7 @@ SECTION_TITLES: dict[str, str] = {
     "score_distribution": "Score distribution",
     "list_stats": "List coverage and length",
     "metric_history": "Metric history",
+    "monitoring": "Monitoring over the last nights",
 }
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
@@ -79,6 +80,10 @@ class ReportData:
       |SHAP|. Drawn side by side for the ``max_features`` largest (by SHAP when given).
     * ``score_distribution``: the scores of the night's lists (any length).
     * ``list_stats``: coverage / length statistics, name -> value.
+    * ``monitoring``: the nightly monitoring records, one dict per (ds, metric, name,
+      value, status) row: tonight's largest PSIs as a table, trends of the largest
+      PSIs, the night's figures and the ages as line charts over the nights given.
+    * ``monitoring_thresholds``: PSI ``warn`` and ``fail``, drawn as lines.
     * ``metric_history``: past runs, each ``{"ds": ..., "metrics": {...}}`` or a
       flat ``{"ds": ..., "ndcg@10": ...}``; one point per ``ds`` (the last entry wins).
       An optional ``"promoted"`` marks the gate's verdict on the ``"model"`` series.
@@ -109,6 +114,8 @@ class ReportData:
     score_distribution: ArrayLike | None = None
     list_stats: Mapping[str, Any] | None = None
     metric_history: Sequence[Mapping[str, Any]] | None = None
+    monitoring: Sequence[Mapping[str, Any]] | None = None
+    monitoring_thresholds: Mapping[str, float] | None = None
     generated_at: str | dt.datetime | None = None
 
 
@@ -509,6 +516,53 @@ def _metric_history(data: ReportData) -> str:
     return _figure_html(fig, "fig-metric-history")
 
 
+def _monitoring(data: ReportData) -> str:
+    if _is_empty(data.monitoring):
+        return _not_available("No monitoring record yet.")
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    frame = pd.DataFrame(list(data.monitoring or []))
+    days = sorted(frame["ds"].unique())
+    tonight = frame[frame["ds"] == (str(data.ds) if data.ds else days[-1])]
+    drift = tonight[tonight["metric"] == "psi"].sort_values("value", ascending=False).head(10)
+    parts = []
+    if len(drift):
+        rows = "".join(
+            f"<tr><td>{_esc(r.name)}</td><td class='num'>{r.value:.3f}</td>"
+            f"<td>{_esc(r.status)}</td></tr>"
+            for r in drift.itertuples()
+        )
+        parts.append(
+            "<p class='note'>Population stability index of tonight's sample against the "
+            "nights before it (bins on the reference's deciles).</p><table><thead><tr>"
+            f"<th>feature</th><th>PSI</th><th>status</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    else:
+        parts.append("<p class='na'>No earlier night to compare tonight's sample with.</p>")
+    psi = frame[frame["metric"] == "psi"]
+    watched = psi.sort_values("value", ascending=False)["name"].drop_duplicates().head(5)
+    charts = [
+        ("psi", list(watched), "largest feature PSIs", "PSI"),
+        ("night", sorted(frame.loc[frame["metric"] == "night", "name"].unique()), "night", ""),
+        ("age_days", ["live_lists", "champion"], "ages", "days"),
+    ]
+    for metric, names, title, axis in charts:
+        fig = go.Figure()
+        chosen = frame[(frame["metric"] == metric) & frame["name"].isin(names)]
+        for name, rows in chosen.groupby("name"):
+            by_day = rows.groupby("ds")["value"].last()
+            fig.add_scatter(name=str(name), x=days, y=[by_day.get(d, math.nan) for d in days],
+                            mode="lines+markers")  # fmt: skip
+        if metric == "psi":
+            for level, value in (data.monitoring_thresholds or {}).items():
+                fig.add_hline(y=value, line_dash="dash", annotation_text=level)
+        if fig.data:
+            fig.update_layout(height=320, title=title, yaxis_title=axis, xaxis_type="category")
+            parts.append(_figure_html(fig, f"fig-monitoring-{metric}"))
+    return "".join(parts)
+
+
 _SECTIONS: dict[str, Callable[[ReportData], str]] = {
     "gate": _gate,
     "data_profile": _data_profile,
@@ -525,6 +579,7 @@ _SECTIONS: dict[str, Callable[[ReportData], str]] = {
     "score_distribution": _score_distribution,
     "list_stats": _list_stats,
     "metric_history": _metric_history,
+    "monitoring": _monitoring,
 }
 
 _CSS = """

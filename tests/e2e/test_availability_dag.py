@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_an_hourly_run_filters_what_sold_since_the_night(tmp_path):
-    from ranking_jobs.airflow_runner import _airflow_bin, airflow_env
+    from ranking_jobs.airflow_runner import airflow_bin, airflow_env
 
     settings = make_settings(tmp_path, task_retries=0)
     publish(settings, {1: [10, 11, 12]}, popular=[11, 30])
@@ -25,7 +25,7 @@ def test_an_hourly_run_filters_what_sold_since_the_night(tmp_path):
     assert client.get(1).items == [10, 11, 12]
 
     env = airflow_env(settings)
-    airflow = _airflow_bin()
+    airflow = airflow_bin()
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     run = subprocess.run(
         [airflow, "dags", "test", "ranking_availability", "2026-02-01T03:05:00+00:00"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -264,3 +265,46 @@ def test_precompute_runs_unchanged_on_a_standalone_cluster(night, tmp_path):
     assert set(after["run_id"].to_pylist()) == {"on-a-cluster"}
     cols = ["user_id", "item_ids", "scores", "model_version"]
     assert after.select(cols).equals(before.select(cols))
+
+
+def test_monitoring_is_quiet_on_stable_nights_and_names_a_shifted_feature(night, webhook):
+    """Two earlier nights are the reference; the night of DS is stable; then prices x10
+    in DS's item features: a warning names the feature, and over the fail threshold the
+    stage stops the night before publish, naming it too."""
+    from ranking_jobs.monitoring import MonitoringError, history
+    from ranking_jobs.stages import run_stage
+
+    url, alerts = webhook
+    watched = night.model_copy(update={"alert_webhook_url": url})
+    for day in (DS - dt.timedelta(days=2), DS - dt.timedelta(days=1)):
+        run_stage("profile_data", RunContext.create(day, watched, run_id="reference"))
+        run_stage("monitor_night", RunContext.create(day, watched, run_id="reference"))
+    stable = run_stage("monitor_night", RunContext.create(DS, watched, run_id="stable"))
+    assert stable["status"] == "ok", stable["psi_top"]
+    assert len(stable["reference_nights"]) == 2
+    assert stable["drifted"] == [] and stable["psi_max"] is not None
+    assert alerts == []
+    textfile = Path(stable["textfile"]).read_text()  # what a textfile collector reads
+    assert 'ranking_monitor_psi{name="price"}' in textfile
+    assert 'ranking_monitor_age_days{name="champion"}' in textfile
+    record = history(watched, DS)
+    tonight = record[record["ds"] == DS.isoformat()]
+    assert {"psi", "null_share", "night", "age_days"} <= set(tonight["metric"])
+    assert tonight.loc[tonight["name"] == "live_lists", "value"].item() == 0  # DS is live
+
+    items = lake.read_partition(watched, C.FEATURES_ITEM, DS)
+    shifted = items.set_column(
+        items.schema.get_field_index("price"), "price", pc.multiply(items["price"], 10.0)
+    )
+    lake.write_partition(watched, C.FEATURES_ITEM, DS, shifted)
+    try:
+        lenient = watched.model_copy(update={"monitor_psi_fail": 1e6})
+        warned = run_stage("monitor_night", RunContext.create(DS, lenient, run_id="warned"))
+        assert warned["status"] == "warn" and "price" in warned["psi_top"]
+        (alert,) = alerts
+        assert alert["kind"] == "drift_warning" and alert["ds"] == DS.isoformat()
+        assert "price (PSI" in alert["error"]
+        with pytest.raises(MonitoringError, match=r"price \(PSI [0-9.]+, mean moved [0-9.]+ sd\)"):
+            run_stage("monitor_night", RunContext.create(DS, watched, run_id="stopped"))
+    finally:
+        lake.write_partition(watched, C.FEATURES_ITEM, DS, items)
