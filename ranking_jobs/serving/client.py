@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,9 +38,9 @@ POPULAR_VIEW = "popular_items"
 SOLD_VIEW = "sold_items"
 SOLD_FIELDS = ("item_ids", "since", "updated_at")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-# While the store is down, one request per this many seconds tries it; the others get
-# the degraded list at once instead of each waiting out the store's timeout (which
-# would hold the API's event loop).
+# While the store is down, a background thread tries it this often; requests get the
+# degraded list at once instead of waiting out the store's timeout (which would hold
+# the API's event loop).
 PROBE_EVERY_S = 1.0
 
 
@@ -315,8 +316,7 @@ class RecommendationClient:
             reader = RedisListReader(settings) if direct else FeastListReader(settings)
         self.reader = reader
         self._last: tuple[StoredList | None, SoldItems] = (None, SoldItems())
-        self._down = False  # logged once per outage, not once per request
-        self._probe_at = 0.0  # monotonic time before which a down store is not tried
+        self._down = False  # set on the first failed read; a probe thread clears it
         with contextlib.suppress(StoreUnavailableError):
             self.check()  # a process started while the store is up holds a fallback
 
@@ -327,7 +327,7 @@ class RecommendationClient:
         if not INT64_MIN <= user_id <= INT64_MAX:
             raise ValueError(f"user_id must fit in 64 bits, got {user_id}")
         popular, sold = self._last
-        if self._down and popular is not None and time.monotonic() < self._probe_at:
+        if self._down and popular is not None:
             return replace(self._finish(user_id, limit, None, popular, sold), degraded=True)
         try:
             stored, popular, sold = self.reader.read(user_id)
@@ -337,14 +337,25 @@ class RecommendationClient:
                 raise
             if not self._down:
                 log.warning("%s; serving the last popular list read until it is back", exc)
-            self._down = True
-            self._probe_at = time.monotonic() + PROBE_EVERY_S
+                self._down = True
+                threading.Thread(target=self._probe, name="store-probe", daemon=True).start()
             return replace(self._finish(user_id, limit, None, popular, sold), degraded=True)
-        if self._down:
-            log.warning("online store reachable again: personal lists are served")
-        self._down = False
         self._last = (popular or self._last[0], sold)
         return self._finish(user_id, limit, stored, popular, sold)
+
+    def _probe(self) -> None:
+        """While the store is down, try it every ``PROBE_EVERY_S`` from this thread:
+        requests meanwhile never wait on a dead store's timeout (an async server's
+        event loop stays free)."""
+        while True:
+            time.sleep(PROBE_EVERY_S)
+            try:
+                self.check()
+            except StoreUnavailableError:
+                continue
+            log.warning("online store reachable again: personal lists are served")
+            self._down = False
+            return
 
     def _finish(
         self,
