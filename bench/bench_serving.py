@@ -165,7 +165,7 @@ async def drive(
     unknown: float,
     connections: int,
     seed: int,
-    path: str = "/v1/users/{user}/recommendations?limit=20&surface=home",
+    path: str = "/v1/users/{user}/recommendations?limit=20",
 ) -> tuple[np.ndarray, np.ndarray, int, dict[int, int]]:
     """Latencies (s, from each request's due time), send lags (s), error count, statuses."""
     pool = _Pool(port, connections)

@@ -11,7 +11,6 @@ p99 was no better in A/B runs on a busy 2-core box. Run one worker per core.
 # No `from __future__ import annotations`: FastAPI resolves the handlers'
 # annotations at runtime, and they use the closure's `max_limit`.
 import datetime as dt
-import enum
 import json
 import re
 from typing import Annotated, Any
@@ -20,7 +19,6 @@ from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from ranking_jobs import contracts as C
 from ranking_jobs.serving.client import (
     INT64_MAX,
     INT64_MIN,
@@ -31,9 +29,6 @@ from ranking_jobs.serving.client import (
 from ranking_jobs.serving.metrics import SCOPE_KEY, MetricsMiddleware, ServingMetrics
 from ranking_jobs.settings import Settings
 
-# The surfaces of the event contract; every surface reads the same nightly list today.
-Surface = enum.StrEnum("Surface", {s: s for s in C.SURFACES})
-
 
 class Item(BaseModel):
     item_id: int
@@ -42,7 +37,6 @@ class Item(BaseModel):
 
 class RecommendationsOut(BaseModel):
     user_id: int
-    surface: Surface
     personalised: bool = Field(description="False: the popular fallback (unknown/cold user).")
     items: list[Item] = Field(
         description="Best first; items sold since the list was made are removed."
@@ -73,12 +67,11 @@ class Problem(BaseModel):
     detail: str
 
 
-def _body(rec: Recommendations, surface: str) -> dict[str, Any]:
+def _body(rec: Recommendations) -> dict[str, Any]:
     """The response of the recommendations route, built once for both paths."""
     generated = rec.generated_at
     return {
         "user_id": rec.user_id,
-        "surface": surface,
         "personalised": rec.personalised,
         "items": [{"item_id": i, "score": s} for i, s in zip(rec.items, rec.scores, strict=True)],
         "model_version": rec.model_version,
@@ -92,7 +85,6 @@ def _body(rec: Recommendations, surface: str) -> dict[str, Any]:
 
 _USER_PATH = re.compile(r"/v1/users/(-?[0-9]{1,19})/recommendations")
 _LIMIT = re.compile(rb"[1-9][0-9]{0,2}")
-_SURFACES = {s.encode(): s for s in C.SURFACES}
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -100,7 +92,7 @@ class FastPath:
     """The hot route without FastAPI's per-request machinery (~0.2 ms of CPU saved).
 
     Only requests that are unambiguously valid take it: a canonical int64 user id,
-    ``limit`` as plain digits in range, a known ``surface``, nothing else in the
+    ``limit`` as plain digits in range or absent, nothing else in the
     query. Everything else (every error included) falls through to the FastAPI
     route, which validates, answers 422 and defines the OpenAPI contract; a test
     holds both paths to the same answers and schemathesis fuzzes the app through both.
@@ -116,41 +108,31 @@ class FastPath:
         self.metrics = metrics
         self.hits = 0  # requests answered here (tests check the path is really taken)
 
-    def _query(self, raw: bytes) -> tuple[int, str] | None:
-        limit, surface = self.default_limit, "home"
-        seen: set[bytes] = set()
-        for part in raw.split(b"&") if raw else ():
-            key, _, value = part.partition(b"=")
-            if key in seen:
-                return None
-            seen.add(key)
-            if key == b"limit" and _LIMIT.fullmatch(value):
-                limit = int(value)
-                if limit > self.max_limit:
-                    return None
-            elif key == b"surface" and value in _SURFACES:
-                surface = _SURFACES[value]
-            else:
-                return None
-        return limit, surface
+    def _query(self, raw: bytes) -> int | None:
+        if not raw:
+            return self.default_limit
+        key, _, value = raw.partition(b"=")
+        if key == b"limit" and _LIMIT.fullmatch(value) and int(value) <= self.max_limit:
+            return int(value)
+        return None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             match = _USER_PATH.fullmatch(scope["path"])
             query = self._query(scope["query_string"]) if match else None
             if match and query is not None and INT64_MIN <= int(match[1]) <= INT64_MAX:
-                await self._respond(scope, send, int(match[1]), *query)
+                await self._respond(scope, send, int(match[1]), query)
                 return
         await self.app(scope, receive, send)
 
-    async def _respond(self, scope: Any, send: Any, user_id: int, limit: int, surface: str) -> None:
+    async def _respond(self, scope: Any, send: Any, user_id: int, limit: int) -> None:
         self.hits += 1
         try:
             rec = self.client.get(user_id, limit)
         except StoreUnavailableError as exc:
             status, body = 503, {"detail": str(exc)}
         else:
-            status, body = 200, _body(rec, surface)
+            status, body = 200, _body(rec)
             scope[SCOPE_KEY]["personalised"] = "true" if rec.personalised else "false"
             self.metrics.observe_list(rec.personalised, rec.age_seconds, rec.removed_sold)
         payload = json.dumps(body, separators=(",", ":")).encode()
@@ -184,7 +166,7 @@ def create_app(
         "/v1/users/{user_id}/recommendations",
         response_model=RecommendationsOut,
         responses={503: {"model": Problem, "description": "The online store is unreachable."}},
-        summary="A user's recommendations for a surface",
+        summary="A user's recommendations (one nightly list serves every surface)",
     )
     async def recommendations(
         request: Request,
@@ -192,15 +174,23 @@ def create_app(
         limit: Annotated[
             int, Query(ge=1, le=max_limit, description="How many items to return.")
         ] = settings.surface_size,
-        surface: Annotated[Surface, Query(description="Where the list is shown.")] = Surface.home,
     ) -> Any:
+        extra = [k for k in request.query_params if k != "limit"]
+        if extra:  # FastAPI would ignore them; a caller asking for more should know
+            return JSONResponse(
+                {"detail": [{"type": "extra_forbidden", "loc": ["query", k],
+                             "msg": f"unknown query parameter {k!r}: the API takes only "
+                             "'limit' (one nightly list serves every surface)",
+                             "input": request.query_params[k]} for k in extra]},
+                status_code=422,
+            )  # fmt: skip
         try:
             rec = app.state.client.get(user_id, limit)
         except StoreUnavailableError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=503)
         request.scope[SCOPE_KEY]["personalised"] = "true" if rec.personalised else "false"
         metrics.observe_list(rec.personalised, rec.age_seconds, rec.removed_sold)
-        return _body(rec, surface.value)  # validated and serialised by the response model
+        return _body(rec)  # validated and serialised by the response model
 
     @app.get("/healthz", response_model=Health, summary="The process is up")
     async def healthz() -> Health:
