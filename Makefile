@@ -31,11 +31,12 @@ airflow: $(STAMP)
 	$(BIN)/ranking-jobs airflow --ds $(DEMO_DATE)
 
 ## make test: the whole suite (starts its own Redis, S3 API server, Spark, Airflow,
-## PostgreSQL) in two workers, each test file whole in one: the real-scheduler test waits
-## on its processes for most of its 11 minutes while the other files run beside it
+## PostgreSQL) in two workers, each test file whole in one, in file order: the real-scheduler
+## test starts first and waits on its processes for most of its 11 minutes while the other
+## files run beside it
 test: $(STAMP)
 	@NEED_REDIS=1 NEED_POSTGRES=1 NEED_GIB=2 tools/preflight.sh $(PYTHON)
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

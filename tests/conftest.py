@@ -15,6 +15,13 @@ import pytest
 from ranking_jobs.settings import Settings
 from tests.servers import RedisMissingError, free_port, start_redis
 
+# A pytest-xdist worker runs under a bare __main__ (no __spec__, no __file__), which
+# pyspark.sql.connect, imported by Great Expectations, takes for a doctest run and
+# answers with sys.exit(0). The worker's __main__ is given the file it lacks.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "pytest-xdist-worker"
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -518,7 +518,7 @@ def _metric_history(data: ReportData) -> str:
 
 def _monitoring(data: ReportData) -> str:
     if _is_empty(data.monitoring):
-        return _not_available("No monitoring record yet.")
+        return _not_available()
     import pandas as pd
     import plotly.graph_objects as go
 

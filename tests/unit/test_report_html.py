@@ -70,6 +70,17 @@ def full_data() -> ReportData:
             {"ds": "2026-01-30", "metrics": {"ndcg@10": 0.40, "map@10": 0.29}},
             {"ds": "2026-01-29", "ndcg@10": 0.39, "map@10": 0.28},
         ],
+        monitoring=[
+            {"ds": ds, "metric": metric, "name": name, "value": value, "status": status}
+            for ds, metric, name, value, status in (
+                ("2026-01-30", "psi", "price", 0.02, "ok"),
+                ("2026-01-31", "psi", "price", 3.4567, "fail"),
+                ("2026-01-31", "psi", "age_days", 0.01, "ok"),
+                ("2026-01-31", "night", "list_coverage", 0.97, "ok"),
+                ("2026-01-31", "age_days", "champion", 2.0, "ok"),
+            )
+        ],
+        monitoring_thresholds={"warn": 0.25, "fail": 1.0},
     )
 
 
@@ -94,6 +105,10 @@ def test_full_report_has_every_section_numbers_and_one_plotly_bundle(tmp_path: P
     assert "<td>no</td><td>explicit</td>" in text
     assert "<li>the user-item family is empty: every interaction is a purchase</li>" in text
     assert ">0.2718</td>" in text
+    # tonight's largest drift first, its status, and the three trend charts
+    assert "<td>price</td><td class='num'>3.457</td><td>fail</td>" in text
+    for chart in ("psi", "night", "age_days"):
+        assert f"fig-monitoring-{chart}" in text
     # header, gate and escaping
     assert "manual__2026-01-31T00:00:00" in text and "marketplace_ranker/7" in text
     assert "PROMOTED" in text and "excludes 0" in text
@@ -102,7 +117,7 @@ def test_full_report_has_every_section_numbers_and_one_plotly_bundle(tmp_path: P
     assert text.count(PLOTLY_MARKER) == 1
     assert text.count("cdn.plot.ly") == get_plotlyjs().count("cdn.plot.ly")  # only the bundle's
     assert not re.search(r"<script[^>]*\bsrc=", text)  # nothing loaded from elsewhere
-    assert len(re.findall(r"Plotly\.newPlot\(", text)) == 7  # one per figure section
+    assert len(re.findall(r"Plotly\.newPlot\(", text)) == 10  # 7 sections, 3 monitoring charts
     assert "All sources together: 0.3612" in text  # candidate recall
     assert "<th scope='row'>covisitation</th><td class='num' title=\"0.3125\">0.3125</td>" in text
     assert ">0.6124</td>" in text  # shown-only metrics
