@@ -35,9 +35,14 @@ AIRFLOW_SERVICES = (
     "airflow-api-server",
     "airflow-scheduler",
     "airflow-dag-processor",
+    "airflow-triggerer",
 )
+RANKING_SERVICES = ("ranking-bootstrap", "ranking-api")
 REQUIRED_SERVICES = {
     *AIRFLOW_SERVICES,
+    *RANKING_SERVICES,
+    "prometheus",
+    "node-exporter",
     "postgres",
     "redis",
     "minio",
@@ -47,7 +52,19 @@ REQUIRED_SERVICES = {
     "spark-worker",
 }
 # Services that must run the project image (same Python, Spark and pinned deps).
-PROJECT_IMAGE_SERVICES = (*AIRFLOW_SERVICES, "mlflow", "spark-worker")
+PROJECT_IMAGE_SERVICES = (*AIRFLOW_SERVICES, *RANKING_SERVICES, "mlflow", "spark-worker")
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def env_example() -> dict[str, str]:
+    """The variables of ``.env.example``, as a user's ``.env`` starts out."""
+    pairs = (
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    return {k.strip(): v.strip() for k, v in pairs}
+
 
 Doc = dict[str, Any]
 
@@ -69,15 +86,20 @@ _VAR = re.compile(
 )
 
 
-def interpolate(value: Any) -> str:
-    """A compose value as it is without a .env file: ``${X:-d}`` -> d, ``$$`` -> ``$``."""
+def interpolate(value: Any, dotenv: dict[str, str] | None = None) -> str:
+    """A compose value as a user's stack sees it with ``dotenv`` as its ``.env`` (by
+    default ``.env.example`` copied): a variable ``dotenv`` sets wins, else
+    ``${X:-d}`` -> d; ``$$`` -> ``$``."""
     text = str(value)
+    dotenv = env_example() if dotenv is None else dotenv
 
     def sub(m: re.Match[str]) -> str:
         name = m.group("name") or m.group("bare")
+        if name in dotenv:
+            return dotenv[name]
         if m.group("op") in (":-", "-"):
             return m.group("arg")
-        raise ValueError(f"${{{name}}} has no default, so the value depends on the caller")
+        raise ValueError(f"${{{name}}} is set nowhere: not in .env.example and no default")
 
     return "$".join(_VAR.sub(sub, part) for part in text.split("$$"))
 
@@ -217,7 +239,8 @@ def check_depends_on(doc: Doc) -> list[str]:
 
 
 def check_airflow_common(doc: Doc) -> list[str]:
-    """Airflow services: one project image, one environment (the anchors), the DAG mount."""
+    """Airflow services: one project image, one environment (the anchors), and the DAGs of
+    that image (a bind mount of ./dags would run other code than the image's)."""
     services = doc["services"]
     project = doc.get("x-project-image") or {}
     airflow_env = {k: str(v) for k, v in (doc.get("x-airflow-env") or {}).items()}
@@ -238,11 +261,8 @@ def check_airflow_common(doc: Doc) -> list[str]:
             problems.append(f"{name}: environment differs from x-airflow-env in {different}")
         if ranking_env(env) != stack_env:
             problems.append(f"{name}: RANKING_* variables are not exactly x-ranking-env")
-        if not any(
-            str(v).startswith("./dags:/opt/airflow/dags")
-            for v in services.get(name, {}).get("volumes", [])
-        ):
-            problems.append(f"{name}: ./dags is not mounted as the DAG folder")
+        if any(str(v).startswith("./") for v in services.get(name, {}).get("volumes", [])):
+            problems.append(f"{name}: mounts host files over the image's code or DAGs")
     return problems
 
 
@@ -526,7 +546,7 @@ BROKEN: dict[str, tuple[Callable[[Doc], None], str]] = {
         "Settings rejects",
     ),
     "out-of-range int": (_set_env("spark-worker", "RANKING_TOP_N", "0"), "Settings rejects"),
-    "env without default": (_set_env("spark-worker", "RANKING_SEED", "${SEED}"), "has no default"),
+    "env set nowhere": (_set_env("spark-worker", "RANKING_SEED", "${SEED}"), "is set nowhere"),
     "host not in stack": (
         _set_env("airflow-scheduler", "RANKING_REDIS_URL", "valkey:6379"),
         "'valkey' is not a service",
@@ -581,10 +601,64 @@ def test_broken_copies_are_caught(case: str, compose: Doc, monkeypatch: pytest.M
 
 
 def test_interpolation_follows_compose() -> None:
-    assert interpolate("${A:-x}/${B-y}") == "x/y"
-    assert interpolate("$${HOSTNAME}") == "${HOSTNAME}"
+    assert interpolate("${A:-x}/${B-y}", {}) == "x/y"
+    assert interpolate("$${HOSTNAME}", {}) == "${HOSTNAME}"
+    assert interpolate("${A:-x}/${B:?say}", {"A": "a", "B": "b"}) == "a/b"
     with pytest.raises(ValueError):
-        interpolate("${A}")
+        interpolate("${A}", {})
+    with pytest.raises(ValueError):
+        interpolate("${A:?set it}", {})
+
+
+def test_secrets_come_only_from_the_env_file(compose: Doc) -> None:
+    """No password or secret has a default in the file; every variable the file
+    requires is in .env.example; the real .env stays out of git and the image."""
+    text = COMPOSE.read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    assert {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "AIRFLOW_JWT_SECRET"} <= required
+    assert not re.search(r"\$\{\w*(PASSWORD|SECRET|USER)\w*:-", text)
+    assert required <= set(env_example())
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    assert ".env" in (DOCKER_DIR / "Dockerfile.dockerignore").read_text().split()
+    env = env_of(compose["services"]["airflow-scheduler"])
+    assert "AIRFLOW__CORE__FERNET_KEY" not in env
+    key_file = env["AIRFLOW__CORE__FERNET_KEY_CMD"].removeprefix("cat ")
+    assert key_file in (DOCKER_DIR / "airflow-init.sh").read_text()  # generated there
+
+
+def test_every_service_has_a_memory_limit(compose: Doc) -> None:
+    assert [n for n, svc in compose["services"].items() if not svc.get("mem_limit")] == []
+
+
+def test_ranking_commands_are_cli_commands(compose: Doc) -> None:
+    """The API and the bootstrap run `ranking-jobs` subcommands the CLI accepts."""
+    from ranking_jobs.cli import build_parser
+
+    for name in RANKING_SERVICES:
+        command = [interpolate(part) for part in compose["services"][name]["command"]]
+        assert command[0] == "ranking-jobs", name
+        build_parser().parse_args(command[1:])  # exits on an unknown subcommand or flag
+    api = compose["services"]["ranking-api"]
+    port = api["command"][api["command"].index("--port") + 1]
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"localhost:{port}/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_prometheus_scrapes_the_api_and_the_monitoring_record(compose: Doc) -> None:
+    config = yaml.safe_load((DOCKER_DIR / "prometheus.yml").read_text())
+    targets = {
+        t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    }
+    api = compose["services"]["ranking-api"]["command"]
+    assert f"ranking-api:{api[api.index('--port') + 1]}" in targets
+    assert "node-exporter:9100" in targets
+    exporter = compose["services"]["node-exporter"]
+    folder = next(a.split("=", 1)[1] for a in exporter["command"] if "textfile.directory" in a)
+    mount = next(v for v in exporter["volumes"] if v.startswith("ranking-state:"))
+    state = compose["x-ranking-env"]["RANKING_STATE_DIR"]
+    # monitor_night writes <state dir>/monitoring/; the exporter sees the same volume
+    assert folder == mount.split(":")[1] + "/monitoring"
+    assert any(v == f"ranking-state:{state}" for v in compose["x-airflow-common"]["volumes"])
 
 
 # --- the Dockerfile --------------------------------------------------------------
