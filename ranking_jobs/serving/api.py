@@ -134,7 +134,9 @@ class FastPath:
         else:
             status, body = 200, _body(rec)
             scope[SCOPE_KEY]["personalised"] = "true" if rec.personalised else "false"
-            self.metrics.observe_list(rec.personalised, rec.age_seconds, rec.removed_sold)
+            self.metrics.observe_list(
+                rec.personalised, rec.age_seconds, rec.removed_sold, rec.degraded
+            )
         payload = json.dumps(body, separators=(",", ":")).encode()
         headers = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -189,7 +191,7 @@ def create_app(
         except StoreUnavailableError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=503)
         request.scope[SCOPE_KEY]["personalised"] = "true" if rec.personalised else "false"
-        metrics.observe_list(rec.personalised, rec.age_seconds, rec.removed_sold)
+        metrics.observe_list(rec.personalised, rec.age_seconds, rec.removed_sold, rec.degraded)
         return _body(rec)  # validated and serialised by the response model
 
     @app.get("/healthz", response_model=Health, summary="The process is up")

@@ -47,7 +47,8 @@ class ServingMetrics:
         )
         self.lists = Counter(
             "ranking_serving_lists",
-            "Lists served, by source (personalised or fallback).",
+            "Lists served, by source: personalised, fallback, or degraded (the last popular "
+            "list, served while the online store is unreachable).",
             ["source"],
             registry=self.registry,
         )
@@ -75,9 +76,13 @@ class ServingMetrics:
         total = self._served[0] + self._served[1]
         return self._served[1] / total if total else 0.0
 
-    def observe_list(self, personalised: bool, age_seconds: float | None, removed: int) -> None:
+    def observe_list(
+        self, personalised: bool, age_seconds: float | None, removed: int, degraded: bool = False
+    ) -> None:
+        """``degraded``: the fallback served because the online store is unreachable."""
         self._served[0 if personalised else 1] += 1
-        self._child(self.lists, "personalised" if personalised else "fallback").inc()
+        source = "personalised" if personalised else "degraded" if degraded else "fallback"
+        self._child(self.lists, source).inc()
         if age_seconds is not None:
             self.list_age.observe(age_seconds)
         if removed:

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 
 import pytest
+from fastapi.testclient import TestClient
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
@@ -18,6 +19,7 @@ from ranking_jobs.serving import (
     StoreUnavailableError,
 )
 from ranking_jobs.serving import client as client_module
+from ranking_jobs.serving.api import create_app
 from tests.conftest import make_settings
 from tests.integration.serving_data import AS_OF, DAY, MODEL, publish, write_sales
 from tests.servers import free_port
@@ -165,6 +167,13 @@ def test_redis_down_serves_the_last_popular_list_and_recovers(tmp_path):
         assert [client.get(u).degraded for u in (1, 2, 3)] == [True] * 3
         assert reads == [1]  # only the first waited on the store; a thread probes it
         assert down.items == [30, 31] and down.model_version == "popularity"
+        with TestClient(create_app(settings, client)) as api:  # the API over the same client
+            started = time.monotonic()
+            served = api.get("/v1/users/1/recommendations?limit=2")
+            assert time.monotonic() - started < settings.serve_redis_timeout_s  # no waiting
+            assert served.status_code == 200 and served.json()["degraded"] is True
+            metrics = api.get("/metrics").text
+            assert 'ranking_serving_lists_total{source="degraded"} 1.0' in metrics
         assert client.get(2**40).items == [30, 31, 32]  # unknown users alike
         fresh = RecommendationClient(settings)  # never read a fallback: nothing to serve
         with pytest.raises(StoreUnavailableError, match="unreachable"):
