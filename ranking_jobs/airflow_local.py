@@ -17,8 +17,10 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -277,6 +279,9 @@ def run_local_airflow(ctx: RunContext, port: int) -> int:
                  settings.data_root)  # fmt: skip
         generate(ctx)
     password = secrets.token_urlsafe(9)
+    # A SIGTERM (a `timeout`, a process manager) leaves like Ctrl-C: through the cleanup
+    # that stops Airflow and PostgreSQL, which run in sessions of their own.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with local_airflow(settings, port=port, password=password) as af:
         print("\n=== local Airflow (LocalExecutor on PostgreSQL) ===")
         print(f"UI:        {af.url}")
