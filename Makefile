@@ -46,8 +46,9 @@ lint: $(STAMP)
 lock:
 	$(BIN)/uv pip compile setup.cfg --extra dev --python-version 3.11 -o constraints.txt
 
+## make bench: list the benchmarks; make bench BENCH="quality --all" runs one
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf data var .pytest_cache
