@@ -87,7 +87,6 @@ def _stage_task(name: str, doc: str):
     tags=["ranking", "nightly", "feast", "xgboost"],
     doc_md=DOC,
     params={
-        "scale": Param(None, type=["null", "string"], description="Override RANKING_SCALE."),
         "top_n": Param(None, type=["null", "integer"], minimum=1, description="List length."),
     },
 )

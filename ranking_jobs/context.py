@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ranking_jobs.settings import Settings, load_settings
 
@@ -40,7 +40,6 @@ class RunContext:
     ds: dt.date
     settings: Settings
     run_id: str = ""
-    conf: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def create(

@@ -93,7 +93,7 @@ def test_airflow_context_maps_to_interval_start_day():
             "data_interval_start": pendulum.datetime(2026, 1, 31, 2),
             "data_interval_end": pendulum.datetime(2026, 2, 1, 2),
             "run_id": "scheduled__x",
-            "params": {"top_n": 7, "scale": None},
+            "params": {"top_n": 7},
         }
     )
     assert ctx.ds == dt.date(2026, 1, 31) and ctx.run_id == "scheduled__x"
