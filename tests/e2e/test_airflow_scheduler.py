@@ -78,6 +78,7 @@ def test_a_night_and_a_backfill_under_the_scheduler_through_the_rest_api(tmp_pat
         min_gain_over_baseline=-1.0,
         alert_webhook_url=url,
         night_deadline_minutes=1,
+        position_bias_ablation=False,  # one model per night: the plumbing is what is tested
     )
     generate(RunContext.create(DS, settings))
 
