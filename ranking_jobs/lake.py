@@ -10,7 +10,10 @@ reads as "not yet written", never as mixed data.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import errno
+import functools
 import logging
 import os
 import shutil
@@ -146,6 +149,11 @@ def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
     _, staging_path = _filesystem(settings, staging)
     if isinstance(fs, pafs.LocalFileSystem):
         final_p, staging_p = Path(final_path), Path(staging_path)
+        if final_p.exists() and _exchange(staging_p, final_p):
+            shutil.rmtree(staging_p, ignore_errors=True)  # it now holds the old partition
+            return
+        # No atomic exchange here: two renames, with a moment in between where the
+        # partition is absent (a writer killed there leaves the old one in .trash).
         trash = final_p.parent / ".trash" / f"{final_p.name}-{token}"
         if final_p.exists():
             trash.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +182,30 @@ def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
         if info.type == pafs.FileType.File and info.path.removeprefix(final_path) not in new_files:
             fs.delete_file(info.path)
     fs.delete_dir(staging_path)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``): a reader, or a
+    writer killed at any instant, sees the old partition or the new one, never none.
+    False where the C library or the file system cannot; then the caller renames twice."""
+    rename = getattr(_libc(), "renameat2", None)
+    if rename is None:
+        return False
+    if rename(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), f"{a} <-> {b}")
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def write_partition(
