@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 PSI_BINS = 10
 SCORE = "score"
+ONE_DAY = "_1d"  # suffix of the features that count one day of events
 NULL_CHANGE = 0.1  # a null share that moves this much counts as a move, whatever the mean
 _EPS = 1e-4  # share given to an empty bin, so a bin seen on one side only stays finite
 
@@ -156,13 +157,17 @@ def judge(found: pd.DataFrame, settings: Settings) -> pd.Series:
     counted only where the mean moved by ``monitor_min_shift`` standard deviations or
     the null share by ``NULL_CHANGE``. PSI alone flags a feature with few distinct
     values (a category's conversion rate) whenever two categories swap order, which
-    a small marketplace does from one night to the next."""
+    a small marketplace does from one night to the next. A count over one day
+    (``*_1d``) follows that day's traffic, bursts and holidays included: it warns at
+    most, and never stops a night."""
     moved = (found["shift"] >= settings.monitor_min_shift) | (
         found["null_change"].abs() >= NULL_CHANGE
     )
+    names = found["name"] if "name" in found.columns else found.index.to_series(index=found.index)
+    stops = ~names.astype(str).str.endswith(ONE_DAY)
     return pd.Series(
         np.select(
-            [moved & (found["psi"] >= settings.monitor_psi_fail),
+            [moved & stops & (found["psi"] >= settings.monitor_psi_fail),
              moved & (found["psi"] >= settings.monitor_psi_warn)],
             ["fail", "warn"],
             "ok",

@@ -63,5 +63,7 @@ def test_jittered_group_rates_are_no_drift_but_a_tenfold_price_and_a_lost_join_a
     assert found.loc["rate", "psi"] > 1 and found.loc["rate", "shift"] < 0.5
     status = judge(found, Settings()).to_dict()
     assert status == {"rate": "ok", "price": "fail", "joined": "fail"}
+    burst = drift(pd.DataFrame({"clicks_1d": price * 10}), pd.DataFrame({"clicks_1d": price}))
+    assert judge(burst, Settings()).tolist() == ["warn"]  # one day's traffic never stops a night
     lenient = Settings(monitor_psi_fail=1e6)
     assert judge(found, lenient).to_dict() == {"rate": "ok", "price": "warn", "joined": "warn"}
