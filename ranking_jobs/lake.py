@@ -2,9 +2,10 @@
 
 A partition is always replaced whole and never visible half-written: writers
 fill a staging folder beside the table (``<table>/.staging/``, which readers
-never list because they only match ``dt=*``) and swap it in by rename. The only
-window a reader can hit is a partition briefly *absent* during the swap, which
-reads as "not yet written", never as mixed data.
+never list because they only match ``dt=*``) and swap it in with one atomic step:
+an exchange of folders on a local lake, the copy of the partition's single object
+on S3. A reader, or a writer killed at any instant, sees the old partition or the
+new one whole.
 """
 
 from __future__ import annotations
@@ -166,22 +167,37 @@ def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
             raise
         shutil.rmtree(trash, ignore_errors=True)
         return
-    # Object stores have no rename: copy the finished files, then drop stale ones.
-    # A multi-file partition can look mixed for a moment here; only a local lake
-    # gives the all-or-nothing swap.
+    _commit_object(fs, staging_path, final_path)
+
+
+def _commit_object(fs: pafs.FileSystem, staging_path: str, final_path: str) -> None:
+    """Swap a partition in on an object store, where the only atomic step is writing
+    one object: the partition is always the single object ``PART_FILE``, so a reader
+    (Spark, DuckDB, Feast, this module), or a writer killed at any instant, sees the
+    whole old version or the whole new one. A manifest would give the same commit
+    point, but every reader that lists ``dt=*/*.parquet`` would also have to learn to
+    read it; one object per partition needs nothing from them.
+
+    Several staged files (Spark writes one per task) are first streamed into one, a
+    row group at a time, beside them in the staging folder."""
     fs.create_dir(final_path, recursive=True)  # an empty day is still a written day
-    new_files = {
-        i.path.removeprefix(staging_path): i
-        for i in fs.get_file_info(pafs.FileSelector(staging_path, recursive=True))
-        if i.type == pafs.FileType.File
-    }
-    for rel in sorted(new_files):
-        fs.copy_file(staging_path + rel, final_path + rel)
-    existing = fs.get_file_info(pafs.FileSelector(final_path, recursive=True, allow_not_found=True))
-    for info in existing:
-        if info.type == pafs.FileType.File and info.path.removeprefix(final_path) not in new_files:
-            fs.delete_file(info.path)
-    fs.delete_dir(staging_path)
+    committed = f"{final_path}/{PART_FILE}"
+    staged = partition_files(fs, staging_path)
+    if len(staged) > 1:
+        merged = f"{staging_path}/.merged-{PART_FILE}"
+        first = pq.ParquetFile(staged[0], filesystem=fs)
+        with pq.ParquetWriter(merged, first.schema_arrow, filesystem=fs, compression="zstd") as out:
+            for path in staged:  # row group by row group, so memory stays one group's
+                part = pq.ParquetFile(path, filesystem=fs)
+                for group in range(part.num_row_groups):
+                    out.write_table(part.read_row_group(group))
+        staged = [merged]
+    if staged:
+        fs.copy_file(staged[0], committed)  # the commit point
+    for stale in partition_files(fs, final_path):
+        if not staged or stale != committed:
+            # a day rewritten with no rows, or a lake from before single-object partitions
+            fs.delete_file(stale)
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -242,7 +258,9 @@ _READ_ATTEMPTS = 5
 
 
 def _folder_identity(fs: pafs.FileSystem, path: str) -> object | None:
-    """What is at ``path`` now: the folder's inode locally, None when absent."""
+    """What is at ``path`` now, None when absent: the folder's inode locally (a swap
+    exchanges folders), its files' sizes and times on an object store (a swap
+    replaces the one object)."""
     if fs.get_file_info(path).type != pafs.FileType.Directory:
         return None
     if isinstance(fs, pafs.LocalFileSystem):
@@ -250,7 +268,8 @@ def _folder_identity(fs: pafs.FileSystem, path: str) -> object | None:
             return os.stat(path).st_ino
         except FileNotFoundError:
             return None
-    return True  # object stores have no rename: nothing to compare
+    files = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted((f.path, f.size, f.mtime_ns) for f in files if f.type == pafs.FileType.File)
 
 
 def _consistent_read(
@@ -268,6 +287,8 @@ def _consistent_read(
         except FileNotFoundError:
             continue  # swapped while listing or opening: read the new version
         except (pa.ArrowInvalid, OSError) as exc:
+            if _folder_identity(fs, path) != before:
+                continue  # an object replaced between two of its reads: read it again
             if not isinstance(exc, pa.ArrowInvalid) and not isinstance(fs, pafs.LocalFileSystem):
                 raise  # an object store's I/O error is not the file's fault
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
