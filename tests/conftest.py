@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from ranking_jobs.binaries import MissingBinaryError
 from ranking_jobs.settings import Settings
-from tests.servers import RedisMissingError, free_port, start_redis
+from tests.servers import free_port, start_redis
 
 # A pytest-xdist worker runs under a bare __main__ (no __spec__, no __file__), which
 # pyspark.sql.connect, imported by Great Expectations, takes for a doctest run and
@@ -52,7 +53,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free loopback port; `host:port`."""
     try:
         proc, url = start_redis(tmp_path_factory.mktemp("redis"))
-    except RedisMissingError as exc:
+    except MissingBinaryError as exc:
         pytest.fail(str(exc))
     try:
         yield url

@@ -5,7 +5,6 @@ whoever needs one."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ranking_jobs.airflow_local import free_port  # one helper for the product and the tests
+from ranking_jobs.binaries import java_home, redis_server
 
 
 def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
@@ -31,18 +31,10 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-class RedisMissingError(RuntimeError):
-    """redis-server is not on PATH."""
-
-
 def start_redis(workdir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """A redis-server on ``port`` (a free one by default) writing nothing to disk;
     returns the process and ``host:port`` once it accepts connections."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RedisMissingError(
-            "redis-server is not installed: apt-get install redis-server (.ci/run does)"
-        )
+    binary = redis_server()
     port = port or free_port()
     Path(workdir).mkdir(parents=True, exist_ok=True)
     flags = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
@@ -82,6 +74,7 @@ def spark_cluster(workdir: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
         **os.environ,
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
+        "JAVA_HOME": java_home(),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     port = free_port()

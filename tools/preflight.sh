@@ -7,12 +7,6 @@ need() { echo "error: $1" >&2; echo "  fix: $2" >&2; exit 3; }
 command -v "$PY" >/dev/null 2>&1 || need "$PY not found" "install Python 3.11+ (apt-get install python3 python3-venv)"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || need "Python 3.11+ required, found $("$PY" -V 2>&1)" "install python3.11 or newer and run: make PYTHON=python3.11 ..."
-"$PY" -c 'import venv, ensurepip' 2>/dev/null \
-  || need "the Python venv module (with ensurepip) is missing" "apt-get install python3-venv"
-command -v java >/dev/null 2>&1 \
-  || need "Java not found: Spark needs a JDK 17 or 21" "apt-get install openjdk-17-jre-headless (or set JAVA_HOME)"
-java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]}')
-[ "${java_major:-0}" -ge 17 ] || need "Java ${java_major} found; Spark 4 needs 17 or newer" "apt-get install openjdk-17-jre-headless"
 # Free space: installing builds pyspark from its sdist (about 2 GiB transient in the
 # uv cache and the temp dir) next to a 2.5 GiB venv; the test suite writes about 1 GiB
 # of lakes, stores and models under the temp dir. A full disk otherwise surfaces as
@@ -28,12 +22,4 @@ if [ "$NEED_GIB" -gt 0 ]; then
       || need "only ${free_gib} GiB free on the file system of $dir; this step needs ${NEED_GIB} GiB" \
               "free space there (an old uv cache: uv cache prune; old clones and temp files), or point TMPDIR / UV_CACHE_DIR elsewhere"
   done
-fi
-if [ "${NEED_POSTGRES:-0}" = 1 ]; then
-  command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
-    || need "PostgreSQL not found: the real-scheduler test runs Airflow on it" "apt-get install postgresql"
-fi
-if [ "${NEED_REDIS:-0}" = 1 ]; then
-  command -v redis-server >/dev/null 2>&1 \
-    || need "redis-server not found: the test suite starts a real Redis" "apt-get install redis-server"
 fi
