@@ -71,13 +71,24 @@ def bin_edges(seen: np.ndarray, bins: int = PSI_BINS) -> np.ndarray:
     value the reference holds. A feature with few distinct values (a category's
     conversion rate: one value per category) would otherwise have its edges on those
     very values, and tonight's slightly different rates would flip whole categories
-    from one bin to the next: a large PSI from no real change."""
+    from one bin to the next: a large PSI from no real change.
+
+    A value that fills several deciles (the 0 of a count most users never reach) is a
+    bin of its own, closed by one more edge halfway to the next larger value: the
+    values above it would otherwise share its bin, and a count going from 1% to 10%
+    non-zero would not move the PSI at all."""
     if not len(seen):
         return np.empty(0)
-    quantiles = np.unique(np.quantile(seen, np.linspace(0, 1, bins + 1)[1:-1]))
+    raw = np.quantile(seen, np.linspace(0, 1, bins + 1)[1:-1])
+    quantiles, repeats = np.unique(raw, return_counts=True)
     values = np.unique(seen)
     below = values[np.maximum(np.searchsorted(values, quantiles) - 1, 0)]
-    return np.unique(np.where(below < quantiles, (below + quantiles) / 2, quantiles))
+    edges = np.where(below < quantiles, (below + quantiles) / 2, quantiles)
+    masses = quantiles[repeats > 1]
+    after = np.searchsorted(values, masses, side="right")
+    closed = after < len(values)
+    upper = (masses[closed] + values[after[closed]]) / 2
+    return np.unique(np.concatenate([edges, upper]))
 
 
 def night_sample(ctx: RunContext) -> pd.DataFrame:

@@ -31,6 +31,11 @@ def test_psi_on_a_mostly_zero_count_and_on_a_constant():
     counts = (rng.random(10_000) < 0.1) * rng.integers(1, 5, 10_000)
     assert psi(counts, (rng.random(10_000) < 0.1) * rng.integers(1, 5, 10_000)) < 0.01
     assert psi(counts, counts + 3) > 1
+    # 90% zeros tonight against 99% in the reference: every decile of the reference is
+    # 0, yet the zeros keep a bin of their own, apart from the counts above them
+    rare = (rng.random(10_000) < 0.01) * rng.integers(1, 5, 10_000)
+    assert psi(rare, counts) > 0.15  # (0.9 - 0.99) ln(0.9 / 0.99) + (0.1 - 0.01) ln 10 = 0.22
+    assert psi(rare, (rng.random(10_000) < 0.01) * rng.integers(1, 5, 10_000)) < 0.01
     assert psi(np.zeros(100), np.zeros(50)) == 0.0
     assert psi(np.full(100, np.nan), np.full(100, np.nan)) == 0.0
 
