@@ -42,6 +42,11 @@ REPURCHASE_LOOKBACK_DAYS = 365  # how long user-item history is remembered where
 CANDIDATES_SHOWN_LOG = 300
 CANDIDATES_SALES_LOG = 120
 FEED_LOG_SHARE = 0.5  # share of events that are impressions in a feed's log
+# Training windows: at least the fixed default's 8; more while their queries fit the row
+# budget (a sparse log's windows hold few users each, and one more window of them costs
+# little); at most 64 snapshots.
+MIN_TRAIN_DAYS = 8
+MAX_TRAIN_DAYS = 64
 
 
 def _day_activity(settings: Settings, day: Any, pairs: bool) -> dict[str, Any]:
@@ -202,6 +207,19 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
             else f"(< {FEED_LOG_SHARE:.0%}, a log of actions): engagement gathers on "
             "users' own and popular items"
         ),
+    }
+    candidates = (
+        settings.candidates_per_user
+        if "candidates_per_user" in settings.model_fields_set
+        else out["candidates_per_user"]["value"]
+    )
+    fit = settings.train_max_rows // (candidates * per_window)
+    windows = int(np.clip(fit, MIN_TRAIN_DAYS, MAX_TRAIN_DAYS))
+    out["train_days"] = {
+        "value": windows,
+        "why": f"{fit:,} windows of about {per_window:,} queries x {candidates} candidates fit "
+        f"the row budget ({settings.train_max_rows:,}); between {MIN_TRAIN_DAYS} and "
+        f"{MAX_TRAIN_DAYS}, and never before the lake's first day",
     }
     gaps = profile["return_gaps"]
     if gaps:

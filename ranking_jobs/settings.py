@@ -134,7 +134,8 @@ class Settings(BaseSettings):
         8,
         ge=1,
         description="Most label windows (as-of times) in the training split; fewer when the "
-        "lake's history is shorter.",
+        "lake's history is shorter. Derived from the data profile unless set: as many as "
+        "the row budget holds, between 8 and 64.",
     )
     label_window_days: int = Field(
         1,

@@ -115,6 +115,21 @@ def test_logged_impressions_widen_the_candidates():
     assert ratings["candidates_per_user"]["value"] == profile.CANDIDATES_SALES_LOG
 
 
+def test_training_takes_as_many_windows_as_the_row_budget_holds():
+    shop = profile.derive(Settings(), _profile())  # 14-day windows of 700 engaged users
+    assert shop["label_window_days"]["value"] == 14
+    assert shop["train_days"]["value"] == 3_000_000 // (120 * 700) == 35
+    assert "35 windows of about 700 queries x 120 candidates" in shop["train_days"]["why"]
+    busy = {"1": 20_000, "2": 30_000, "3": 40_000, "7": 60_000, "14": 80_000, "28": 90_000}
+    feed = profile.derive(Settings(), _profile(impressions=15_000, engaged_users_in_window=busy))
+    assert feed["train_days"]["value"] == profile.MIN_TRAIN_DAYS  # 0 fit: the floor
+    tiny = {w: 3 for w in ("1", "2", "3", "7", "14", "28")}
+    sparse = profile.derive(Settings(), _profile(engaged_users_in_window=tiny))
+    assert sparse["train_days"]["value"] == profile.MAX_TRAIN_DAYS
+    bigger = profile.derive(Settings(train_max_rows=6_000_000), _profile())
+    assert bigger["train_days"]["value"] == min(6_000_000 // (120 * 700), profile.MAX_TRAIN_DAYS)
+
+
 def test_a_sparse_log_of_years_takes_a_window_of_months():
     sparse = {"1": 5, "2": 7, "3": 7, "7": 16, "14": 17, "28": 48, "91": 160, "182": 310}
     years = profile.derive(Settings(), _profile(history_days=3856, engaged_users_in_window=sparse))
