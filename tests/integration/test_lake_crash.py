@@ -20,7 +20,10 @@ from ranking_jobs import lake
 from ranking_jobs.settings import Settings
 from tests.conftest import make_settings
 
-TABLE, DAY, TRIALS = "crash_test", dt.date(2026, 1, 31), 10
+TABLE, DAY = "crash_test", dt.date(2026, 1, 31)
+# Random kills per lake: an S3 write takes longer, and the test below kills an S3 writer
+# at every one of its store operations besides.
+TRIALS = {"local": 10, "s3": 6}
 ROWS = {0: 80_000, 1: 50_000}  # each version has its own size, so a mix shows
 
 # Each version is written as two files, as Spark writes a partition in tasks: a writer
@@ -63,11 +66,12 @@ def crash_settings(request, tmp_path) -> Settings:
 
 def test_a_writer_killed_at_random_points_leaves_one_whole_partition(crash_settings):
     settings = crash_settings
+    where = "s3" if settings.data_root.startswith("s3://") else "local"
     lake.write_partition(settings, TABLE, DAY, _version(0))
     rng = random.Random(11)
     seen: Counter[int] = Counter()
     writes = 0
-    for _ in range(TRIALS):
+    for _ in range(TRIALS[where]):
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -94,9 +98,10 @@ def test_a_writer_killed_at_random_points_leaves_one_whole_partition(crash_setti
         (v,) = versions
         assert table.num_rows == ROWS[v] and table["x"].to_pylist() == list(range(ROWS[v]))
         seen[v] += 1
-    where = "s3" if settings.data_root.startswith("s3://") else "local"
-    print(f"{where}: {TRIALS} kills after {writes} writes: version 0 {seen[0]}x, 1 {seen[1]}x")
-    assert seen[0] and seen[1], seen  # the kills landed at different points of the loop
+    # Which version each kill left depends on timing, so it is reported, not asserted:
+    # the test below asserts both sides of the commit point, deterministically.
+    kills = TRIALS[where]
+    print(f"{where}: {kills} kills after {writes} writes: version 0 {seen[0]}x, 1 {seen[1]}x")
 
 
 # One write of version 1 by a writer that dies (SIGKILL) just before its K-th change to
