@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ranking_jobs.context import RunContext
+from ranking_jobs.lake import CorruptPartitionError
 from ranking_jobs.settings import load_settings, warn_unknown_variables
 from ranking_jobs.stages import run_stage
 
@@ -30,4 +31,11 @@ def run_from_airflow(name: str, context: Mapping[str, Any]) -> dict[str, Any]:
 
     setup_logging()
     warn_unknown_variables(logging.getLogger(__name__))
-    return run_stage(name, context_from_airflow(context))
+    try:
+        return run_stage(name, context_from_airflow(context))
+    except CorruptPartitionError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # The same bytes fail the same way on every try: fail now, without the retries
+        # meant for what may pass on its own (a busy store, a lost worker).
+        raise AirflowFailException(str(exc)) from exc

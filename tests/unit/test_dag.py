@@ -106,3 +106,22 @@ def test_airflow_context_maps_to_interval_start_day():
                 "data_interval_end": pendulum.datetime(2026, 1, 31, 2),
             }
         )
+
+
+def test_a_corrupt_file_fails_its_task_without_retries(tmp_path, monkeypatch):
+    """Airflow retries any error but AirflowFailException; a file that is not Parquet
+    fails the same way every time, so its task fails at once, naming the file."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ranking_jobs import contracts as C
+    from ranking_jobs.airflow_glue import run_from_airflow
+
+    monkeypatch.setenv("RANKING_DATA_ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("RANKING_STATE_DIR", str(tmp_path / "var"))
+    day = tmp_path / "lake" / C.RAW_EVENTS / "dt=2026-01-31"
+    day.mkdir(parents=True)
+    (day / "part-0.parquet").write_bytes(b"a truncated upload")
+    start = dt.datetime(2026, 1, 31, 2, tzinfo=dt.UTC)
+    context = {"data_interval_start": start, "data_interval_end": start + dt.timedelta(days=1)}
+    with pytest.raises(AirflowFailException, match=r"raw/events/dt=2026-01-31/part-0\.parquet"):
+        run_from_airflow("validate_raw", context)
