@@ -11,7 +11,7 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from ranking_jobs.alerts import on_task_failure
 from ranking_jobs.settings import load_settings
-from ranking_jobs.stages import AVAILABILITY
+from ranking_jobs.stages import AVAILABILITY, airflow_assets
 
 DOC = """
 ### ranking_availability
@@ -50,7 +50,12 @@ DEFAULT_ARGS = {
     doc_md=DOC,
 )
 def ranking_availability() -> None:
-    @task(task_id=AVAILABILITY.name, doc_md=AVAILABILITY.doc)
+    @task(
+        task_id=AVAILABILITY.name,
+        doc_md=AVAILABILITY.doc,
+        inlets=airflow_assets(AVAILABILITY.reads),
+        outlets=airflow_assets(AVAILABILITY.writes),
+    )
     def refresh_availability(**context: object) -> dict:
         from ranking_jobs.airflow_glue import run_from_airflow
 

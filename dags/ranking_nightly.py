@@ -21,7 +21,7 @@ from airflow.sdk import (
 
 from ranking_jobs.alerts import on_deadline_missed, on_task_failure
 from ranking_jobs.settings import load_settings
-from ranking_jobs.stages import NIGHTLY
+from ranking_jobs.stages import NIGHTLY, Stage, airflow_assets
 
 DOC = """
 ### ranking_nightly
@@ -59,15 +59,20 @@ DEFAULT_ARGS = {
 }
 
 
-def _stage_task(name: str, doc: str):
+def _stage_task(stage: Stage):
     def run(**context: object) -> dict:
         from ranking_jobs.airflow_glue import run_from_airflow
 
-        return run_from_airflow(name, context)
+        return run_from_airflow(stage.name, context)
 
-    run.__name__ = name
-    run.__doc__ = doc
-    return task(task_id=name, doc_md=doc)(run)
+    run.__name__ = stage.name
+    run.__doc__ = stage.doc
+    return task(
+        task_id=stage.name,
+        doc_md=stage.doc,
+        inlets=airflow_assets((*stage.reads, *stage.reads_earlier_nights)),
+        outlets=airflow_assets(stage.writes),
+    )(run)
 
 
 @dag(
@@ -93,7 +98,7 @@ def _stage_task(name: str, doc: str):
 def ranking_nightly() -> None:
     previous = None
     for stage in NIGHTLY:
-        current = _stage_task(stage.name, stage.doc)()
+        current = _stage_task(stage)()
         if previous is not None:
             previous >> current
         previous = current

@@ -11,6 +11,7 @@ new one whole.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import datetime as dt
 import errno
@@ -20,6 +21,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -57,11 +59,43 @@ def _filesystem(settings: Settings, uri: str) -> tuple[pafs.FileSystem, str]:
     return filesystem(uri, settings.s3_endpoint_url)
 
 
+@dataclass
+class Access:
+    """The tables a block of code located (to read, list or write) and those it wrote."""
+
+    touched: set[str] = field(default_factory=set)
+    wrote: set[str] = field(default_factory=set)
+
+
+_ACCESS: contextvars.ContextVar[Access | None] = contextvars.ContextVar("lake_access", default=None)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Access]:
+    """Record the tables this process touches inside the block, so a stage's declared
+    inputs and outputs can be checked against what it really did."""
+    access = Access()
+    token = _ACCESS.set(access)
+    try:
+        yield access
+    finally:
+        _ACCESS.reset(token)
+
+
+def _touch(table: str) -> None:
+    access = _ACCESS.get()
+    if access is not None:
+        access.touched.add(table)
+
+
 def table_uri(settings: Settings, table: str) -> str:
     return f"{settings.data_root}/{table}"
 
 
 def partition_uri(settings: Settings, table: str, ds: dt.date) -> str:
+    """Where one partition is; every read, check and listing of partitions goes
+    through here or ``list_partitions`` (naming a table, as Feast's sources do, does not)."""
+    _touch(table)
     return f"{table_uri(settings, table)}/dt={ds.isoformat()}"
 
 
@@ -71,6 +105,7 @@ def partition_glob(settings: Settings, table: str) -> str:
 
 
 def list_partitions(settings: Settings, table: str) -> list[dt.date]:
+    _touch(table)
     return partition_days(*_filesystem(settings, table_uri(settings, table)))
 
 
@@ -126,6 +161,10 @@ def staged_partitions(
     A day the block wrote no rows for (Spark writes no folder for it) is still a
     written day: with ``empty``, it gets a Parquet file of no rows in that schema, so
     readers asking for columns find them."""
+    access = _ACCESS.get()
+    if access is not None:
+        access.touched.add(table)
+        access.wrote.add(table)
     token = uuid.uuid4().hex[:12]
     staging = f"{table_uri(settings, table)}/.staging/multi-{token}"
     fs, staging_path = _filesystem(settings, staging)

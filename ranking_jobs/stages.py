@@ -18,16 +18,55 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# What stages read and write: lake tables by their folder (``contracts``), and the
+# stores beside the lake. Every stage also writes its summary to the night's report
+# folder, which later stages read (the profile's settings); that is not listed.
+RAW = ("raw/events", "raw/items", "raw/users")
+FEATURES = (
+    "features/item_stats",
+    "features/user_stats",
+    "features/user_category_affinity",
+    "features/user_brand_affinity",
+    "features/user_size_affinity",
+    "features/user_style_affinity",
+    "features/item_covisitation",
+    "features/user_item_stats",
+    "features/user_profile",
+)
+FEAST = "feast registry"
+MLFLOW = "mlflow"  # runs, model versions and the champion alias
+ONLINE = "online store"  # the live lists, the popular fallback and sold items
+REPORTS = "reports"  # var/reports: the HTML report and Data Docs
+METRICS = "metrics"  # the Prometheus textfile of the night's monitoring record
+STORES = (FEAST, MLFLOW, ONLINE, REPORTS, METRICS)  # anything else named is a lake table
+# Outputs read outside the DAGs, and by whom.
+READ_OUTSIDE = {
+    ONLINE: "the serving API and the app surfaces",
+    REPORTS: "people",
+    METRICS: "Prometheus",
+    "sold_items": "people auditing what serving filtered",
+}
+
 
 @dataclass(frozen=True)
 class Stage:
     name: str
     target: str  # "module:function", the function takes a RunContext
     doc: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    reads_earlier_nights: tuple[str, ...] = ()  # what it compares tonight with
 
     def load(self) -> Callable[..., Mapping[str, Any]]:
         module, func = self.target.split(":")
         return getattr(importlib.import_module(module), func)
+
+    def undeclared(self, touched: set[str], wrote: set[str]) -> list[str]:
+        """What a run of this stage did to lake tables that its declaration omits."""
+        out = [f"wrote {t}" for t in sorted(wrote - set(self.writes))]
+        known = {*self.reads, *self.reads_earlier_nights, *self.writes}
+        out += [f"read {t}" for t in sorted(touched - wrote - known)]
+        return out
 
 
 NIGHTLY: tuple[Stage, ...] = (
@@ -35,63 +74,88 @@ NIGHTLY: tuple[Stage, ...] = (
         "validate_raw",
         "ranking_jobs.validation:validate_raw",
         "Great Expectations suites on the day's raw events, items and users.",
+        reads=RAW,
+        writes=(REPORTS,),
     ),
     Stage(
         "profile_data",
         "ranking_jobs.profile:profile_data",
         "Profile of the lake's data (volumes, repeats, impressions, sellers); the settings "
         "it implies for the night.",
+        reads=RAW,
+        writes=(),
     ),
     Stage(
         "build_features",
         "ranking_jobs.features:build_features",
         "Spark feature extraction for the snapshot date; registers views in Feast.",
+        reads=(*RAW, *FEATURES),
+        writes=(*FEATURES, FEAST),
     ),
     Stage(
         "build_training_set",
         "ranking_jobs.training:build_training_set",
         "Candidates + impressions, graded labels, features joined point-in-time by Feast.",
+        reads=("raw/events", "raw/items", *FEATURES, FEAST),
+        writes=("training",),
     ),
     Stage(
         "validate_training_set",
         "ranking_jobs.validation:validate_training_set",
         "Suite on the training set (labels, groups, feature coverage).",
+        reads=("training", *RAW),
+        writes=(),
     ),
     Stage(
         "train_model",
         "ranking_jobs.training:train_model",
         "XGBoost rank:ndcg with early stopping on a later day; logged to MLflow.",
+        reads=("training",),
+        writes=(MLFLOW,),
     ),
     Stage(
         "evaluate_model",
         "ranking_jobs.evaluation:evaluate_model",
         "Hold-out NDCG against baselines; the gate that moves the champion alias.",
+        reads=("training", "raw/events", "raw/items", *FEATURES, FEAST, MLFLOW),
+        writes=(MLFLOW,),
     ),
     Stage(
         "precompute_lists",
         "ranking_jobs.precompute:precompute_lists",
         "Top-N per active user with the champion, after business rules.",
+        reads=("raw/events", "raw/items", *FEATURES, FEAST, MLFLOW),
+        writes=("recommendations", "popular"),
     ),
     Stage(
         "validate_lists",
         "ranking_jobs.validation:validate_lists",
         "Suite on the final lists before anything is published.",
+        reads=("recommendations", "raw/items", "features/user_stats"),
+        writes=(),
     ),
     Stage(
         "monitor_night",
         "ranking_jobs.monitoring:monitor_night",
         "Drift (PSI) of every model feature and the scores against the nights before, "
         "freshness and quality figures; a large drift stops the night before publish.",
+        reads=("raw/events", "raw/items", *FEATURES, FEAST, MLFLOW),
+        reads_earlier_nights=("monitoring", "monitoring_sample", ONLINE),
+        writes=("monitoring_sample", "monitoring", METRICS),
     ),
     Stage(
         "publish_lists",
         "ranking_jobs.publish:publish_lists",
         "Lists into the Feast online store (user_recommendations).",
+        reads=("recommendations", "popular", ONLINE),
+        writes=(ONLINE,),
     ),
     Stage(
         "write_report",
         "ranking_jobs.report:write_report",
         "One HTML report with the night's metrics and plots.",
+        reads=("recommendations", "monitoring", REPORTS),
+        writes=(REPORTS,),
     ),
 )
 
@@ -100,6 +164,8 @@ AVAILABILITY = Stage(
     "refresh_availability",
     "ranking_jobs.availability:refresh_availability",
     "Items sold since the live lists were made, into the online store (sold_items).",
+    reads=("raw/events", "raw/items", ONLINE),
+    writes=("sold_items", ONLINE),
 )
 
 STAGES: dict[str, Stage] = {s.name: s for s in (*NIGHTLY, AVAILABILITY)}
@@ -112,13 +178,79 @@ def run_stage(name: str, ctx: Any) -> dict[str, Any]:
     stage = STAGES[name]
     if name != profile.STAGE:
         ctx = profile.with_profile(ctx)
+    from ranking_jobs import lake
+
     log.info("stage %s for %s (run %s) starting", name, ctx.ds_str, ctx.run_id)
     started = time.perf_counter()
-    result = dict(stage.load()(ctx))
+    with lake.recording() as access:
+        result = dict(stage.load()(ctx))
     seconds = time.perf_counter() - started
-    summary_path = write_summary(ctx, name, {**result, "seconds": round(seconds, 2)})
+    undeclared = stage.undeclared(access.touched, access.wrote)
+    if undeclared:  # the declaration (the README's table, the DAG's assets) is stale
+        log.warning("stage %s did what it does not declare: %s", name, ", ".join(undeclared))
+    lineage = {"touched": sorted(access.touched), "undeclared": undeclared}
+    summary = {**result, "seconds": round(seconds, 2), "lineage": lineage}
+    summary_path = write_summary(ctx, name, summary)
     log.info("stage %s done in %.1fs (summary %s)", name, seconds, summary_path)
     return result
+
+
+def airflow_assets(stores: tuple[str, ...]) -> list[Any]:
+    """Declared inputs or outputs as Airflow assets: the UI's lineage between tasks and
+    between the DAGs (the nightly publish and the hourly availability meet at the
+    online store)."""
+    from airflow.sdk import Asset
+
+    return [Asset(name=s, uri=f"ranking://{s.replace(' ', '-')}") for s in stores]
+
+
+def lineage_problems(nightly: tuple[Stage, ...] = NIGHTLY) -> list[str]:
+    """Reads nothing earlier provides and writes nobody reads, in DAG order.
+
+    A stage may read the raw tables, what an earlier stage wrote, and what it wrote
+    itself on the nights before (the monitoring reference).
+    """
+    problems, written = [], set(RAW)
+    every_write = {w for stage in nightly for w in stage.writes}
+    for stage in nightly:
+        problems += [
+            f"{stage.name} reads {r} of earlier nights, which no stage writes"
+            for r in stage.reads_earlier_nights
+            if r not in every_write
+        ]
+        problems += [
+            f"{stage.name} reads {r}, which no earlier stage writes"
+            for r in stage.reads
+            if r not in written and r not in stage.writes
+        ]
+        written |= set(stage.writes)
+    readers = {
+        r for stage in (*nightly, AVAILABILITY) for r in (*stage.reads, *stage.reads_earlier_nights)
+    }
+    for stage in (*nightly, AVAILABILITY):
+        problems += [
+            f"{stage.name} writes {w}, which nothing reads"
+            for w in stage.writes
+            if w not in readers and w not in READ_OUTSIDE
+        ]
+    return problems
+
+
+def markdown_table() -> str:
+    """The README's table of stages, from the declarations."""
+
+    def names(stores: tuple[str, ...]) -> str:
+        grouped = ["`features/*`"] if set(FEATURES) <= set(stores) else []
+        rest = [s for s in stores if not (grouped and s in FEATURES)]
+        return ", ".join(grouped + [s if s in STORES else f"`{s}/`" for s in rest])
+
+    rows = ["| task | reads | writes | what |", "|---|---|---|---|"]
+    for stage in (*NIGHTLY, AVAILABILITY):
+        reads = names(stage.reads)
+        if stage.reads_earlier_nights:
+            reads += f"; of earlier nights: {names(stage.reads_earlier_nights)}"
+        rows.append(f"| `{stage.name}` | {reads} | {names(stage.writes)} | {stage.doc} |")
+    return "\n".join(rows)
 
 
 def summary_dir(ctx: Any) -> Path:
@@ -138,3 +270,7 @@ def write_summary(ctx: Any, name: str, result: Mapping[str, Any]) -> Path:
 def read_summary(ctx: Any, name: str) -> dict[str, Any] | None:
     path = summary_dir(ctx) / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+if __name__ == "__main__":  # python -m ranking_jobs.stages: the README's stage table
+    print(markdown_table())

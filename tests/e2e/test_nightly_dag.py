@@ -89,19 +89,20 @@ def test_unknown_user_gets_the_popular_fallback(night):
 
 
 def test_report_and_stage_summaries_exist(night):
+    """Every stage left its summary, and touched no lake table it does not declare."""
+    import json
+
+    from ranking_jobs.stages import NIGHTLY
+
     folder = night.reports_dir / DS.isoformat()
     html = (folder / "report.html").read_text()
     assert "ndcg" in html.lower() and DS.isoformat() in html
-    for name in (
-        "validate_raw",
-        "profile_data",
-        "build_features",
-        "train_model",
-        "evaluate_model",
-        "precompute_lists",
-        "publish_lists",
-    ):
-        assert (folder / f"{name}.json").exists(), name
+    for stage in NIGHTLY:
+        lineage = json.loads((folder / f"{stage.name}.json").read_text())["lineage"]
+        assert lineage["undeclared"] == [], stage.name
+        assert lineage["touched"], stage.name  # the record is on: every stage reads the lake
+        declared = {*stage.reads, *stage.reads_earlier_nights, *stage.writes}
+        assert set(lineage["touched"]) <= declared
 
 
 def test_rerun_of_the_same_day_gives_identical_lists(night):

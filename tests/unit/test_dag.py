@@ -73,6 +73,21 @@ def test_schedule_gives_non_empty_daily_interval_at_two(dagbag):
     assert info.run_after == info.data_interval.end
 
 
+def test_tasks_carry_their_declared_inputs_and_outputs_as_assets(dagbag):
+    """The UI's lineage: the nightly publish writes the online store the hourly DAG reads."""
+    from ranking_jobs.stages import NIGHTLY, ONLINE
+
+    nightly = dagbag.dags["ranking_nightly"]
+    for stage in NIGHTLY:
+        t = nightly.get_task(stage.name)
+        assert [a.name for a in t.outlets] == list(stage.writes), stage.name
+        assert {a.name for a in t.inlets} == {*stage.reads, *stage.reads_earlier_nights}
+    publish = {(a.name, a.uri) for a in nightly.get_task("publish_lists").outlets}
+    hourly = dagbag.dags["ranking_availability"].get_task("refresh_availability")
+    shared = publish & {(a.name, a.uri) for a in hourly.inlets}
+    assert [name for name, _ in shared] == [ONLINE]
+
+
 def test_dag_file_imports_nothing_heavy_at_module_level():
     tree = ast.parse((DAGS / "ranking_nightly.py").read_text())
     top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
