@@ -257,7 +257,7 @@ def _snapshot_end(ds: dt.date) -> dt.datetime:
 
 
 def _duckdb_counts_sql(events_glob: str, ds: dt.date) -> str:
-    from ranking_jobs.features.columns import WINDOWS
+    from ranking_jobs.columns import WINDOWS
     from ranking_jobs.features.common import COUNTED
 
     end = _snapshot_end(ds).strftime("%Y-%m-%d %H:%M:%S+00")
@@ -363,8 +363,8 @@ def _child_spark(mode: str, scale: str, root: Path) -> dict[str, Any]:
         # Like-for-like with DuckDB: only the 1/7/30-day item counts of one snapshot.
         from ranking_jobs import contracts as C
         from ranking_jobs import lake
+        from ranking_jobs.columns import WINDOWS
         from ranking_jobs.features import common
-        from ranking_jobs.features.columns import WINDOWS
 
         window = [
             d
@@ -566,8 +566,7 @@ def feature_frames(settings: Any, days: list[dt.date]) -> dict[str, Any]:
     import pandas as pd
 
     from ranking_jobs import lake
-    from ranking_jobs.features import FEATURE_COLUMNS
-    from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
+    from ranking_jobs.columns import AFFINITY_DIMENSIONS, FEATURE_COLUMNS
 
     out = {}
     for table in FEATURE_COLUMNS:
@@ -712,8 +711,9 @@ def _placeholder_snapshots(scale: str, root: Path) -> int:
     import pyarrow as pa
 
     from ranking_jobs import lake
+    from ranking_jobs.columns import FEATURE_COLUMNS
     from ranking_jobs.context import RunContext
-    from ranking_jobs.features import FEATURE_COLUMNS, snapshots_needed
+    from ranking_jobs.features import snapshots_needed
 
     settings = _settings(scale, root)
     ctx = RunContext.create(DS, settings)

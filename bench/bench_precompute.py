@@ -60,11 +60,10 @@ def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from ranking_jobs import contracts as C
-    from ranking_jobs import lake, registry
+    from ranking_jobs import lake, model, registry
+    from ranking_jobs.candidates import inputs
     from ranking_jobs.feast_store import assemble_features
-    from ranking_jobs.precompute import inputs
     from ranking_jobs.stages import run_stage
-    from ranking_jobs.training import model
     from ranking_jobs.training.dataset import grade_labels, query_rows
 
     ctx = _ctx(args, "bench-prepare")
@@ -145,9 +144,9 @@ def _child_raw(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from ranking_jobs import registry
-    from ranking_jobs.precompute import inputs
-    from ranking_jobs.precompute.lists import candidate_features
-    from ranking_jobs.training.model import booster_vocabulary, feature_matrix
+    from ranking_jobs.candidates import inputs
+    from ranking_jobs.lists import candidate_features
+    from ranking_jobs.model import booster_vocabulary, feature_matrix
 
     ctx = _ctx(args, "bench-raw")
     settings = ctx.settings

@@ -61,7 +61,7 @@ N_CATEGORIES, N_BRANDS, N_SIZES, N_STYLES = 24, 1500, 12, 10
 
 
 def _columns(item_features: int, user_features: int) -> dict[str, dict[str, list[str]]]:
-    from ranking_jobs.features import columns as cols
+    from ranking_jobs import columns as cols
 
     item_floats = list(cols.ITEM_FLOATS)
     item_ints = list(cols.ITEM_COUNTS + cols.ITEM_INTS)

@@ -15,9 +15,9 @@ from feast.data_format import ParquetFormat
 from feast.data_source import DataSource
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
+from ranking_jobs import columns as cols
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
-from ranking_jobs.features import columns as cols
 from ranking_jobs.settings import Settings, load_settings
 
 # A daily snapshot is valid until the next one; two days tolerate one late night.

@@ -24,16 +24,17 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ranking_jobs.collaborative import Collaborative
-from ranking_jobs.precompute import inputs, rules
-from ranking_jobs.precompute.candidates import (
+from ranking_jobs.candidates import (
     TOP_VALUES,
     covisitation_reach,
     favourite_values,
+    inputs,
     pair_index,
     rank_available,
     without_blocked,
 )
+from ranking_jobs.collaborative import Collaborative
+from ranking_jobs.lists import rules
 from ranking_jobs.settings import Settings
 
 SLACK = 20  # extra items a top-n takes before own listings and exclusions are dropped

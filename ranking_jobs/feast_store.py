@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from ranking_jobs import columns as cols
 from ranking_jobs import lake
-from ranking_jobs.features import columns as cols
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
@@ -42,6 +42,7 @@ FEATURE_REFS = (
     + [f"user_profile:{c}" for c in cols.PROFILE_FLOATS + cols.PROFILE_LISTS]
 )
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
+FALLBACK_SEGMENT = "global"  # the key of the one non-personal list row (popular_items)
 # More distinct as-of times than this go to Feast: each costs a read of the views' partitions.
 AS_OF_TIMES = 32
 ONLINE_DB_PAGE_BYTES = 16_384

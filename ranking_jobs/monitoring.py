@@ -95,10 +95,10 @@ def night_sample(ctx: RunContext) -> pd.DataFrame:
     """Model features (and the champion's score, with its version) of a seeded sample
     of the night's active users' candidates, as the precompute sees them."""
     from ranking_jobs import registry
-    from ranking_jobs.features.columns import MODEL_FEATURES
-    from ranking_jobs.precompute import inputs
-    from ranking_jobs.precompute.lists import candidate_features
-    from ranking_jobs.training.model import predict
+    from ranking_jobs.candidates import inputs
+    from ranking_jobs.columns import MODEL_FEATURES
+    from ranking_jobs.lists import candidate_features
+    from ranking_jobs.model import predict
 
     settings = ctx.settings
     rng = np.random.default_rng(settings.seed)
@@ -191,7 +191,7 @@ def _ages(ctx: RunContext) -> dict[str, float]:
     """Days between the night and the newest feature snapshot of each view, the live
     lists (before tonight's publish) and the day the champion was trained for."""
     from ranking_jobs import publish, registry
-    from ranking_jobs.features import FEATURE_COLUMNS
+    from ranking_jobs.columns import FEATURE_COLUMNS
 
     ages: dict[str, float] = {}
     for table in FEATURE_COLUMNS:
@@ -207,7 +207,7 @@ def _ages(ctx: RunContext) -> dict[str, float]:
 
 def _night_figures(ctx: RunContext) -> dict[str, float]:
     """Label rate, hold-out NDCG@10 and list coverage from the night's stage summaries."""
-    from ranking_jobs.stages import read_summary
+    from ranking_jobs.summaries import read_summary
 
     out: dict[str, float] = {}
     training = read_summary(ctx, "build_training_set") or {}

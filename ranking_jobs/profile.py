@@ -20,14 +20,14 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
-from ranking_jobs import lake
+from ranking_jobs import lake, summaries
 from ranking_jobs.context import RunContext
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STAGE = "profile_data"
+STAGE = summaries.PROFILE
 # label window lengths, in days; the long ones serve sparse logs of several years
 WINDOW_CHOICES = (1, 2, 3, 7, 14, 28, 91, 182)
 ACTIVE_CHOICES = (30, 60, 90, 180, 365)  # how long a user counts as active, in days
@@ -257,7 +257,7 @@ def profile_data(ctx: RunContext) -> dict[str, Any]:
 
 def with_profile(ctx: RunContext) -> RunContext:
     """``ctx`` with the settings its night's profile chose, once ``profile_data`` ran."""
-    from ranking_jobs.stages import read_summary
+    from ranking_jobs.summaries import read_summary
 
     summary = read_summary(ctx, STAGE)
     if not summary:

@@ -7,13 +7,10 @@ parse time; each stage's module is imported only when the stage runs.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -178,7 +175,7 @@ def run_stage(name: str, ctx: Any) -> dict[str, Any]:
     stage = STAGES[name]
     if name != profile.STAGE:
         ctx = profile.with_profile(ctx)
-    from ranking_jobs import lake
+    from ranking_jobs import lake, summaries
 
     log.info("stage %s for %s (run %s) starting", name, ctx.ds_str, ctx.run_id)
     started = time.perf_counter()
@@ -190,7 +187,7 @@ def run_stage(name: str, ctx: Any) -> dict[str, Any]:
         log.warning("stage %s did what it does not declare: %s", name, ", ".join(undeclared))
     lineage = {"touched": sorted(access.touched), "undeclared": undeclared}
     summary = {**result, "seconds": round(seconds, 2), "lineage": lineage}
-    summary_path = write_summary(ctx, name, summary)
+    summary_path = summaries.write_summary(ctx, name, summary)
     log.info("stage %s done in %.1fs (summary %s)", name, seconds, summary_path)
     return result
 
@@ -251,25 +248,6 @@ def markdown_table() -> str:
             reads += f"; of earlier nights: {names(stage.reads_earlier_nights)}"
         rows.append(f"| `{stage.name}` | {reads} | {names(stage.writes)} | {stage.doc} |")
     return "\n".join(rows)
-
-
-def summary_dir(ctx: Any) -> Path:
-    return Path(ctx.settings.reports_dir) / ctx.ds_str
-
-
-def write_summary(ctx: Any, name: str, result: Mapping[str, Any]) -> Path:
-    """Each stage's result as JSON beside the night's report (written whole, then renamed)."""
-    path = summary_dir(ctx) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-    return path
-
-
-def read_summary(ctx: Any, name: str) -> dict[str, Any] | None:
-    path = summary_dir(ctx) / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 if __name__ == "__main__":  # python -m ranking_jobs.stages: the README's stage table

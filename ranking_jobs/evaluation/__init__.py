@@ -25,6 +25,7 @@ from ranking_jobs import baselines as list_baselines
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.calendar import Window, calendar_of
+from ranking_jobs.candidates import SOURCE_BIT, inputs
 from ranking_jobs.context import RunContext
 from ranking_jobs.evaluation import baselines
 from ranking_jobs.evaluation import lists as final_lists
@@ -35,9 +36,7 @@ from ranking_jobs.evaluation.metrics import (
     summarise,
     top_k_lists,
 )
-from ranking_jobs.precompute import inputs
-from ranking_jobs.precompute.candidates import SOURCE_BIT
-from ranking_jobs.training.dataset import SHOWN_ONLY, training_rows
+from ranking_jobs.model import SHOWN_ONLY, training_rows
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ def position_ablation(
 ) -> tuple[str, np.ndarray]:
     """The same model (same searched parameters) fitted with the other ``position_debias``
     value, scored on the hold-out."""
-    from ranking_jobs.training.model import fit, predict
+    from ranking_jobs.model import fit, predict
 
     other = not ctx.settings.position_debias
     settings = ctx.settings.model_copy(update={"position_debias": other})
@@ -201,8 +200,8 @@ def row_diagnostics(
     """The model and the row-level baselines on the hold-out rows of the training set:
     metrics on every candidate and on the shown items, per segment, candidate recall,
     and the model fitted with the other position-debias setting."""
-    from ranking_jobs.stages import read_summary
-    from ranking_jobs.training.model import predict
+    from ranking_jobs.model import predict
+    from ranking_jobs.summaries import read_summary
 
     settings = ctx.settings
     test = holdout(table)
@@ -236,8 +235,8 @@ def row_diagnostics(
 def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs import registry
     from ranking_jobs.feast_store import snapshot_views
-    from ranking_jobs.precompute.lists import list_inputs, user_lists
-    from ranking_jobs.stages import read_summary
+    from ranking_jobs.lists import list_inputs, user_lists
+    from ranking_jobs.summaries import read_summary
 
     settings = ctx.settings
     trained = read_summary(ctx, "train_model")

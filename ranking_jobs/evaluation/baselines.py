@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ranking_jobs.precompute.candidates import TOP_VALUES, covisitation_reach, popularity
+from ranking_jobs.candidates import TOP_VALUES, covisitation_reach, popularity
 
 # Popularity as a tie-breaker: small enough never to outweigh a real score step.
 _TIE = 1e-9

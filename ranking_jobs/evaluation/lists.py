@@ -22,9 +22,9 @@ import pandas as pd
 
 from ranking_jobs import baselines, lake
 from ranking_jobs import contracts as C
+from ranking_jobs.candidates import inputs
 from ranking_jobs.evaluation.metrics import bootstrap_diff_ci, list_metrics
 from ranking_jobs.logs import timed
-from ranking_jobs.precompute import inputs
 from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.columns import AFFINITY_DIMENSIONS, FEATURE_COLUMNS, WINDOWS
 from ranking_jobs.context import RunContext
-from ranking_jobs.features import columns as cols
-from ranking_jobs.features.columns import AFFINITY_DIMENSIONS, WINDOWS
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
@@ -25,16 +24,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
-
-# Every feature table and the columns a current snapshot of it has.
-FEATURE_COLUMNS: dict[str, list[str]] = {
-    C.FEATURES_ITEM: cols.ITEM_COUNTS + cols.ITEM_FLOATS + cols.ITEM_INTS,
-    C.FEATURES_USER: cols.USER_COUNTS + cols.USER_FLOATS + cols.USER_INTS,
-    **{t: [f"{d}_affinity"] for d, t in C.FEATURES_USER_AFFINITY.items()},
-    C.FEATURES_COVISITATION: ["neighbour_ids", "neighbour_scores"],
-    C.FEATURES_USER_ITEM: cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS,
-    C.FEATURES_USER_PROFILE: cols.PROFILE_FLOATS + cols.PROFILE_LISTS,
-}
 
 
 def is_current(settings: Settings, day: dt.date) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from ranking_jobs.features.columns import WINDOWS
+from ranking_jobs.columns import WINDOWS
 
 COUNTED = {
     "impression": "impressions",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ranking_jobs.columns import ITEM_COUNTS
 from ranking_jobs.contracts import CONDITIONS
-from ranking_jobs.features.columns import ITEM_COUNTS
 from ranking_jobs.features.common import (
     END,
     age_days,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ranking_jobs.columns import ITEM_COUNTS, USER_SIZE_FLOATS
 from ranking_jobs.contracts import SIZE_CHARTS
 from ranking_jobs.features.affinity import intent_weight
-from ranking_jobs.features.columns import ITEM_COUNTS, USER_SIZE_FLOATS
 from ranking_jobs.features.common import (
     END,
     age_days,

@@ -21,15 +21,14 @@ import pyarrow.compute as pc
 
 from ranking_jobs import baselines, lake
 from ranking_jobs import contracts as C
+from ranking_jobs.candidates import inputs
 from ranking_jobs.context import RunContext
+from ranking_jobs.feast_store import FALLBACK_SEGMENT
 from ranking_jobs.logs import timed
-from ranking_jobs.precompute import inputs
 from ranking_jobs.precompute.scoring import LISTS_SCHEMA
-from ranking_jobs.stages import read_summary
+from ranking_jobs.summaries import read_summary
 
 log = logging.getLogger(__name__)
-
-FALLBACK_SEGMENT = "global"
 
 
 def baseline_lists(ctx: RunContext, users: np.ndarray) -> tuple[str, pa.Table]:

@@ -47,7 +47,7 @@ _WORKER: dict[str, dict[str, Any]] = {}
 
 
 def _worker_cache(key: str, settings: Settings, snapshot: dt.date) -> dict[str, Any]:
-    from ranking_jobs.precompute.lists import list_inputs
+    from ranking_jobs.lists import list_inputs
 
     cache = _WORKER.get(key)
     if cache is None:
@@ -132,7 +132,7 @@ def lists_in_spark(
     ``user_lists`` run on shards of ``precompute_shard_users`` users (on ``workers``
     warmed for ``snapshot``, when given)."""
     from ranking_jobs.feast_store import snapshot_views
-    from ranking_jobs.precompute.lists import user_lists
+    from ranking_jobs.lists import user_lists
     from ranking_jobs.spark import get_spark, task_progress
 
     views = snapshot_views(settings)  # resolved once, here: workers never import Feast

@@ -11,9 +11,10 @@ import pyarrow.compute as pc
 from ranking_jobs import contracts as C
 from ranking_jobs import lake, monitoring
 from ranking_jobs.context import RunContext
-from ranking_jobs.profile import STAGE as PROFILE_STAGE
 from ranking_jobs.report.html import ReportData, render_report
-from ranking_jobs.stages import NIGHTLY, read_summary, summary_dir
+from ranking_jobs.stages import NIGHTLY
+from ranking_jobs.summaries import PROFILE as PROFILE_STAGE
+from ranking_jobs.summaries import read_summary, summary_dir
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ranking_jobs.feast_store import LIST_FIELDS
+from ranking_jobs.feast_store import FALLBACK_SEGMENT, LIST_FIELDS
 from ranking_jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Kept here rather than imported from ranking_jobs.precompute, which pulls in
-# pandas/numpy/pyarrow at import: the serving process should not pay for that.
-FALLBACK_SEGMENT = "global"
 USER_VIEW = "user_recommendations"
 POPULAR_VIEW = "popular_items"
 SOLD_VIEW = "sold_items"

@@ -7,11 +7,12 @@ from typing import Any
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.columns import MODEL_FEATURES
 from ranking_jobs.context import RunContext
-from ranking_jobs.features.columns import MODEL_FEATURES
-from ranking_jobs.profile import STAGE as PROFILE_STAGE
-from ranking_jobs.stages import read_summary
-from ranking_jobs.training.dataset import build_training_set, training_rows
+from ranking_jobs.model import training_rows
+from ranking_jobs.summaries import PROFILE as PROFILE_STAGE
+from ranking_jobs.summaries import read_summary
+from ranking_jobs.training.dataset import build_training_set
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,7 @@ __all__ = ["build_training_set", "train_model"]
 
 
 def train_model(ctx: RunContext) -> dict[str, Any]:
-    from ranking_jobs import registry
-    from ranking_jobs.training import model
+    from ranking_jobs import model, registry
 
     settings = ctx.settings
     table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()

@@ -18,15 +18,13 @@ import pandas as pd
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.calendar import SPLITS, Window, calendar_of
+from ranking_jobs.candidates import inputs
+from ranking_jobs.columns import AFFINITY_DIMENSIONS
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import assemble_features
-from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
-from ranking_jobs.precompute import inputs
-from ranking_jobs.settings import Settings
+from ranking_jobs.model import SHOWN_ONLY
 
 log = logging.getLogger(__name__)
-
-SHOWN_ONLY = "shown"
 
 
 def grade_labels(day_events: pd.DataFrame) -> pd.DataFrame:
@@ -91,24 +89,6 @@ def sample_queries(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame
     order = np.random.default_rng(seed).permutation(len(sizes))
     keep = order[np.cumsum(sizes[order]) <= max_rows]
     return rows[np.isin(keys, keep)]
-
-
-def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The rows a model learns from, labelled by engagement: the queries with an
-    engaged item, every candidate of them or only the items that were shown.
-
-    Graded by engagement, a bare impression counts as little as an unshown candidate:
-    trained with impressions above unshown items, the model learned what the logging
-    policy shows, and its final lists lost to the category-popular and ALS baselines.
-    Queries without engagement carry no ranking signal and are left out. Logs without
-    impressions (a shop's sales) need "candidates".
-    """
-    rows = table[table["split"] == split]
-    if settings.train_rows == "shown":
-        rows = rows[rows["shown_position"].notna()]
-    rows = rows.assign(label=C.engagement_grade(rows["label"].to_numpy()))
-    engaged = rows.groupby(["as_of", "user_id"], sort=False)["label"].transform("max") > 0
-    return rows[engaged.to_numpy()]
 
 
 def build_training_set(ctx: RunContext) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from ranking_jobs.model import fit_dmatrices, ranking_dmatrix, vocabulary
 from ranking_jobs.settings import Settings
-from ranking_jobs.training.model import fit_dmatrices, ranking_dmatrix, vocabulary
 
 log = logging.getLogger(__name__)
 

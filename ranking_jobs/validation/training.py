@@ -31,8 +31,7 @@ import pyarrow.compute as pc
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.calendar import SPLITS
-from ranking_jobs.context import RunContext
-from ranking_jobs.features.columns import (
+from ranking_jobs.columns import (
     ITEM_COUNTS,
     OPTIONAL_FEATURES,
     PROFILE_FLOATS,
@@ -41,6 +40,7 @@ from ranking_jobs.features.columns import (
     USER_ITEM_INTS,
     WINDOWS,
 )
+from ranking_jobs.context import RunContext
 from ranking_jobs.settings import Settings
 from ranking_jobs.validation.common import finish, read_required, session_for
 from ranking_jobs.validation.frames import to_frame

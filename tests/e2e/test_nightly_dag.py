@@ -79,7 +79,7 @@ def test_three_users_read_back_from_the_online_store(night):
 
 def test_unknown_user_gets_the_popular_fallback(night):
     from ranking_jobs.serving import RecommendationClient
-    from ranking_jobs.stages import read_summary
+    from ranking_jobs.summaries import read_summary
 
     chosen = read_summary(RunContext.create(DS, night), "evaluate_model")["fallback"]
     assert chosen in ("popularity", "recent_popularity")
@@ -197,9 +197,9 @@ def test_a_refused_model_without_champion_publishes_the_best_baselines_lists(nig
 def test_lists_do_not_depend_on_the_shards(night):
     """Spark's shards of users give exactly the lists that one call on every user gives."""
     from ranking_jobs import registry
+    from ranking_jobs.candidates.inputs import active_users
     from ranking_jobs.feast_store import snapshot_views
-    from ranking_jobs.precompute.inputs import active_users
-    from ranking_jobs.precompute.lists import list_inputs, user_lists
+    from ranking_jobs.lists import list_inputs, user_lists
     from ranking_jobs.precompute.scoring import lists_in_spark
 
     ctx = RunContext.create(DS, night)

@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from ranking_jobs import columns as cols
 from ranking_jobs import contracts as C
 from ranking_jobs import feast_store, lake
-from ranking_jobs.features import columns as cols
 from ranking_jobs.settings import Settings
 from tests.conftest import make_settings
 

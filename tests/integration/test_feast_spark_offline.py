@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ranking_jobs import columns as cols
 from ranking_jobs import feast_store
-from ranking_jobs.features import columns as cols
 from tests.conftest import make_settings
 from tests.integration.test_feast_point_in_time import (
     D1,

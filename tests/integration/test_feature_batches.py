@@ -16,8 +16,9 @@ import pytest
 from bench.bench_features import feature_frames
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.columns import FEATURE_COLUMNS
 from ranking_jobs.context import RunContext
-from ranking_jobs.features import FEATURE_COLUMNS, _write_snapshots, plan_batches, snapshot_rows
+from ranking_jobs.features import _write_snapshots, plan_batches, snapshot_rows
 from ranking_jobs.settings import Settings
 from tests.conftest import make_settings
 

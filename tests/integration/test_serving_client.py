@@ -43,13 +43,6 @@ def store_settings(request, tmp_path):
     return make_settings(tmp_path)
 
 
-def test_fallback_segment_is_the_one_precompute_writes():
-    from ranking_jobs.precompute import FALLBACK_SEGMENT
-    from ranking_jobs.serving import client
-
-    assert client.FALLBACK_SEGMENT == FALLBACK_SEGMENT
-
-
 def test_items_sold_after_the_lists_were_made_are_dropped(store_settings):
     settings = store_settings
     publish(settings, {1: [10, 11, 12, 13, 14, 15], 2: [20, 21]}, popular=[11, 30, 31, 32])

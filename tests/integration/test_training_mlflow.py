@@ -13,11 +13,11 @@ import xgboost
 
 import ranking_jobs
 from ranking_jobs import contracts as C
-from ranking_jobs import lake
+from ranking_jobs import lake, model
+from ranking_jobs.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.context import RunContext
-from ranking_jobs.features.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.settings import Settings
-from ranking_jobs.training import model, train_model
+from ranking_jobs.training import train_model
 from tests.conftest import make_settings
 from tests.unit.test_training_evaluation import _frame
 

@@ -13,7 +13,7 @@ import pytest
 from ranking_jobs import alerts
 from ranking_jobs.airflow_runner import settings_env
 from ranking_jobs.context import RunContext
-from ranking_jobs.stages import write_summary
+from ranking_jobs.summaries import write_summary
 from tests.conftest import make_settings
 from tests.servers import free_port
 

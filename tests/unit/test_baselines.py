@@ -13,8 +13,8 @@ import pytest
 from ranking_jobs import baselines, lake
 from ranking_jobs import contracts as C
 from ranking_jobs.baselines import BaselineInputs
+from ranking_jobs.candidates import rank_available
 from ranking_jobs.evaluation.metrics import list_metrics, ndcg_at_k
-from ranking_jobs.precompute.candidates import rank_available
 from ranking_jobs.settings import Settings
 
 AS_OF = pd.Timestamp("2024-03-10", tz="UTC")

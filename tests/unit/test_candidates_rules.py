@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from ranking_jobs import contracts as C
-from ranking_jobs.precompute import rules
-from ranking_jobs.precompute.candidates import (
+from ranking_jobs.candidates import (
     SOURCE_BIT,
     CandidateInputs,
     generate_candidates,
     rank_available,
 )
+from ranking_jobs.lists import rules
 from ranking_jobs.settings import Settings
 from ranking_jobs.training.dataset import grade_labels, query_rows
 
@@ -329,7 +329,7 @@ def test_to_lists_sorted_descending(n):
 
 
 def test_pair_features_score_every_row_from_the_candidates_own_inputs():
-    from ranking_jobs.precompute.inputs import Candidates, with_pair_features
+    from ranking_jobs.candidates.inputs import Candidates, with_pair_features
 
     recent = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [110, 111, 110]})
     covis = pd.DataFrame(

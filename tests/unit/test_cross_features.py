@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ranking_jobs import columns as cols
 from ranking_jobs.feast_store import add_cross_features
-from ranking_jobs.features import columns as cols
 
 
 def _rows(**overrides: list) -> pd.DataFrame:

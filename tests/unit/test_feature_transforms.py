@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from ranking_jobs import columns as cols
 from ranking_jobs import contracts as C
 from ranking_jobs.features import affinity, common, item, user, user_item
-from ranking_jobs.features import columns as cols
 
 pytestmark = pytest.mark.spark
 

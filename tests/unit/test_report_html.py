@@ -259,7 +259,7 @@ def test_metric_history_one_point_per_day_and_gate_markers() -> None:
 def test_write_report_reads_history_and_older_summaries(settings) -> None:
     from ranking_jobs.context import RunContext
     from ranking_jobs.report import write_report
-    from ranking_jobs.stages import write_summary
+    from ranking_jobs.summaries import write_summary
 
     def night(ds: str, model: float, promoted: bool, **extra: object) -> None:
         metrics = {

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ranking_jobs import model
+from ranking_jobs.candidates import SOURCE_BIT
+from ranking_jobs.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.contracts import engagement_grade
 from ranking_jobs.evaluation import decide, holdout
-from ranking_jobs.features.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
-from ranking_jobs.precompute.candidates import SOURCE_BIT
 from ranking_jobs.settings import Settings
-from ranking_jobs.training import model
 
 
 def _frame(seed: int, queries: int, split: str) -> pd.DataFrame:
@@ -262,7 +262,7 @@ def test_a_model_trained_on_fewer_features_scores_by_name(settings):
 
 
 def test_training_rows_are_labelled_by_engagement_and_keep_engaged_queries():
-    from ranking_jobs.training.dataset import training_rows
+    from ranking_jobs.model import training_rows
 
     as_of = pd.Timestamp("2026-01-30", tz="UTC")
     table = pd.DataFrame(

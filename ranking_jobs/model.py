@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ranking_jobs.features.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
+from ranking_jobs import contracts as C
+from ranking_jobs.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ranking_jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 # TreeSHAP costs about (trees x leaves x depth) per row: a bounded sample keeps it cheap.
 SHAP_ROWS = 20_000
+SHOWN_ONLY = "shown"  # the source of a training row that only an impression put there
 
 
 def xgb_params(settings: Settings) -> dict[str, Any]:
@@ -211,3 +213,21 @@ def fingerprint(df: pd.DataFrame) -> str:
     """Content hash of a training frame: same data, same fingerprint."""
     hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows a model learns from, labelled by engagement: the queries with an
+    engaged item, every candidate of them or only the items that were shown.
+
+    Graded by engagement, a bare impression counts as little as an unshown candidate:
+    trained with impressions above unshown items, the model learned what the logging
+    policy shows, and its final lists lost to the category-popular and ALS baselines.
+    Queries without engagement carry no ranking signal and are left out. Logs without
+    impressions (a shop's sales) need "candidates".
+    """
+    rows = table[table["split"] == split]
+    if settings.train_rows == "shown":
+        rows = rows[rows["shown_position"].notna()]
+    rows = rows.assign(label=C.engagement_grade(rows["label"].to_numpy()))
+    engaged = rows.groupby(["as_of", "user_id"], sort=False)["label"].transform("max") > 0
+    return rows[engaged.to_numpy()]

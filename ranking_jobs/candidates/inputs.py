@@ -13,14 +13,14 @@ import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
-from ranking_jobs.collaborative import Collaborative
-from ranking_jobs.features.columns import AFFINITY_DIMENSIONS, EVENT_COUNTS
-from ranking_jobs.logs import timed
-from ranking_jobs.precompute.candidates import (
+from ranking_jobs.candidates import (
     CandidateInputs,
     covisitation_reach,
     generate_candidates,
 )
+from ranking_jobs.collaborative import Collaborative
+from ranking_jobs.columns import AFFINITY_DIMENSIONS, EVENT_COUNTS
+from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ranking_jobs.collaborative import METHODS, Collaborative
-from ranking_jobs.features.columns import AFFINITY_DIMENSIONS
+from ranking_jobs.columns import AFFINITY_DIMENSIONS
 from ranking_jobs.settings import CANDIDATE_SOURCES, Settings
 
 TOP_VALUES = 3  # favourite categories / brands a user's taste sources draw from

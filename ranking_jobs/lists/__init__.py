@@ -13,11 +13,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ranking_jobs.candidates import CandidateInputs, inputs, rank_available
 from ranking_jobs.feast_store import SnapshotView, assemble_features
-from ranking_jobs.precompute import inputs, rules
-from ranking_jobs.precompute.candidates import CandidateInputs, rank_available
+from ranking_jobs.lists import rules
+from ranking_jobs.model import predict
 from ranking_jobs.settings import Settings
-from ranking_jobs.training.model import predict
 
 
 class ListInputs(NamedTuple):
