@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port", type=int, default=None, help=f"port ({ENV_PREFIX}SERVE_PORT, default 8000)"
     )
+    p = sub.add_parser(
+        "feast-yaml",
+        help="write feature_store.yaml for Feast's own CLI (feast serve, feast ui) from the "
+        "settings, into the Feast repository or --output",
+    )
+    _common(p, ds=False)
+    p.add_argument("--output", default=None, help="folder to write it to")
     p = sub.add_parser("recommend", help="a user's list from the online store (or the fallback)")
     _common(p, ds=False)
     p.add_argument("--user", type=int, required=True, help="user id")
@@ -177,6 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ranking_jobs.serving import recommend
 
         _print(recommend(settings, args.user, args.limit).as_dict())
+        return 0
+
+    if args.command == "feast-yaml":
+        from ranking_jobs.feast_store import write_repo_yaml
+
+        print(write_repo_yaml(settings, args.output))
         return 0
 
     if args.command == "serve":

@@ -64,7 +64,7 @@ import numpy as np
 import pyarrow as pa
 
 from ranking_jobs import contracts as C
-from ranking_jobs import lake
+from ranking_jobs import feast_internals, lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.logs import timed
 from ranking_jobs.publish import encoding
@@ -296,7 +296,6 @@ class _Writer:
 
     def _keys(self, ids: pa.Array, join_key: str) -> list[bytes]:
         from feast.infra.key_encoding_utils import serialize_entity_key
-        from feast.infra.online_stores.helpers import _redis_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
@@ -312,7 +311,7 @@ class _Writer:
             for v in ids.to_pylist()
         ]
         if self.redis:
-            return [_redis_key(project, k, version) for k in keys]
+            return [feast_internals.redis_key(project, k, version) for k in keys]
         return [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
 
     def write(
@@ -328,14 +327,13 @@ class _Writer:
         its own process."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from feast.infra.online_stores.helpers import _mmh3
         from google.protobuf.timestamp_pb2 import Timestamp
 
         name, features, types = view_names(self.store, view)
         ts = Timestamp()
         ts.FromDatetime(self.stamp)
         stamp = ts.SerializeToString()
-        fields = [_mmh3(f"{name}:{f}") for f in features] + [f"_ts:{name}".encode()]
+        fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
         table = SqliteLists.table(self.store, view) if self.sqlite else ""
         event_ts = SqliteLists.stamp(self.stamp)
         pending = iter(batches)
@@ -402,10 +400,8 @@ class _Writer:
         """Remove the lists of ``users`` (SQLite: already done by replacing the table)."""
         if self.redis is None or not len(users):
             return len(users)
-        from feast.infra.online_stores.helpers import _mmh3
-
         name, features, _ = view_names(self.store, view)
-        fields = [_mmh3(f"{name}:{f}") for f in features] + [f"_ts:{name}".encode()]
+        fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
         keys = self._keys(pa.array(users, pa.int64()), "user_id")
         self.redis.remove(keys, fields, self.settings.publish_batch_rows)
         return len(users)

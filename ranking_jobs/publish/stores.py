@@ -1,7 +1,7 @@
 """Writers of Feast's own online-store layout: Redis hashes and SQLite rows.
 
 Both take rows already encoded by ``ranking_jobs.publish.encoding`` and reuse
-Feast's helpers for every name (``_mmh3`` hash fields, ``_ts:<view>``,
+Feast's helpers for every name (hash fields and keys through ``feast_internals``, ``_ts:<view>``,
 ``compute_versioned_name``, ``compute_table_id``, the SQLite datetime adapter),
 so Feast's readers (``get_online_features``, ``feast serve``) read them as if
 Feast had written them.
@@ -15,6 +15,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
+
+from ranking_jobs import feast_internals
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +93,11 @@ class RedisLists:
     def __init__(
         self, url: str, attempts: int, backoff_s: float, ttl_seconds: int | None = None
     ) -> None:
-        from feast.infra.online_stores.redis import RedisOnlineStore
         from redis import Redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        nodes, kwargs = RedisOnlineStore._parse_connection_string(url)
+        nodes, kwargs = feast_internals.redis_connection(url)
         kwargs.setdefault("socket_connect_timeout", 5)
         kwargs.setdefault("socket_timeout", 60)
         self.url, self.attempts, self.backoff_s = url, attempts, backoff_s
@@ -190,9 +191,7 @@ class SqliteLists:
     ROWS_PER_INSERT = 50
 
     def __init__(self, store: Any) -> None:
-        from feast.infra.online_stores.sqlite import SqliteOnlineStore
-
-        self.path = SqliteOnlineStore._get_db_path(store.config)
+        self.path = feast_internals.sqlite_path(store.config)
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: the b-tree pages of a night

@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ranking_jobs import feast_internals
 from ranking_jobs.feast_store import FALLBACK_SEGMENT, LIST_FIELDS
 from ranking_jobs.settings import Settings
 
@@ -117,8 +118,6 @@ class RedisListReader:
 
     def __init__(self, settings: Settings) -> None:
         import redis
-        from feast.infra.online_stores.helpers import _mmh3, _redis_key
-        from feast.infra.online_stores.redis import RedisOnlineStore
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
         from redis.backoff import NoBackoff
@@ -126,9 +125,8 @@ class RedisListReader:
 
         self._value = Value
         self._entity_key = EntityKey
-        self._redis_key = _redis_key
         self._project = settings.feast_project
-        nodes, kwargs = RedisOnlineStore._parse_connection_string(settings.redis_url)
+        nodes, kwargs = feast_internals.redis_connection(settings.redis_url)
         kwargs.setdefault("socket_timeout", settings.serve_redis_timeout_s)
         kwargs.setdefault("socket_connect_timeout", settings.serve_redis_timeout_s)
         # One immediate reconnect (a Redis restart drops pooled connections), then fail
@@ -138,13 +136,14 @@ class RedisListReader:
         self._down = (redis.ConnectionError, redis.TimeoutError)
 
         def fields(view: str, names: tuple[str, ...]) -> list[bytes]:
-            return [_mmh3(f"{view}:{n}") for n in names]
+            return [feast_internals.field_hash(view, n) for n in names]
 
         self._list_fields = {v: fields(v, LIST_FIELDS) for v in (USER_VIEW, POPULAR_VIEW)}
         self._sold_fields = fields(SOLD_VIEW, SOLD_FIELDS)
-        self._segment_key = _redis_key(
+        self._segment_key = feast_internals.redis_key(
             self._project,
             EntityKey(join_keys=["segment"], entity_values=[Value(string_val=FALLBACK_SEGMENT)]),
+            feast_internals.ENTITY_KEY_VERSION,
         )
         self._stamps = [f"_ts:{POPULAR_VIEW}".encode(), f"_ts:{SOLD_VIEW}".encode()]
         # (write timestamp bytes, decoded value) of the segment rows, refreshed on change.
@@ -155,7 +154,7 @@ class RedisListReader:
         entity = self._entity_key(
             join_keys=["user_id"], entity_values=[self._value(int64_val=user_id)]
         )
-        return self._redis_key(self._project, entity)
+        return feast_internals.redis_key(self._project, entity, feast_internals.ENTITY_KEY_VERSION)
 
     def _decode_list(self, raw: list[bytes | None]) -> StoredList | None:
         if not raw[0]:

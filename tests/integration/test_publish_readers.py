@@ -9,10 +9,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import LIST_FIELDS, feature_store, online_db_path
+from ranking_jobs.feast_store import LIST_FIELDS, feature_store, write_repo_yaml
 from ranking_jobs.publish import publish_lists
 from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
 from tests.servers import free_port, wait_for_port
@@ -22,21 +21,7 @@ LISTS = {1: [10, 11, 12], 2: [20], 7: list(range(700, 800))}
 
 def _feast_repo(settings, folder: Path) -> Path:
     """A Feast repo folder for `feast serve`: this test's registry and online store."""
-    if settings.online_store == "redis":
-        online = {"type": "redis", "connection_string": settings.redis_url}
-    else:
-        online = {"type": "sqlite", "path": str(online_db_path(settings))}
-    config = {
-        "project": settings.feast_project,
-        "provider": "local",
-        "registry": str(settings.feast_dir / "registry.db"),
-        "online_store": online,
-        "offline_store": {"type": "duckdb"},
-        "entity_key_serialization_version": 3,
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "feature_store.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    return write_repo_yaml(settings, folder).parent
 
 
 @pytest.fixture
