@@ -24,7 +24,7 @@ builds the last ``--snapshots`` daily snapshots of a long, small log instead: a
 synthetic interaction log shaped like an imported shop log (``LONG``: a few
 hundred users, baskets of log-normal size, 100 days) is written and imported with
 ``import_interactions`` once under ``--root``; then, each in a fresh child, the
-feature stage's ``_write_snapshots`` writes the snapshots all in one pass (the
+feature stage's ``write_snapshots`` writes the snapshots all in one pass (the
 reference: one batch, as the stage did before it batched) and in the batches its
 row budget gives. Each run prints wall seconds, the process tree's peak RSS/PSS
 (the JVM grows its heap towards ``-Xmx`` whatever it holds, so this moves little),
@@ -512,7 +512,7 @@ def _child_long_generate(root: Path) -> dict[str, Any]:
 def _child_long(run: str, root: Path, snapshots: int, batch_rows: int | None) -> dict[str, Any]:
     from ranking_jobs import lake
     from ranking_jobs.context import RunContext
-    from ranking_jobs.features import _write_snapshots
+    from ranking_jobs.features import write_snapshots
     from ranking_jobs.spark import get_spark
 
     settings = _long_settings(root)
@@ -523,7 +523,7 @@ def _child_long(run: str, root: Path, snapshots: int, batch_rows: int | None) ->
     session_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     days = lake.day_range(ctx.ds, snapshots)
-    rows = _write_snapshots(spark, ctx, days, ALL_AT_ONCE if run == "all-at-once" else batch_rows)
+    rows = write_snapshots(spark, ctx, days, ALL_AT_ONCE if run == "all-at-once" else batch_rows)
     build_s = time.perf_counter() - t1
     spark.stop()
     return {

@@ -152,13 +152,13 @@ def _child_raw(settings: Any) -> dict[str, Any]:
     from ranking_jobs import contracts as C
     from ranking_jobs import lake
     from ranking_jobs.feast_store import feature_store
-    from ranking_jobs.publish import _Writer
+    from ranking_jobs.publish import OnlineWriter
     from ranking_jobs.publish.stores import SqliteLists
 
     _fresh_store(settings)
     table = lake.read_partition(settings, C.RECOMMENDATIONS, DAY)
     store = feature_store(settings)
-    writer = _Writer(settings, store, dt.datetime.now(dt.UTC))
+    writer = OnlineWriter(settings, store, dt.datetime.now(dt.UTC))
     timed = 0.0
     n = table.num_rows
     batch_rows = settings.publish_batch_rows
@@ -192,10 +192,10 @@ def _child_raw(settings: Any) -> dict[str, Any]:
             pipe.execute()
             timed += time.perf_counter() - t0
     else:
-        from ranking_jobs.publish import _sqlite_key_order
+        from ranking_jobs.publish import sqlite_key_order
 
         users = table.column("user_id").to_numpy()
-        table = table.take(_sqlite_key_order(users))  # the order the project path inserts in
+        table = table.take(sqlite_key_order(users))  # the order the project path inserts in
         tbl = SqliteLists.table(store, "user_recommendations")
         conn = sqlite3.connect(SqliteLists(store).path, isolation_level=None)
         conn.execute("PRAGMA synchronous=NORMAL")

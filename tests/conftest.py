@@ -34,6 +34,20 @@ def make_settings(root: Path, **overrides: object) -> Settings:
     return Settings(data_root=str(root / "lake"), state_dir=root / "var", **overrides)
 
 
+def flush_redis(url: str) -> None:
+    """Empty the shared test Redis (``host:port``): each test starts from no lists."""
+    import redis
+
+    host, port = url.split(":")
+    redis.Redis(host=host, port=int(port)).flushall()
+
+
+def redis_settings(root: Path, url: str, **overrides: object) -> Settings:
+    """Settings of a lake under ``root`` whose online store is the emptied Redis ``url``."""
+    flush_redis(url)
+    return make_settings(root, online_store="redis", redis_url=url, **overrides)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)

@@ -65,7 +65,7 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs.spark import get_spark
 
     spark = get_spark(settings, "build_features")
-    written = _write_snapshots(spark, ctx, todo)
+    written = write_snapshots(spark, ctx, todo)
 
     from ranking_jobs.feast_store import apply_definitions
 
@@ -83,7 +83,7 @@ def arrow_schema(frame: DataFrame) -> pa.Schema:
     return to_arrow_schema(StructType(fields), timezone="UTC")
 
 
-def _write_snapshots(
+def write_snapshots(
     spark: Any, ctx: RunContext, days: list[dt.date], batch_rows: int | None = None
 ) -> dict[str, int]:
     """Write the snapshots batch by batch, one Spark pass per table and batch; rows

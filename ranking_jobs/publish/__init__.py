@@ -71,7 +71,15 @@ from ranking_jobs.publish import encoding
 from ranking_jobs.publish.stores import PublishError, RedisLists, SqliteLists, view_names
 from ranking_jobs.settings import Settings
 
-__all__ = ["PublishError", "journal", "live_marker", "publish", "publish_lists"]
+__all__ = [
+    "OnlineWriter",
+    "PublishError",
+    "journal",
+    "live_marker",
+    "publish",
+    "publish_lists",
+    "sqlite_key_order",
+]
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +222,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         raise ValueError(f"recommendations/dt={ctx.ds_str} has more than one list for a user")
     batch_rows = settings.publish_batch_rows
     if settings.online_store == "sqlite":
-        order = _sqlite_key_order(users)
+        order = sqlite_key_order(users)
         batches: Iterator[Any] = (
             whole.take(order[i : i + batch_rows]) for i in range(0, len(order), batch_rows)
         )
@@ -226,7 +234,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
     from ranking_jobs.feast_store import feature_store
 
     store = feature_store(settings)
-    writer = _Writer(settings, store, stamp)
+    writer = OnlineWriter(settings, store, stamp)
     try:
         writer.connect()  # fails (after retries) before anything is written or journaled
         # Everyone an unfinished publish may have written stays a removal candidate.
@@ -274,7 +282,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
 # --- the writer -------------------------------------------------------------------
 
 
-class _Writer:
+class OnlineWriter:
     """Encodes Arrow rows in batches and writes them in Feast's layout of the store."""
 
     def __init__(self, settings: Settings, store: Any, stamp: dt.datetime) -> None:
@@ -417,7 +425,7 @@ class _Writer:
             self.sqlite.close()
 
 
-def _sqlite_key_order(users: np.ndarray) -> np.ndarray:
+def sqlite_key_order(users: np.ndarray) -> np.ndarray:
     """Row order in which Feast's little-endian int64 entity keys sort as blobs, so
     every insert appends to the primary-key and entity-key b-trees."""
     return np.argsort(users.astype("<i8").view("<u8").byteswap(), kind="stable")

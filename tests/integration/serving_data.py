@@ -10,7 +10,7 @@ import pyarrow as pa
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import apply_definitions
+from ranking_jobs.feast_store import FALLBACK_SEGMENT, apply_definitions
 from ranking_jobs.publish import publish_lists
 from ranking_jobs.settings import Settings
 
@@ -19,11 +19,18 @@ AS_OF = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)  # end of DAY: the lists' generat
 MODEL = "marketplace_ranker/v3"
 
 
-def publish(
-    settings: Settings, items_of: dict[int, list[int]], popular: list[int], run: str = "run-1"
+def write_lists(
+    settings: Settings,
+    day: dt.date,
+    items_of: dict[int, list[int]],
+    run: str,
+    popular: list[int] | None = None,
 ) -> None:
-    """Write DAY's lists and fallback to the lake and publish them with ``publish_lists``."""
+    """``day``'s lists (scores falling from 1.0) and fallback, in the lake as precompute
+    writes them; the fallback is ``popular`` or else the first user's list."""
     users = sorted(items_of)
+    made = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    popular = items_of[users[0]] if popular is None else popular
 
     def scores(n: int) -> list[float]:
         return list(np.linspace(1.0, 0.01, n, dtype=np.float32))
@@ -35,8 +42,8 @@ def publish(
             "scores": [scores(len(items_of[u])) for u in users],
             "model_version": [MODEL] * len(users),
             "run_id": [run] * len(users),
-            "generated_at": [AS_OF] * len(users),
-            "event_timestamp": [AS_OF] * len(users),
+            "generated_at": [made] * len(users),
+            "event_timestamp": [made] * len(users),
         },
         schema=C.RECOMMENDATIONS_SCHEMA,
     )
@@ -46,14 +53,21 @@ def publish(
             "scores": [scores(len(popular))],
             "model_version": ["popularity"],
             "run_id": [run],
-            "generated_at": [AS_OF],
-            "event_timestamp": [AS_OF],
-            "segment": ["global"],
+            "generated_at": [made],
+            "event_timestamp": [made],
+            "segment": [FALLBACK_SEGMENT],
         },
         schema=pa.schema([*C.RECOMMENDATIONS_SCHEMA.remove(0), pa.field("segment", pa.string())]),
     )
-    lake.write_partition(settings, C.RECOMMENDATIONS, DAY, lists)
-    lake.write_partition(settings, C.POPULAR, DAY, fallback)
+    lake.write_partition(settings, C.RECOMMENDATIONS, day, lists)
+    lake.write_partition(settings, C.POPULAR, day, fallback)
+
+
+def publish(
+    settings: Settings, items_of: dict[int, list[int]], popular: list[int], run: str = "run-1"
+) -> None:
+    """Write DAY's lists and fallback to the lake and publish them with ``publish_lists``."""
+    write_lists(settings, DAY, items_of, run, popular)
     apply_definitions(settings)
     publish_lists(RunContext.create(DAY, settings, run))
 

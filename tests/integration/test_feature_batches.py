@@ -18,7 +18,7 @@ from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.columns import FEATURE_COLUMNS
 from ranking_jobs.context import RunContext
-from ranking_jobs.features import _write_snapshots, plan_batches, snapshot_rows
+from ranking_jobs.features import plan_batches, snapshot_rows, write_snapshots
 from ranking_jobs.settings import Settings
 from tests.conftest import make_settings
 
@@ -47,7 +47,7 @@ def test_snapshots_built_in_one_call_equal_one_day_at_a_time(
 ) -> None:
     ctx = RunContext.create(DS.isoformat(), tiny_lake)
     for day in DAYS:
-        _write_snapshots(spark, ctx, [day])
+        write_snapshots(spark, ctx, [day])
     alone = feature_frames(tiny_lake, DAYS)
 
     rows = snapshot_rows(spark, tiny_lake, DAYS)
@@ -55,7 +55,7 @@ def test_snapshots_built_in_one_call_equal_one_day_at_a_time(
     # The early snapshot's window holds 2 raw days, so it joins the next one: one
     # pass reads both windows, D-60..D-1, and must not let D-1 see D-31's listings.
     assert plan_batches(rows, budget) == [DAYS[:2], DAYS[2:]]
-    counts = _write_snapshots(spark, ctx, DAYS, batch_rows=budget)
+    counts = write_snapshots(spark, ctx, DAYS, batch_rows=budget)
     together = feature_frames(tiny_lake, DAYS)
 
     for table, want in FEATURE_COLUMNS.items():

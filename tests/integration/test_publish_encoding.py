@@ -17,7 +17,9 @@ from feast.value_type import ValueType
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import feature_store, online_db_path
 from ranking_jobs.publish import encoding, publish_lists
-from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
+from tests.conftest import flush_redis
+from tests.integration.serving_data import DAY, write_lists
+from tests.integration.test_publish_online import store_settings  # noqa: F401
 
 
 def _feast(values: list, vtype: ValueType) -> list[bytes]:
@@ -84,7 +86,7 @@ def _stored(settings) -> dict:
 def test_published_rows_equal_what_feasts_own_writer_stores(store_settings):  # noqa: F811
     settings = store_settings
     items = {u: [u * 1000 + k for k in range(u % 7)] for u in range(1, 60)}
-    _write_lists(settings, DAY, items, "run-x")
+    write_lists(settings, DAY, items, "run-x")
     publish_lists(RunContext.create(DAY, settings, "run-x"))
     ours = _stored(settings)
     assert len(ours) == (59 * 5 if settings.online_store == "sqlite" else 60)
@@ -95,10 +97,7 @@ def test_published_rows_equal_what_feasts_own_writer_stores(store_settings):  # 
 
     store = feature_store(settings)
     if settings.online_store == "redis":
-        import redis
-
-        host, port = settings.redis_url.split(":")
-        redis.Redis(host=host, port=int(port)).flushall()
+        flush_redis(settings.redis_url)
     else:
         conn = sqlite3.connect(online_db_path(settings))
         with conn:

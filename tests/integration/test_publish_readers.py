@@ -13,7 +13,8 @@ import pytest
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import LIST_FIELDS, feature_store, write_repo_yaml
 from ranking_jobs.publish import publish_lists
-from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
+from tests.integration.serving_data import DAY, MODEL, write_lists
+from tests.integration.test_publish_online import store_settings  # noqa: F401
 from tests.servers import free_port, wait_for_port
 
 LISTS = {1: [10, 11, 12], 2: [20], 7: list(range(700, 800))}
@@ -26,7 +27,7 @@ def _feast_repo(settings, folder: Path) -> Path:
 
 @pytest.fixture
 def published(store_settings):  # noqa: F811
-    _write_lists(store_settings, DAY, LISTS, "run-serve")
+    write_lists(store_settings, DAY, LISTS, "run-serve")
     publish_lists(RunContext.create(DAY, store_settings, "run-serve"))
     return store_settings
 
@@ -39,7 +40,7 @@ def test_lists_read_through_get_online_features(published):
     got = rows.to_dict()
     assert got["item_ids"] == [[10, 11, 12], [20], list(range(700, 800)), None]
     assert got["run_id"] == ["run-serve"] * 3 + [None]
-    assert got["model_version"][:3] == ["marketplace_ranker/v1"] * 3
+    assert got["model_version"][:3] == [MODEL] * 3
     assert len(got["scores"][2]) == 100 and got["scores"][0][0] == pytest.approx(1.0)
 
 
@@ -94,4 +95,4 @@ def test_lists_read_through_feast_serve(published, tmp_path):
     assert columns["item_ids"]["statuses"][:2] == ["PRESENT", "PRESENT"]
     assert columns["item_ids"]["values"][2] in (None, [])
     assert columns["run_id"]["values"][:2] == ["run-serve", "run-serve"]
-    assert columns["model_version"]["values"][0] == "marketplace_ranker/v1"
+    assert columns["model_version"]["values"][0] == MODEL

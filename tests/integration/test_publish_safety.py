@@ -21,7 +21,8 @@ from ranking_jobs.feast_store import apply_definitions, feature_store, online_db
 from ranking_jobs.publish import PublishError, journal, live_marker, publish_lists
 from ranking_jobs.serving import RecommendationClient
 from tests.conftest import REPO, make_settings
-from tests.integration.test_publish_online import DAY, _write_lists, store_settings  # noqa: F401
+from tests.integration.serving_data import DAY, write_lists
+from tests.integration.test_publish_online import store_settings  # noqa: F401
 from tests.servers import free_port, start_redis
 
 
@@ -60,7 +61,7 @@ def _stored_lists(settings) -> int:
 
 def test_users_absent_tonight_lose_their_list(store_settings):  # noqa: F811
     settings = store_settings
-    _write_lists(settings, DAY, {1: [10, 11], 2: [20], 3: [30]}, "d1")
+    write_lists(settings, DAY, {1: [10, 11], 2: [20], 3: [30]}, "d1")
     publish_lists(RunContext.create(DAY, settings, "d1"))
     if settings.online_store == "redis":  # another view of user 1 shares Feast's hash
         keys = [
@@ -72,7 +73,7 @@ def test_users_absent_tonight_lose_their_list(store_settings):  # noqa: F811
         for k in keys:
             _client(settings).hset(k, b"_ts:other_view", b"kept")
     next_day = DAY + dt.timedelta(days=1)
-    _write_lists(settings, next_day, {2: [21], 3: [31], 4: [41]}, "d2")
+    write_lists(settings, next_day, {2: [21], 3: [31], 4: [41]}, "d2")
     result = publish_lists(RunContext.create(next_day, settings, "d2"))
     assert result["removed"] == 1
     got = _read_all(settings, range(1, 5))
@@ -89,7 +90,7 @@ def test_redis_key_expiry_when_configured(redis_server, tmp_path):
     )
     _client(settings).flushall()
     apply_definitions(settings)
-    _write_lists(settings, DAY, {5: [50]}, "ttl")
+    write_lists(settings, DAY, {5: [50]}, "ttl")
     publish_lists(RunContext.create(DAY, settings, "ttl"))
     ttls = [
         _client(settings).ttl(k)
@@ -122,10 +123,10 @@ def test_publish_killed_mid_run_is_finished_by_the_next_run(store_settings):  # 
     a = {u: [u * 10 + 1, u * 10 + 2] for u in range(0, 2000)}
     b = {u: [u * 10 + 3] for u in range(2000, 4000)}
     c = {u: [u * 10 + 5, u * 10 + 6, u * 10 + 7] for u in range(1000, 2200)}
-    _write_lists(settings, DAY, a, "run-a")
+    write_lists(settings, DAY, a, "run-a")
     publish_lists(RunContext.create(DAY, settings, "run-a"))
 
-    _write_lists(settings, DAY, b, "run-b")
+    write_lists(settings, DAY, b, "run-b")
     stop_after = random.randint(1, 8)
     env = {
         **os.environ,
@@ -168,7 +169,7 @@ def test_publish_killed_mid_run_is_finished_by_the_next_run(store_settings):  # 
             assert items == b[u]
 
     # The next run (tonight's lists recomputed) finishes the job.
-    _write_lists(settings, DAY, c, "run-c")
+    write_lists(settings, DAY, c, "run-c")
     result = publish_lists(RunContext.create(DAY, settings, "run-c"))
     assert result["published"] and journal(settings) is None
     assert live_marker(settings)["run_id"] == "run-c"
@@ -182,7 +183,7 @@ def test_unreachable_redis_fails_clearly_and_keeps_the_live_lists(redis_server, 
     live = make_settings(tmp_path, online_store="redis", redis_url=redis_server)
     _client(live).flushall()
     apply_definitions(live)
-    _write_lists(live, DAY, {1: [10, 11]}, "good")
+    write_lists(live, DAY, {1: [10, 11]}, "good")
     publish_lists(RunContext.create(DAY, live, "good"))
 
     closed = f"127.0.0.1:{free_port()}"
@@ -190,7 +191,7 @@ def test_unreachable_redis_fails_clearly_and_keeps_the_live_lists(redis_server, 
         tmp_path, online_store="redis", redis_url=closed, publish_attempts=3, publish_backoff_s=0.01
     )
     next_day = DAY + dt.timedelta(days=1)
-    _write_lists(broken, next_day, {1: [99]}, "bad")
+    write_lists(broken, next_day, {1: [99]}, "bad")
     with pytest.raises(PublishError, match=closed) as err:
         publish_lists(RunContext.create(next_day, broken, "bad"))
     assert "3 attempts" in str(err.value)
@@ -213,7 +214,7 @@ def test_publish_rides_out_a_redis_restart(tmp_path):
     apply_definitions(settings)
     restarted: list[subprocess.Popen] = []
     try:
-        _write_lists(settings, DAY, {1: [10]}, "first")
+        write_lists(settings, DAY, {1: [10]}, "first")
         publish_lists(RunContext.create(DAY, settings, "first"))
         server.terminate()
         server.wait(timeout=10)
@@ -225,7 +226,7 @@ def test_publish_rides_out_a_redis_restart(tmp_path):
         thread = threading.Thread(target=restart)
         thread.start()
         next_day = DAY + dt.timedelta(days=1)
-        _write_lists(settings, next_day, {1: [11], 2: [21]}, "second")
+        write_lists(settings, next_day, {1: [11], 2: [21]}, "second")
         result = publish_lists(RunContext.create(next_day, settings, "second"))
         thread.join()
         assert result["published"] and live_marker(settings)["run_id"] == "second"
@@ -242,10 +243,10 @@ def test_a_second_publish_waits_for_the_first_then_fails_by_name(tmp_path):
 
     settings = make_settings(tmp_path, publish_lock_wait_s=1.0)
     apply_definitions(settings)
-    _write_lists(settings, DAY, {1: [10, 11]}, "first")
+    write_lists(settings, DAY, {1: [10, 11]}, "first")
     publish_lists(RunContext.create(DAY, settings, "first"))
     next_day = DAY + dt.timedelta(days=1)
-    _write_lists(settings, next_day, {1: [12]}, "second")
+    write_lists(settings, next_day, {1: [12]}, "second")
 
     with exclusive(settings, "backfill-7"):  # a publish in progress (another process alike)
         started = time.monotonic()
@@ -288,5 +289,5 @@ def test_the_lock_of_a_killed_publisher_is_released(tmp_path):
         pass  # the child holds this very lock
     holder.kill()
     holder.wait(timeout=10)
-    _write_lists(settings, DAY, {1: [10]}, "after")
+    write_lists(settings, DAY, {1: [10]}, "after")
     assert publish_lists(RunContext.create(DAY, settings, "after"))["published"]

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from ranking_jobs.availability import refresh_availability
 from ranking_jobs.context import RunContext
 from ranking_jobs.serving.api import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, redis_settings
 from tests.integration.serving_data import AS_OF, DAY, MODEL, publish, write_sales
 from tests.servers import free_port
 
@@ -36,13 +36,7 @@ def process_local_metrics(monkeypatch):
 @pytest.fixture(scope="module")
 def served(redis_server, tmp_path_factory):
     """Settings of a Redis store with 5 users' 100-item lists, a fallback and a sold set."""
-    import redis
-
-    host, port = redis_server.split(":")
-    redis.Redis(host=host, port=int(port)).flushall()
-    settings = make_settings(
-        tmp_path_factory.mktemp("api"), online_store="redis", redis_url=redis_server
-    )
+    settings = redis_settings(tmp_path_factory.mktemp("api"), redis_server)
     publish(settings, LISTS, POPULAR)
     nxt = DAY + dt.timedelta(days=1)
     sold = {1001: AS_OF + dt.timedelta(hours=2), 50: AS_OF + dt.timedelta(hours=3)}

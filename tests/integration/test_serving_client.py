@@ -20,7 +20,7 @@ from ranking_jobs.serving import (
 )
 from ranking_jobs.serving import client as client_module
 from ranking_jobs.serving.api import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, redis_settings
 from tests.integration.serving_data import AS_OF, DAY, MODEL, publish, write_sales
 from tests.servers import free_port
 
@@ -29,11 +29,7 @@ HOUR = dt.timedelta(hours=1)
 
 
 def _redis_settings(tmp_path, url: str):
-    import redis
-
-    host, port = url.split(":")
-    redis.Redis(host=host, port=int(port)).flushall()
-    return make_settings(tmp_path, online_store="redis", redis_url=url)
+    return redis_settings(tmp_path, url)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

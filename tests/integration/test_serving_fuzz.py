@@ -12,19 +12,13 @@ from schemathesis import GenerationMode
 from ranking_jobs.availability import refresh_availability
 from ranking_jobs.context import RunContext
 from ranking_jobs.serving.api import create_app
-from tests.conftest import make_settings
+from tests.conftest import redis_settings
 from tests.integration.serving_data import AS_OF, DAY, publish, write_sales
 
 
 @pytest.fixture(scope="module")
 def api_schema(redis_server, tmp_path_factory):
-    import redis
-
-    host, port = redis_server.split(":")
-    redis.Redis(host=host, port=int(port)).flushall()
-    store = make_settings(
-        tmp_path_factory.mktemp("fuzz"), online_store="redis", redis_url=redis_server
-    )
+    store = redis_settings(tmp_path_factory.mktemp("fuzz"), redis_server)
     # Small ids, so generated user ids hit personalised lists as well as the fallback.
     publish(store, {u: [u * 100 + k for k in range(100)] for u in range(-3, 4)}, [7, 8, 9])
     nxt = DAY + dt.timedelta(days=1)
