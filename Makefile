@@ -37,7 +37,7 @@ airflow: $(STAMP)
 
 ## make test: the whole suite (starts its own Redis, S3 API server, Spark, Airflow,
 ## PostgreSQL) in two workers, each test file whole in one, in file order: the real-scheduler
-## test starts first and waits on its processes for most of its 11 minutes while the other
+## test starts first and waits on its processes for most of its 8 minutes while the other
 ## files run beside it
 test: $(STAMP)
 	@NEED_GIB=2 tools/preflight.sh $(PYTHON)
