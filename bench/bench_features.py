@@ -566,7 +566,8 @@ def feature_frames(settings: Any, days: list[dt.date]) -> dict[str, Any]:
     import pandas as pd
 
     from ranking_jobs import lake
-    from ranking_jobs.columns import AFFINITY_DIMENSIONS, FEATURE_COLUMNS
+    from ranking_jobs.columns import AFFINITY_DIMENSIONS
+    from ranking_jobs.families import FEATURE_COLUMNS
 
     out = {}
     for table in FEATURE_COLUMNS:
@@ -711,8 +712,8 @@ def _placeholder_snapshots(scale: str, root: Path) -> int:
     import pyarrow as pa
 
     from ranking_jobs import lake
-    from ranking_jobs.columns import FEATURE_COLUMNS
     from ranking_jobs.context import RunContext
+    from ranking_jobs.families import FEATURE_COLUMNS
     from ranking_jobs.features import snapshots_needed
 
     settings = _settings(scale, root)

@@ -1,24 +1,25 @@
-"""Feast objects of the ranking pipeline: entities, file sources and feature views.
+"""Feast objects of the ranking pipeline: entities, file sources, feature views and
+the model's feature service.
 
-``definitions(settings)`` builds them for a given lake; the pipeline applies
-them on every run (``ranking_jobs.feast_store.apply_definitions``). The module-
-level objects at the bottom are the same definitions for Feast's own CLI, built
-from the RANKING_* environment.
+``definitions(settings)`` builds them for a given lake: one view per feature family
+(``ranking_jobs.families``), the list views and the sold-items view. The pipeline
+applies them on every run (``ranking_jobs.feast_store.apply_definitions``); Feast's
+own CLI reads the registry it applied, through ``ranking-jobs feast-yaml``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.data_source import DataSource
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
 from ranking_jobs import columns as cols
 from ranking_jobs import contracts as C
-from ranking_jobs import lake
-from ranking_jobs.settings import Settings, load_settings
+from ranking_jobs import families, lake
+from ranking_jobs.settings import Settings
 
 # A daily snapshot is valid until the next one; two days tolerate one late night.
 SNAPSHOT_TTL = dt.timedelta(days=2)
@@ -74,73 +75,35 @@ def _source(settings: Settings, table: str) -> DataSource:
     )
 
 
-def _fields(names: list[str], dtype: object) -> list[Field]:
-    return [Field(name=n, dtype=dtype) for n in names]
+_TYPES = {
+    families.INT: Int64,
+    families.FLOAT: Float64,
+    families.INT_LIST: Array(Int64),
+    families.FLOAT_LIST: Array(Float64),
+    families.STRING_LIST: Array(String),
+}
+_ENTITIES = {e.join_key: e for e in (user, item, *attributes.values())}
+
+
+def family_view(settings: Settings, family: families.Family) -> FeatureView:
+    """A feature family's snapshots as Feast serves them."""
+    return FeatureView(
+        name=family.view,
+        entities=[_ENTITIES[k] for k in family.keys],
+        ttl=SNAPSHOT_TTL,
+        schema=[Field(name=n, dtype=_TYPES[t]) for n, t in family.columns],
+        source=_source(settings, family.table),
+        online=True,
+        description=family.description,
+    )
 
 
 def definitions(settings: Settings) -> list[object]:
-    item_stats = FeatureView(
-        name="item_stats",
-        entities=[item],
-        ttl=SNAPSHOT_TTL,
-        schema=_fields(cols.ITEM_COUNTS + cols.ITEM_INTS, Int64)
-        + _fields(cols.ITEM_FLOATS, Float64),
-        source=_source(settings, C.FEATURES_ITEM),
-        online=True,
-        description="Item popularity, smoothed rates, age, price and seller quality.",
-    )
-    user_stats = FeatureView(
-        name="user_stats",
-        entities=[user],
-        ttl=SNAPSHOT_TTL,
-        schema=_fields(cols.USER_COUNTS + cols.USER_INTS, Int64)
-        + _fields(cols.USER_FLOATS, Float64),
-        source=_source(settings, C.FEATURES_USER),
-        online=True,
-        description="User activity over windows, recency, price level, breadth.",
-    )
-    affinity_views = [
-        FeatureView(
-            name=f"user_{d}_affinity",
-            entities=[user, attributes[d]],
-            ttl=SNAPSHOT_TTL,
-            schema=_fields([f"{d}_affinity"], Float64),
-            source=_source(settings, C.FEATURES_USER_AFFINITY[d]),
-            online=True,
-            description=f"Time-decayed share of the user's interactions per listing {d}.",
-        )
-        for d in cols.AFFINITY_DIMENSIONS
-    ]
-    item_covisitation = FeatureView(
-        name="item_covisitation",
-        entities=[item],
-        ttl=SNAPSHOT_TTL,
-        schema=[
-            Field(name="neighbour_ids", dtype=Array(Int64)),
-            Field(name="neighbour_scores", dtype=Array(Float64)),
-        ],
-        source=_source(settings, C.FEATURES_COVISITATION),
-        online=True,
-        description="Items engaged with in the same sessions, best first (cosine score).",
-    )
-    user_item_stats = FeatureView(
-        name="user_item_stats",
-        entities=[user, item],
-        ttl=SNAPSHOT_TTL,
-        schema=_fields(cols.USER_ITEM_INTS, Int64) + _fields(cols.USER_ITEM_FLOATS, Float64),
-        source=_source(settings, C.FEATURES_USER_ITEM),
-        online=True,
-        description="The user's engagements and purchases of this very listing, and how "
-        "long ago the last was.",
-    )
-    user_profile = FeatureView(
-        name="user_profile",
-        entities=[user],
-        ttl=SNAPSHOT_TTL,
-        schema=_fields(cols.PROFILE_FLOATS, Float64) + _fields(cols.PROFILE_LISTS, Array(String)),
-        source=_source(settings, C.FEATURES_USER_PROFILE),
-        online=True,
-        description="Size and styles the user declared at sign-up (letter-chart position).",
+    views = [family_view(settings, f) for f in families.FAMILIES]
+    model = FeatureService(
+        name=families.MODEL_SERVICE,
+        features=[v for v, f in zip(views, families.FAMILIES, strict=True) if f.model_input],
+        description="Every feature the ranking model reads, as the assembly retrieves it.",
     )
     list_fields = [
         Field(name="item_ids", dtype=Array(Int64)),
@@ -186,18 +149,9 @@ def definitions(settings: Settings) -> list[object]:
         item,
         segment,
         *attributes.values(),
-        item_stats,
-        user_stats,
-        *affinity_views,
-        item_covisitation,
-        user_item_stats,
-        user_profile,
+        *views,
+        model,
         user_recommendations,
         popular_items,
         sold_items,
     ]
-
-
-# The same objects at module level, for Feast's own CLI (`feast plan/apply/serve`).
-for _obj in definitions(load_settings()):
-    globals()[_obj.name] = _obj

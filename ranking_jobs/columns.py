@@ -6,7 +6,6 @@ a test checks the transforms produce exactly these columns.
 
 from __future__ import annotations
 
-from ranking_jobs import contracts as C
 from ranking_jobs.contracts import SIZE_CHARTS
 
 WINDOWS = (1, 7, 30)
@@ -71,22 +70,6 @@ CROSS_FLOATS = [
 # history up to the snapshot), for every row a ranker sees.
 PAIR_FLOATS = ["covis_score", "knn_score", "als_score"]
 
-# What the feature assembly (Feast plus the cross features) adds to entity rows.
-ASSEMBLED_FEATURES = [
-    *ITEM_COUNTS,
-    *ITEM_FLOATS,
-    *ITEM_INTS,
-    *USER_COUNTS,
-    *USER_FLOATS,
-    *USER_INTS,
-    *PROFILE_FLOATS,
-    *AFFINITY_FLOATS,
-    *USER_ITEM_INTS,
-    *USER_ITEM_FLOATS,
-    *CROSS_FLOATS,
-]
-MODEL_FEATURES = [*ASSEMBLED_FEATURES, *PAIR_FLOATS]
-
 # Features that stay null where a marketplace lacks what they read (size charts, a
 # sign-up profile; an imported shop log has neither): the training-set suite does
 # not require them to hold a value, where an all-null column otherwise means a
@@ -100,13 +83,3 @@ SIZE_POSITION: dict[str, tuple[str, int]] = {
 
 # The item's attributes themselves, as XGBoost native categories (RANKING_CATEGORICAL_FEATURES).
 CATEGORICAL_FEATURES = list(AFFINITY_DIMENSIONS)
-
-# Every feature table and the columns a current snapshot of it has.
-FEATURE_COLUMNS: dict[str, list[str]] = {
-    C.FEATURES_ITEM: ITEM_COUNTS + ITEM_FLOATS + ITEM_INTS,
-    C.FEATURES_USER: USER_COUNTS + USER_FLOATS + USER_INTS,
-    **{t: [f"{d}_affinity"] for d, t in C.FEATURES_USER_AFFINITY.items()},
-    C.FEATURES_COVISITATION: ["neighbour_ids", "neighbour_scores"],
-    C.FEATURES_USER_ITEM: USER_ITEM_INTS + USER_ITEM_FLOATS,
-    C.FEATURES_USER_PROFILE: PROFILE_FLOATS + PROFILE_LISTS,
-}

@@ -26,6 +26,7 @@ import pyarrow.dataset as pads
 
 from ranking_jobs import columns as cols
 from ranking_jobs import feast_internals, lake
+from ranking_jobs.families import FEATURE_REFS
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
@@ -34,13 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURE_REFS = (
-    [f"item_stats:{c}" for c in cols.ITEM_COUNTS + cols.ITEM_FLOATS + cols.ITEM_INTS]
-    + [f"user_stats:{c}" for c in cols.USER_COUNTS + cols.USER_FLOATS + cols.USER_INTS]
-    + [f"user_{d}_affinity:{d}_affinity" for d in cols.AFFINITY_DIMENSIONS]
-    + [f"user_item_stats:{c}" for c in cols.USER_ITEM_INTS + cols.USER_ITEM_FLOATS]
-    + [f"user_profile:{c}" for c in cols.PROFILE_FLOATS + cols.PROFILE_LISTS]
-)
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
 FALLBACK_SEGMENT = "global"  # the key of the one non-personal list row (popular_items)
 # More distinct as-of times than this go to Feast: each costs a read of the views' partitions.
@@ -139,7 +133,7 @@ def assemble_features(
     """Point-in-time features for rows of user_id, item_id, the item's attributes
     (``cols.AFFINITY_DIMENSIONS``) and event_timestamp.
 
-    Returns the input columns plus ``cols.ASSEMBLED_FEATURES`` as float32, in the
+    Returns the input columns plus ``families.ASSEMBLED_FEATURES`` as float32, in the
     input's row order. ``views`` (from ``snapshot_views``) lets a caller that
     assembles many frames at the same as-of time read each table once, and without
     importing Feast (a Spark worker is sent the driver's).

@@ -12,7 +12,8 @@ import pandas as pd
 import xgboost as xgb
 
 from ranking_jobs import contracts as C
-from ranking_jobs.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
+from ranking_jobs.columns import CATEGORICAL_FEATURES
+from ranking_jobs.families import MODEL_FEATURES
 from ranking_jobs.settings import Settings
 
 if TYPE_CHECKING:

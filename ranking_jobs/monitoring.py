@@ -96,7 +96,7 @@ def night_sample(ctx: RunContext) -> pd.DataFrame:
     of the night's active users' candidates, as the precompute sees them."""
     from ranking_jobs import registry
     from ranking_jobs.candidates import inputs
-    from ranking_jobs.columns import MODEL_FEATURES
+    from ranking_jobs.families import MODEL_FEATURES
     from ranking_jobs.lists import candidate_features
     from ranking_jobs.model import predict
 
@@ -191,7 +191,7 @@ def _ages(ctx: RunContext) -> dict[str, float]:
     """Days between the night and the newest feature snapshot of each view, the live
     lists (before tonight's publish) and the day the champion was trained for."""
     from ranking_jobs import publish, registry
-    from ranking_jobs.columns import FEATURE_COLUMNS
+    from ranking_jobs.families import FEATURE_COLUMNS
 
     ages: dict[str, float] = {}
     for table in FEATURE_COLUMNS:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
-from ranking_jobs.columns import AFFINITY_DIMENSIONS, FEATURE_COLUMNS, WINDOWS
+from ranking_jobs.columns import AFFINITY_DIMENSIONS, WINDOWS
 from ranking_jobs.context import RunContext
+from ranking_jobs.families import FAMILIES, FEATURE_COLUMNS
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
@@ -173,11 +175,26 @@ def _read(spark: Any, settings: Settings, table: str, days: list[dt.date]) -> An
     )
 
 
+@dataclass(frozen=True)
+class SnapshotInputs:
+    """What the families' transforms read for a batch of snapshots (``Family.inputs``
+    names these attributes): the events in each snapshot's windows, the items seen in
+    them, the raw items and users of each snapshot day, and the engagements of each
+    snapshot's user-item lookback."""
+
+    settings: Settings
+    events: Any
+    items_seen: Any
+    item_snapshots: Any
+    user_snapshots: Any
+    pair_events: Any
+
+
 def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[str, int]:
     """The snapshots of ``days`` in one Spark pass per table; rows written per table."""
     from pyspark.sql import functions as F
 
-    from ranking_jobs.features import affinity, common, covisitation, item, user, user_item
+    from ranking_jobs.features import common
 
     window = _days_back(days, max(WINDOWS))
     snapshots = common.snapshot_frame(spark, days)
@@ -197,19 +214,10 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
     item_snapshots = _read(spark, settings, C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
     user_snapshots = _read(spark, settings, C.RAW_USERS, days).join(F.broadcast(snapshots), "dt")
 
-    frames = {
-        C.FEATURES_ITEM: item.item_stats(
-            events, item_snapshots, settings.prior_strength, items_seen
-        ),
-        C.FEATURES_USER: user.user_stats(events, items_seen),
-        **{
-            table: affinity.user_affinity(events, items_seen, dimension)
-            for dimension, table in C.FEATURES_USER_AFFINITY.items()
-        },
-        C.FEATURES_COVISITATION: covisitation.item_covisitation(events),
-        C.FEATURES_USER_ITEM: user_item.user_item_stats(pair_events),
-        C.FEATURES_USER_PROFILE: user.user_profile(user_snapshots),
-    }
+    inputs = SnapshotInputs(
+        settings, events, items_seen, item_snapshots, user_snapshots, pair_events
+    )
+    frames = {family.table: family.build(inputs) for family in FAMILIES}
     rows = {}
     for table, frame in frames.items():
         keys = [c for c in ("user_id", "item_id", *AFFINITY_DIMENSIONS) if c in frame.columns]

@@ -7,8 +7,8 @@ from typing import Any
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
-from ranking_jobs.columns import MODEL_FEATURES
 from ranking_jobs.context import RunContext
+from ranking_jobs.families import MODEL_FEATURES
 from ranking_jobs.model import training_rows
 from ranking_jobs.summaries import PROFILE as PROFILE_STAGE
 from ranking_jobs.summaries import read_summary

@@ -21,7 +21,8 @@ import pytest
 
 from ranking_jobs import columns as cols
 from ranking_jobs import contracts as C
-from ranking_jobs import feast_store, lake
+from ranking_jobs import families, feast_store, lake
+from ranking_jobs.families import FEATURE_REFS
 from ranking_jobs.settings import Settings
 from tests.conftest import make_settings
 
@@ -149,8 +150,8 @@ def feast_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     settings = make_settings(Path(tmp_path_factory.mktemp("feast_pit")))
     assert settings.offline_store == "duckdb"
     # 3 entities + 4 attribute entities, 2 stats + 4 affinity + co-visitation +
-    # user-item + profile + 2 list views + the sold-items view
-    assert write_feature_lake(settings) == 19
+    # user-item + profile + 2 list views + the sold-items view + the model's service
+    assert write_feature_lake(settings) == 20
     yield settings
 
 
@@ -192,7 +193,7 @@ def test_snapshot_is_invisible_before_its_event_timestamp(feast_settings: Settin
     out = feast_store.assemble_features(feast_settings, rows)
 
     assert list(out["event_timestamp"]) == list(rows["event_timestamp"])
-    assert set(cols.ASSEMBLED_FEATURES) <= set(out.columns)
+    assert set(families.ASSEMBLED_FEATURES) <= set(out.columns)
     got = list(out["clicks_7d"])[::-1]
     assert all(math.isnan(v) for v in got[:2]), got
     assert got[2:] == [1.0, 1.0, 1.0, 50.0, 50.0]
@@ -211,7 +212,7 @@ def test_chunked_retrieval_equals_one_retrieval(feast_settings: Settings) -> Non
     pairs = [(100, 1), (101, 2), (102, 3), (103, 4), (999, 99), (100, 3), (101, 1), (100, 2)]
     rows = entity_rows([(u, i, "tops", t) for (u, i), t in zip(pairs, times, strict=True)])
     store = feast_store.feature_store(feast_settings)
-    refs = list(feast_store.FEATURE_REFS)
+    refs = list(FEATURE_REFS)
     whole = feast_store.historical_features(
         store, rows, refs, chunk_rows=len(rows), finish=feast_store.add_cross_features
     )
@@ -221,7 +222,7 @@ def test_chunked_retrieval_equals_one_retrieval(feast_settings: Settings) -> Non
     pd.testing.assert_frame_equal(chunked, whole)
     assert chunked["item_id"].tolist() == [i for _, i in pairs]
     assert chunked["clicks_7d"].notna().sum() >= 4  # real values, not an all-NaN frame
-    assert chunked[cols.ASSEMBLED_FEATURES].dtypes.eq("float32").all()
+    assert chunked[families.ASSEMBLED_FEATURES].dtypes.eq("float32").all()
     # (100, 1) at D+1 06:00 sees D's pair row (2 engagements); other pairs have none
     assert chunked["ui_engagements"].tolist()[0] == 2.0
     assert chunked["ui_engagements"].isna().sum() >= 5
@@ -267,7 +268,7 @@ def test_snapshot_path_equals_feast(
     rows.loc[::7, list(cols.AFFINITY_DIMENSIONS)] = None
     rows = rows.sample(frac=1.0, random_state=3)  # not in as-of order
     store = feast_store.feature_store(feast_settings)
-    refs = list(feast_store.FEATURE_REFS)
+    refs = list(FEATURE_REFS)
 
     def retrieve() -> pd.DataFrame:
         return feast_store.historical_features(
@@ -281,7 +282,7 @@ def test_snapshot_path_equals_feast(
         m.setattr(feast_store, "_snapshot_views", lambda *_: None)
         feast = retrieve()
     pd.testing.assert_frame_equal(snapshot, feast)
-    assert snapshot[cols.ASSEMBLED_FEATURES].notna().to_numpy().mean() > 0.2
+    assert snapshot[families.ASSEMBLED_FEATURES].notna().to_numpy().mean() > 0.2
 
 
 # ----------------------------------------------------------------------------- online
@@ -313,7 +314,7 @@ def _missing(v: Any) -> bool:
 
 def test_online_equals_offline_at_the_same_instant(materialized: Any) -> None:
     store = materialized
-    refs = list(feast_store.FEATURE_REFS)
+    refs = list(FEATURE_REFS)
     keys = [
         {"user_id": u, "item_id": i, **dict.fromkeys(cols.AFFINITY_DIMENSIONS, c)}
         for u, i, c in SAMPLE
@@ -364,3 +365,17 @@ def test_online_equals_offline_at_the_same_instant(materialized: Any) -> None:
     assert online_value((100, 3, "shoes"), "style_affinity") == pytest.approx(1.2)
     for name in names:
         assert online_value((999, 99, "bags"), name) is None, name
+
+
+def test_the_model_feature_service_serves_the_assembly_refs(feast_settings: Settings) -> None:
+    """One declaration per family: the service Feast holds for the model is exactly the
+    refs the feature assembly retrieves, view by view."""
+    from ranking_jobs.families import MODEL_SERVICE
+
+    service = feast_store.feature_store(feast_settings).get_feature_service(MODEL_SERVICE)
+    served = [
+        f"{projection.name}:{feature.name}"
+        for projection in service.feature_view_projections
+        for feature in projection.features
+    ]
+    assert served == list(FEATURE_REFS)

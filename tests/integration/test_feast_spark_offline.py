@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ranking_jobs import columns as cols
-from ranking_jobs import feast_store
+from ranking_jobs import families, feast_store
 from tests.conftest import make_settings
 from tests.integration.test_feast_point_in_time import (
     D1,
@@ -41,10 +40,12 @@ def test_spark_and_duckdb_offline_stores_agree(
     got, snapshot = {}, {}
     for engine in ("duckdb", "spark"):
         settings = _lake(tmp_path / engine, engine)
-        snapshot[engine] = feast_store.assemble_features(settings, rows)[cols.ASSEMBLED_FEATURES]
+        snapshot[engine] = feast_store.assemble_features(settings, rows)[
+            families.ASSEMBLED_FEATURES
+        ]
         with monkeypatch.context() as m:
             m.setattr(feast_store, "_snapshot_views", lambda *_: None)  # the engine's own join
-            got[engine] = feast_store.assemble_features(settings, rows)[cols.ASSEMBLED_FEATURES]
+            got[engine] = feast_store.assemble_features(settings, rows)[families.ASSEMBLED_FEATURES]
     pd.testing.assert_frame_equal(got["spark"], got["duckdb"], check_exact=False, rtol=1e-6)
     # the snapshot path reads either engine's view of the lake as that engine joins it
     for engine in ("duckdb", "spark"):

@@ -14,8 +14,9 @@ import xgboost
 import ranking_jobs
 from ranking_jobs import contracts as C
 from ranking_jobs import lake, model
-from ranking_jobs.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
+from ranking_jobs.columns import CATEGORICAL_FEATURES
 from ranking_jobs.context import RunContext
+from ranking_jobs.families import MODEL_FEATURES
 from ranking_jobs.settings import Settings
 from ranking_jobs.training import train_model
 from tests.conftest import make_settings

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ranking_jobs import columns as cols
+from ranking_jobs import families
 from ranking_jobs.feast_store import add_cross_features
 
 
@@ -31,7 +31,7 @@ def _rows(**overrides: list) -> pd.DataFrame:
     }
     base.update(overrides)
     frame = pd.DataFrame(base)
-    for c in cols.ASSEMBLED_FEATURES:
+    for c in families.ASSEMBLED_FEATURES:
         if c not in frame:
             frame[c] = 1.0
     return frame

@@ -418,7 +418,7 @@ def test_concurrent_reader_sees_old_or_new_whole_table(
 def test_a_snapshot_missing_a_new_feature_column_is_not_current(settings) -> None:
     """Snapshots written before a feature was added are rewritten, not fed to Feast."""
     from ranking_jobs import contracts as C
-    from ranking_jobs.columns import FEATURE_COLUMNS
+    from ranking_jobs.families import FEATURE_COLUMNS
     from ranking_jobs.features import is_current
 
     day = dt.date(2026, 1, 30)

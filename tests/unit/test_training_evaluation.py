@@ -8,9 +8,10 @@ import pytest
 
 from ranking_jobs import model
 from ranking_jobs.candidates import SOURCE_BIT
-from ranking_jobs.columns import CATEGORICAL_FEATURES, MODEL_FEATURES
+from ranking_jobs.columns import CATEGORICAL_FEATURES
 from ranking_jobs.contracts import engagement_grade
 from ranking_jobs.evaluation import decide, holdout
+from ranking_jobs.families import MODEL_FEATURES
 from ranking_jobs.settings import Settings
 
 

@@ -163,7 +163,7 @@ def test_seller_cap_with_one_seller_or_none_is_a_no_op() -> None:
 
 
 def test_feature_families_name_model_features() -> None:
-    from ranking_jobs.columns import MODEL_FEATURES
+    from ranking_jobs.families import MODEL_FEATURES
 
     assert set(T.FAMILY_OF) <= set(MODEL_FEATURES)
     assert T.FAMILY_OF["ui_days_since"] == "user-item history"
