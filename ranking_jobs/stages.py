@@ -1,7 +1,8 @@
 """The nightly stages, in order, as lazy references.
 
-This module imports nothing heavy so that the Airflow DAG file can read it at
-parse time; each stage's module is imported only when the stage runs.
+This module imports nothing heavy (the families' declarations, with pyarrow's schemas,
+at most) so that the Airflow DAG file can read it at parse time; each stage's module
+is imported only when the stage runs.
 """
 
 from __future__ import annotations
@@ -13,23 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ranking_jobs.families import FAMILIES
+
 log = logging.getLogger(__name__)
 
 # What stages read and write: lake tables by their folder (``contracts``), and the
 # stores beside the lake. Every stage also writes its summary to the night's report
 # folder, which later stages read (the profile's settings); that is not listed.
 RAW = ("raw/events", "raw/items", "raw/users")
-FEATURES = (
-    "features/item_stats",
-    "features/user_stats",
-    "features/user_category_affinity",
-    "features/user_brand_affinity",
-    "features/user_size_affinity",
-    "features/user_style_affinity",
-    "features/item_covisitation",
-    "features/user_item_stats",
-    "features/user_profile",
-)
+FEATURES = tuple(family.table for family in FAMILIES)
 FEAST = "feast registry"
 MLFLOW = "mlflow"  # runs, model versions and the champion alias
 ONLINE = "online store"  # the live lists, the popular fallback and sold items
