@@ -1,0 +1,224 @@
+"""One night of the nightly DAG at a preset scale: per stage, its seconds, the peak
+memory of the whole process tree, rows in and out, and seconds per 1,000 users.
+
+    python -m bench.bench_nightly --scale tiny|small|medium|large [--root DIR]
+    python -m bench.bench_nightly --compare tiny,small,medium   # side by side
+
+For each scale the bench makes a fresh lake under ``--root/<scale>`` with the
+product's defaults (every other ``RANKING_*`` variable removed), times
+``ranking-jobs generate``, then runs ``ranking-jobs airflow-test``: the nightly DAG
+through Airflow's test runner, as ``make demo`` does. A sampler reads the resident
+memory of the runner and everything it started (Spark's JVM, its Python workers)
+every half second. A stage's interval is read from its summary (written when it
+finishes, with its seconds), and the stage's peak is the largest sample inside it.
+Rows in and out are the rows of the night's partitions of the lake tables the stage
+declares it reads and writes (``ranking_jobs.stages``); a read of several days (the
+feature windows) counts its newest day only.
+
+This is the first night on a fresh lake: the feature stage writes every snapshot the
+night's calendar needs. The ratio column of ``--compare`` divides each scale's
+seconds per 1,000 users by the first scale's: a stage whose cost per user grows with
+the population shows a ratio above 1.
+
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.process_tree import tree_memory
+
+DS = dt.date(2026, 1, 31)
+GIB = 2**30
+SAMPLE_S = 0.5
+
+
+@dataclass
+class Run:
+    """One child process: its wall time and (time, tree RSS) samples."""
+
+    seconds: float
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    returncode: int = 0
+
+    @property
+    def peak(self) -> int:
+        return max((rss for _, rss in self.samples), default=0)
+
+    def peak_between(self, start: float, end: float) -> int:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return max(inside, default=0)
+
+
+def sampled(args: list[str], env: dict[str, str], log: Path) -> Run:
+    """``python -m ranking_jobs.cli ARGS`` with its process tree's memory sampled."""
+    started = time.perf_counter()
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ranking_jobs.cli", *args],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        run = Run(0.0)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                run.samples.append((time.time(), tree_memory(proc.pid, pss=False)[0]))
+                done.wait(SAMPLE_S)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        run.returncode = proc.wait()
+        done.set()
+        sampler.join()
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def scale_env(scale: str, folder: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RANKING_")}
+    env.update(
+        RANKING_SCALE=scale,
+        RANKING_DATA_ROOT=str(folder / "lake"),
+        RANKING_STATE_DIR=str(folder / "var"),
+        RANKING_TASK_RETRIES="0",
+    )
+    return env
+
+
+def stage_rows(settings: Any, stores: tuple[str, ...], day: dt.date) -> int | None:
+    """Rows of ``day``'s partitions of the lake tables among ``stores`` (None: none)."""
+    from ranking_jobs import lake
+    from ranking_jobs.stages import STORES
+
+    tables = [t for t in stores if t not in STORES and lake.has_partition(settings, t, day)]
+    if not tables:
+        return None
+    return sum(lake.partition_rows(settings, t, day) for t in tables)
+
+
+def measure(scale: str, root: Path) -> dict[str, Any]:
+    """Generate a fresh lake of ``scale`` and run one night on it; the figures."""
+    from ranking_jobs.data.presets import get_preset
+    from ranking_jobs.settings import Settings
+    from ranking_jobs.stages import NIGHTLY
+
+    folder = root / scale
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    env = scale_env(scale, folder)
+    print(f"\n=== {scale} under {folder} ===", flush=True)
+    generate = sampled(["generate", "--ds", DS.isoformat()], env, folder / "generate.log")
+    if generate.returncode:
+        raise SystemExit(f"generate failed, see {folder / 'generate.log'}")
+    night = sampled(["airflow-test", "--ds", DS.isoformat()], env, folder / "night.log")
+    if night.returncode:
+        raise SystemExit(f"the night failed, see {folder / 'night.log'}")
+    settings = Settings(data_root=str(folder / "lake"), state_dir=folder / "var", scale=scale)
+    users = get_preset(scale).n_users
+    reports = folder / "var" / "reports" / DS.isoformat()
+    stages = []
+    for stage in NIGHTLY:
+        path = reports / f"{stage.name}.json"
+        seconds = float(json.loads(path.read_text())["seconds"])
+        end = path.stat().st_mtime
+        stages.append(
+            {
+                "stage": stage.name,
+                "seconds": seconds,
+                "peak_gib": night.peak_between(end - seconds - SAMPLE_S, end + SAMPLE_S) / GIB,
+                "rows_in": stage_rows(settings, stage.reads, DS),
+                "rows_out": stage_rows(settings, stage.writes, DS),
+                "s_per_1k_users": seconds / (users / 1000),
+            }
+        )
+    return {
+        "scale": scale,
+        "users": users,
+        "generate_s": generate.seconds,
+        "generate_peak_gib": generate.peak / GIB,
+        "night_s": night.seconds,
+        "night_peak_gib": night.peak / GIB,
+        "stages": stages,
+    }
+
+
+def _rows(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def print_scale(got: dict[str, Any]) -> None:
+    print(f"{got['scale']}: {got['users']:,} users, night of {DS} (the first on a fresh lake)")
+    head = f"{'stage':<22} {'seconds':>8} {'peak GiB':>9} {'rows in':>12} {'rows out':>12}"
+    head += f" {'s / 1k users':>13}"
+    print(head)
+    print("-" * len(head))
+    for s in got["stages"]:
+        print(
+            f"{s['stage']:<22} {s['seconds']:>8.1f} {s['peak_gib']:>9.2f} "
+            f"{_rows(s['rows_in']):>12} {_rows(s['rows_out']):>12} {s['s_per_1k_users']:>13.3f}"
+        )
+    print(f"{'the night (airflow-test)':<22} {got['night_s']:>8.1f} {got['night_peak_gib']:>9.2f}")
+    print(f"{'generating the lake':<22} {got['generate_s']:>8.1f} {got['generate_peak_gib']:>9.2f}")
+
+
+def print_compare(runs: list[dict[str, Any]]) -> None:
+    """Seconds and seconds per 1,000 users per stage, side by side; the ratio of the
+    per-user cost to the first scale's."""
+    first = runs[0]
+    head = f"{'stage':<22}" + "".join(
+        f" {r['scale'] + ' s':>10} {'s/1k':>8} {'x ' + first['scale']:>8}" for r in runs
+    )
+    print("\n" + head)
+    print("-" * len(head))
+    for i, stage in enumerate(first["stages"]):
+        line = f"{stage['stage']:<22}"
+        for r in runs:
+            s = r["stages"][i]
+            base = first["stages"][i]["s_per_1k_users"]
+            ratio = s["s_per_1k_users"] / base if base else float("nan")
+            line += f" {s['seconds']:>10.1f} {s['s_per_1k_users']:>8.3f} {ratio:>8.2f}"
+        print(line)
+    line = f"{'peak GiB (night)':<22}"
+    for r in runs:
+        line += f" {r['night_peak_gib']:>10.2f} {'':>8} {'':>8}"
+    print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--scale", choices=("tiny", "small", "medium", "large"))
+    group.add_argument("--compare", help="comma-separated scales, e.g. tiny,small,medium")
+    parser.add_argument("--root", type=Path, default=None, help="where the lakes go")
+    args = parser.parse_args(argv)
+    root = args.root or Path(tempfile.mkdtemp(prefix="bench-nightly-"))
+    scales = [args.scale] if args.scale else args.compare.split(",")
+    runs = []
+    for scale in scales:
+        got = measure(scale, root)
+        print_scale(got)
+        runs.append(got)
+    if len(runs) > 1:
+        print_compare(runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
