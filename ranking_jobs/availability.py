@@ -29,8 +29,9 @@ import pyarrow.compute as pc
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.feast_store import FALLBACK_SEGMENT
 from ranking_jobs.logs import timed
-from ranking_jobs.serving.client import FALLBACK_SEGMENT, FeastListReader
+from ranking_jobs.serving.client import FeastListReader
 from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
