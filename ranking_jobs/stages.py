@@ -1,8 +1,7 @@
 """The nightly stages, in order, as lazy references.
 
-This module imports nothing heavy (the families' declarations, with pyarrow's schemas,
-at most) so that the Airflow DAG file can read it at parse time; each stage's module
-is imported only when the stage runs.
+This module imports nothing heavy so that the Airflow DAG file can read it at
+parse time; each stage's module is imported only when the stage runs.
 """
 
 from __future__ import annotations
@@ -14,15 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ranking_jobs.families import FAMILIES
-
 log = logging.getLogger(__name__)
 
 # What stages read and write: lake tables by their folder (``contracts``), and the
 # stores beside the lake. Every stage also writes its summary to the night's report
 # folder, which later stages read (the profile's settings); that is not listed.
 RAW = ("raw/events", "raw/items", "raw/users")
-FEATURES = tuple(family.table for family in FAMILIES)
+# Every feature family's table (``ranking_jobs.families``): a declared name ending in
+# ``/*`` covers each table below it, so a new family changes no declaration here.
+FEATURES = "features/*"
 FEAST = "feast registry"
 MLFLOW = "mlflow"  # runs, model versions and the champion alias
 ONLINE = "online store"  # the live lists, the popular fallback and sold items
@@ -53,10 +52,15 @@ class Stage:
 
     def undeclared(self, touched: set[str], wrote: set[str]) -> list[str]:
         """What a run of this stage did to lake tables that its declaration omits."""
-        out = [f"wrote {t}" for t in sorted(wrote - set(self.writes))]
-        known = {*self.reads, *self.reads_earlier_nights, *self.writes}
-        out += [f"read {t}" for t in sorted(touched - wrote - known)]
+        known = (*self.reads, *self.reads_earlier_nights, *self.writes)
+        out = [f"wrote {t}" for t in sorted(wrote) if not covers(self.writes, t)]
+        out += [f"read {t}" for t in sorted(touched - wrote) if not covers(known, t)]
         return out
+
+
+def covers(declared: tuple[str, ...], table: str) -> bool:
+    """Whether ``table`` is one of ``declared`` or below a declared ``<folder>/*``."""
+    return any(d == table or (d.endswith("/*") and table.startswith(d[:-1])) for d in declared)
 
 
 NIGHTLY: tuple[Stage, ...] = (
@@ -79,14 +83,14 @@ NIGHTLY: tuple[Stage, ...] = (
         "build_features",
         "ranking_jobs.features:build_features",
         "Spark feature extraction for the snapshot date; registers views in Feast.",
-        reads=(*RAW, *FEATURES),
-        writes=(*FEATURES, FEAST),
+        reads=(*RAW, FEATURES),
+        writes=(FEATURES, FEAST),
     ),
     Stage(
         "build_training_set",
         "ranking_jobs.training:build_training_set",
         "Candidates + impressions, graded labels, features joined point-in-time by Feast.",
-        reads=("raw/events", "raw/items", *FEATURES, FEAST),
+        reads=("raw/events", "raw/items", FEATURES, FEAST),
         writes=("training",),
     ),
     Stage(
@@ -107,14 +111,14 @@ NIGHTLY: tuple[Stage, ...] = (
         "evaluate_model",
         "ranking_jobs.evaluation:evaluate_model",
         "Hold-out NDCG against baselines; the gate that moves the champion alias.",
-        reads=("training", "raw/events", "raw/items", *FEATURES, FEAST, MLFLOW),
+        reads=("training", "raw/events", "raw/items", FEATURES, FEAST, MLFLOW),
         writes=(MLFLOW,),
     ),
     Stage(
         "precompute_lists",
         "ranking_jobs.precompute:precompute_lists",
         "Top-N per active user with the champion, after business rules.",
-        reads=("raw/events", "raw/items", *FEATURES, FEAST, MLFLOW),
+        reads=("raw/events", "raw/items", FEATURES, FEAST, MLFLOW),
         writes=("recommendations", "popular"),
     ),
     Stage(
@@ -129,7 +133,7 @@ NIGHTLY: tuple[Stage, ...] = (
         "ranking_jobs.monitoring:monitor_night",
         "Drift (PSI) of every model feature and the scores against the nights before, "
         "freshness and quality figures; a large drift stops the night before publish.",
-        reads=("raw/events", "raw/items", *FEATURES, FEAST, MLFLOW),
+        reads=("raw/events", "raw/items", FEATURES, FEAST, MLFLOW),
         reads_earlier_nights=("monitoring", "monitoring_sample", ONLINE),
         writes=("monitoring_sample", "monitoring", METRICS),
     ),
@@ -200,23 +204,23 @@ def lineage_problems(nightly: tuple[Stage, ...] = NIGHTLY) -> list[str]:
     A stage may read the raw tables, what an earlier stage wrote, and what it wrote
     itself on the nights before (the monitoring reference).
     """
-    problems, written = [], set(RAW)
-    every_write = {w for stage in nightly for w in stage.writes}
+    problems, written = [], list(RAW)
+    every_write = tuple(w for stage in nightly for w in stage.writes)
     for stage in nightly:
         problems += [
             f"{stage.name} reads {r} of earlier nights, which no stage writes"
             for r in stage.reads_earlier_nights
-            if r not in every_write
+            if not covers(every_write, r)
         ]
         problems += [
             f"{stage.name} reads {r}, which no earlier stage writes"
             for r in stage.reads
-            if r not in written and r not in stage.writes
+            if not covers((*written, *stage.writes), r)
         ]
-        written |= set(stage.writes)
-    readers = {
+        written += stage.writes
+    readers = tuple(
         r for stage in (*nightly, AVAILABILITY) for r in (*stage.reads, *stage.reads_earlier_nights)
-    }
+    )
     for stage in (*nightly, AVAILABILITY):
         problems += [
             f"{stage.name} writes {w}, which nothing reads"
@@ -230,9 +234,9 @@ def markdown_table() -> str:
     """The README's table of stages, from the declarations."""
 
     def names(stores: tuple[str, ...]) -> str:
-        grouped = ["`features/*`"] if set(FEATURES) <= set(stores) else []
-        rest = [s for s in stores if not (grouped and s in FEATURES)]
-        return ", ".join(grouped + [s if s in STORES else f"`{s}/`" for s in rest])
+        return ", ".join(
+            s if s in STORES else f"`{s}`" if s.endswith("*") else f"`{s}/`" for s in stores
+        )
 
     rows = ["| task | reads | writes | what |", "|---|---|---|---|"]
     for stage in (*NIGHTLY, AVAILABILITY):
