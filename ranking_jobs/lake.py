@@ -82,10 +82,12 @@ def recording() -> Iterator[Access]:
         _ACCESS.reset(token)
 
 
-def _touch(table: str) -> None:
+def _touch(table: str, wrote: bool = False) -> None:
     access = _ACCESS.get()
     if access is not None:
         access.touched.add(table)
+        if wrote:
+            access.wrote.add(table)
 
 
 def table_uri(settings: Settings, table: str) -> str:
@@ -161,10 +163,7 @@ def staged_partitions(
     A day the block wrote no rows for (Spark writes no folder for it) is still a
     written day: with ``empty``, it gets a Parquet file of no rows in that schema, so
     readers asking for columns find them."""
-    access = _ACCESS.get()
-    if access is not None:
-        access.touched.add(table)
-        access.wrote.add(table)
+    _touch(table, wrote=True)
     token = uuid.uuid4().hex[:12]
     staging = f"{table_uri(settings, table)}/.staging/multi-{token}"
     fs, staging_path = _filesystem(settings, staging)
