@@ -152,13 +152,13 @@ def _child_raw(settings: Any) -> dict[str, Any]:
     from ranking_jobs import contracts as C
     from ranking_jobs import lake
     from ranking_jobs.feast_store import feature_store
-    from ranking_jobs.publish import OnlineWriter
-    from ranking_jobs.publish.stores import SqliteLists
+    from ranking_jobs.online.layout import LayoutWriter
+    from ranking_jobs.online.sqlite_store import SqliteLists, sqlite_key_order
 
     _fresh_store(settings)
     table = lake.read_partition(settings, C.RECOMMENDATIONS, DAY)
     store = feature_store(settings)
-    writer = OnlineWriter(settings, store, dt.datetime.now(dt.UTC))
+    writer = LayoutWriter(settings, store, dt.datetime.now(dt.UTC))
     timed = 0.0
     n = table.num_rows
     batch_rows = settings.publish_batch_rows
@@ -192,8 +192,6 @@ def _child_raw(settings: Any) -> dict[str, Any]:
             pipe.execute()
             timed += time.perf_counter() - t0
     else:
-        from ranking_jobs.publish import sqlite_key_order
-
         users = table.column("user_id").to_numpy()
         table = table.take(sqlite_key_order(users))  # the order the project path inserts in
         tbl = SqliteLists.table(store, "user_recommendations")

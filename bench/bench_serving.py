@@ -231,8 +231,10 @@ def _timed(fn: Any, args: list[Any]) -> np.ndarray:
 
 
 def direct_reads(settings: Any, users: int, n: int, unknown: float, seed: int) -> dict[str, Any]:
-    from ranking_jobs.feast_store import LIST_FIELDS, feature_store
-    from ranking_jobs.serving import RecommendationClient, RedisListReader
+    from ranking_jobs.feast_store import feature_store
+    from ranking_jobs.online import LIST_FIELDS
+    from ranking_jobs.online.redis_store import RedisListReader
+    from ranking_jobs.serving import RecommendationClient
 
     rnd = random.Random(seed + 1)
     ids = [

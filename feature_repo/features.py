@@ -18,7 +18,7 @@ from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
 from ranking_jobs import columns as cols
 from ranking_jobs import contracts as C
-from ranking_jobs import families, lake
+from ranking_jobs import families, lake, online
 from ranking_jobs.settings import Settings
 
 # A daily snapshot is valid until the next one; two days tolerate one late night.
@@ -113,7 +113,7 @@ def definitions(settings: Settings) -> list[object]:
         Field(name="generated_at", dtype=UnixTimestamp),
     ]
     user_recommendations = FeatureView(
-        name="user_recommendations",
+        name=online.USER_VIEW,
         entities=[user],
         ttl=dt.timedelta(0),
         schema=list_fields,
@@ -122,7 +122,7 @@ def definitions(settings: Settings) -> list[object]:
         description="Precomputed top-N list per user, with the model and run that made it.",
     )
     popular_items = FeatureView(
-        name="popular_items",
+        name=online.POPULAR_VIEW,
         entities=[segment],
         ttl=dt.timedelta(0),
         schema=list_fields,
@@ -131,7 +131,7 @@ def definitions(settings: Settings) -> list[object]:
         description="Fallback list for users without a personalised one.",
     )
     sold_items = FeatureView(
-        name="sold_items",
+        name=online.SOLD_VIEW,
         entities=[segment],
         ttl=dt.timedelta(0),
         schema=[

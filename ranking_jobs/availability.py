@@ -27,11 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
-from ranking_jobs import lake
+from ranking_jobs import lake, online
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import FALLBACK_SEGMENT
 from ranking_jobs.logs import timed
-from ranking_jobs.serving.client import FeastListReader
 from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,14 +65,12 @@ def sold_since(settings: Settings, since: dt.datetime) -> tuple[pa.Array, list[s
 
 def live_as_of(settings: Settings) -> dt.datetime | None:
     """The as-of time of the lists live in the online store (its fallback list's)."""
-    popular = FeastListReader(settings).popular()
+    popular = online.reader(settings).popular()
     return popular.generated_at if popular is not None else None
 
 
 def refresh_availability(ctx: RunContext) -> dict[str, Any]:
     """Write the items sold since the live lists' as-of time to the ``sold_items`` view."""
-    from ranking_jobs.feast_store import feature_store
-
     settings = ctx.settings
     now = dt.datetime.now(dt.UTC)
     as_of = live_as_of(settings)
@@ -94,7 +91,8 @@ def refresh_availability(ctx: RunContext) -> dict[str, Any]:
         schema=C.SOLD_ITEMS_SCHEMA,
     )
     lake.write_partition(settings, C.SOLD_ITEMS, ctx.ds, row)
-    feature_store(settings).write_to_online_store("sold_items", row.to_pandas())
+    with online.writing(settings, now, [online.SOLD_VIEW]) as writer:
+        writer.write([row], online.SOLD_VIEW, "segment")
     log.info("%s items sold since %s are now filtered from serving", f"{len(ids):,}", since)
     return {
         "sold_items": len(ids),

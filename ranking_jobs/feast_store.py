@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
 FALLBACK_SEGMENT = "global"  # the key of the one non-personal list row (popular_items)
 # More distinct as-of times than this go to Feast: each costs a read of the views' partitions.
 AS_OF_TIMES = 32
@@ -51,6 +50,8 @@ def repo_settings(settings: Settings) -> dict[str, Any]:
     ``RepoConfig`` holds and what ``feature_store.yaml`` says for Feast's own CLI."""
     if settings.online_store == "redis":
         online: dict[str, Any] = {"type": "redis", "connection_string": settings.redis_url}
+    elif settings.online_store == "feast":
+        online = dict(settings.online_store_config)
     else:
         online = {"type": "sqlite", "path": str(online_db_path(settings))}
     offline: dict[str, Any] = {"type": settings.offline_store}

@@ -190,14 +190,14 @@ def judge(found: pd.DataFrame, settings: Settings) -> pd.Series:
 def _ages(ctx: RunContext) -> dict[str, float]:
     """Days between the night and the newest feature snapshot of each view, the live
     lists (before tonight's publish) and the day the champion was trained for."""
-    from ranking_jobs import publish, registry
+    from ranking_jobs import online, registry
     from ranking_jobs.families import FEATURE_COLUMNS
 
     ages: dict[str, float] = {}
     for table in FEATURE_COLUMNS:
         days = [d for d in lake.list_partitions(ctx.settings, table) if d <= ctx.ds]
         ages[f"feature_view:{table.split('/')[-1]}"] = (ctx.ds - max(days)).days if days else np.nan
-    live = publish.live_marker(ctx.settings)
+    live = online.live_marker(ctx.settings)
     ages["live_lists"] = (ctx.ds - dt.date.fromisoformat(live["ds"])).days if live else np.nan
     champion = registry.champion(ctx.settings)
     trained = registry.trained_for(ctx.settings, champion) if champion is not None else None

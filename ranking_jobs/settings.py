@@ -13,9 +13,9 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "RANKING_"
@@ -115,7 +115,17 @@ class Settings(BaseSettings):
     offline_store: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Engine of Feast's offline store over the lake's Parquet files."
     )
-    online_store: Literal["sqlite", "redis"] = Field("sqlite", description="Feast online store.")
+    online_store: Literal["sqlite", "redis", "feast"] = Field(
+        "sqlite",
+        description="Feast online store: sqlite or redis (written directly, in Feast's layout), "
+        "or feast: any other store Feast supports, configured by online_store_config and "
+        "written and read through Feast's own API.",
+    )
+    online_store_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="With online_store=feast: the online_store block of feature_store.yaml "
+        'as JSON, e.g. {"type": "dynamodb", "region": "eu-west-1"}.',
+    )
     redis_url: str = Field("localhost:6379", description="Redis host:port for the online store.")
     user_item_lookback_days: int = Field(
         30,
@@ -394,6 +404,15 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"candidate quotas must be shares in [0, 1], got {bad}")
         return quotas
+
+    @model_validator(mode="after")
+    def _generic_store_configured(self) -> Settings:
+        if self.online_store == "feast" and "type" not in self.online_store_config:
+            raise ValueError(
+                "online_store=feast needs RANKING_ONLINE_STORE_CONFIG: the online_store block "
+                'of feature_store.yaml as JSON, with its "type"'
+            )
+        return self
 
     @field_validator("data_root")
     @classmethod

@@ -1,12 +1,8 @@
-"""Publish stage: the night's lists into the Feast online store, fast and safely.
+"""Publish stage: the night's lists into the Feast online store, safely.
 
-Feast's own writers (``materialize``, ``write_to_online_store``) spend their time
-building one ``ValueProto`` per value in Python. This stage writes Feast's own
-online-store layout directly instead (Redis: one hash per user keyed by Feast's
-serialized entity key + project, fields ``mmh3("view:feature")`` and
-``_ts:<view>``; SQLite: Feast's table of one row per entity and feature), with
-the value bytes built in bulk by numpy (``encoding``). Feast's readers
-(``get_online_features``, ``feast serve``) read the result unchanged.
+The writing itself goes through the online-store port (``ranking_jobs.online``):
+Feast's own layout written directly on Redis and SQLite, Feast's own API on any
+other store. This stage decides what is written and keeps it safe.
 
 What keeps it safe:
 
@@ -18,10 +14,8 @@ What keeps it safe:
   it replaces even for Feast's Redis writer, which skips rows whose timestamp is
   not newer than the stored one (this writer replaces unconditionally).
 - **One run per list.** Every row carries ``run_id``. On Redis each user's list
-  is one HSET of all fields, packed a batch at a time by ``stores.hset_commands``
-  and pipelined (redis-py's own packing cost more than the encoding); on SQLite
-  the whole table is replaced in one transaction, so readers see the old lists
-  until the commit.
+  is one HSET of all fields; on SQLite the whole table is replaced in one
+  transaction, so readers see the old lists until the commit.
 - **Absent users lose their list by explicit removal**, not expiry: on SQLite
   the transaction deletes every old row first; on Redis the user ids of the live
   lists are kept beside the marker (``live_users.npy``) and users in them but not
@@ -56,7 +50,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,36 +58,18 @@ import numpy as np
 import pyarrow as pa
 
 from ranking_jobs import contracts as C
-from ranking_jobs import feast_internals, lake
+from ranking_jobs import lake, online
 from ranking_jobs.context import RunContext
 from ranking_jobs.logs import timed
-from ranking_jobs.publish import encoding
-from ranking_jobs.publish.stores import PublishError, RedisLists, SqliteLists, view_names
+from ranking_jobs.online import AfterBatch, PublishError, live_marker
 from ranking_jobs.settings import Settings
 
-__all__ = [
-    "OnlineWriter",
-    "PublishError",
-    "journal",
-    "live_marker",
-    "publish",
-    "publish_lists",
-    "sqlite_key_order",
-]
+__all__ = ["PublishError", "exclusive", "journal", "live_marker", "publish", "publish_lists"]
 
 log = logging.getLogger(__name__)
 
-LISTS_VIEW = "user_recommendations"
-POPULAR_VIEW = "popular_items"
-
-AfterBatch = Callable[[int], None]
-
 
 # --- state files: live marker, live user ids, journal -----------------------------
-
-
-def live_marker_path(settings: Settings) -> Path:
-    return settings.feast_dir / "live.json"
 
 
 def journal_path(settings: Settings) -> Path:
@@ -102,12 +78,6 @@ def journal_path(settings: Settings) -> Path:
 
 def _users_path(settings: Settings, which: str) -> Path:
     return settings.feast_dir / f"{which}_users.npy"
-
-
-def live_marker(settings: Settings) -> dict[str, Any] | None:
-    """The day and run whose lists are live, or None before the first publish."""
-    path = live_marker_path(settings)
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def journal(settings: Settings) -> dict[str, Any] | None:
@@ -207,61 +177,37 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         }
 
     popular = lake.read_partition(settings, C.POPULAR, ctx.ds)
-    batch_rows = settings.publish_batch_rows
-    if settings.online_store == "sqlite":
-        # One contiguous copy: taking rows from the 20-odd row-group chunks of a list
-        # column concatenates them on every call.
-        whole = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).combine_chunks()
-        heads = whole.select(["user_id", "model_version"])
-    else:
-        heads = lake.read_partition(
-            settings, C.RECOMMENDATIONS, ctx.ds, ["user_id", "model_version"]
-        )
+    heads = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds, ["user_id", "model_version"])
     users = heads.column("user_id").to_numpy().astype(np.int64, copy=False)
     if len(np.unique(users)) != len(users):
         raise ValueError(f"recommendations/dt={ctx.ds_str} has more than one list for a user")
-    batch_rows = settings.publish_batch_rows
-    if settings.online_store == "sqlite":
-        order = sqlite_key_order(users)
-        batches: Iterator[Any] = (
-            whole.take(order[i : i + batch_rows]) for i in range(0, len(order), batch_rows)
-        )
-    else:
-        batches = _same_users(
-            lake.iter_partition(settings, C.RECOMMENDATIONS, ctx.ds, batch_rows), users, ctx.ds_str
-        )
     stamp = dt.datetime.now(dt.UTC)
-    from ranking_jobs.feast_store import feature_store
-
-    store = feature_store(settings)
-    writer = OnlineWriter(settings, store, stamp)
-    try:
-        writer.connect()  # fails (after retries) before anything is written or journaled
-        # Everyone an unfinished publish may have written stays a removal candidate.
-        inflight = np.union1d(users, _load_users(settings, "publishing") if pending else [])
-        _save_users(settings, "publishing", inflight.astype(np.int64))
-        _write_json(
-            journal_path(settings),
-            {
-                "ds": ctx.ds_str,
-                "run_id": ctx.run_id,
-                "started_at": stamp.isoformat(),
-                "store": settings.online_store,
-                "users": len(users),
-                "state": "writing",
-            },
-        )
-        with timed(log, "published lists", "lists") as t:
-            writer.write([popular], POPULAR_VIEW, "segment")
-            writer.write(batches, LISTS_VIEW, "user_id", after_batch=after_batch)
+    # Everyone an unfinished publish may have written stays a removal candidate.
+    inflight = np.union1d(users, _load_users(settings, "publishing") if pending else [])
+    views = [online.USER_VIEW, online.POPULAR_VIEW]
+    with timed(log, "published lists", "lists") as t:
+        # Connecting fails (after retries) before anything is written or journaled.
+        with online.writing(settings, stamp, views) as writer:
+            _save_users(settings, "publishing", inflight.astype(np.int64))
+            _write_json(
+                journal_path(settings),
+                {
+                    "ds": ctx.ds_str,
+                    "run_id": ctx.run_id,
+                    "started_at": stamp.isoformat(),
+                    "store": settings.online_store,
+                    "users": len(users),
+                    "state": "writing",
+                },
+            )
+            writer.write([popular], online.POPULAR_VIEW, "segment")
+            batches = _batches(settings, ctx.ds, users, writer.row_order(users))
+            writer.write(batches, online.USER_VIEW, "user_id", after_batch=after_batch)
             stale = np.setdiff1d(
                 np.union1d(_load_users(settings, "live"), inflight), users, assume_unique=True
             )
-            removed = writer.remove(LISTS_VIEW, stale)
-            writer.commit()
-            t["count"] = len(users)
-    finally:
-        writer.close()
+            removed = writer.remove(online.USER_VIEW, stale)
+        t["count"] = len(users)
     _save_users(settings, "live", users)
     marker = {
         "ds": ctx.ds_str,
@@ -271,7 +217,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         "published_at": stamp.isoformat(),
         "store": settings.online_store,
     }
-    _write_json(live_marker_path(settings), marker)
+    _write_json(online.live_marker_path(settings), marker)
     journal_path(settings).unlink(missing_ok=True)
     _users_path(settings, "publishing").unlink(missing_ok=True)
     rate = round(len(users) / t["seconds"]) if t["seconds"] else None
@@ -279,156 +225,20 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
     return {"published": True, **marker, "removed": removed, "lists_per_second": rate}
 
 
-# --- the writer -------------------------------------------------------------------
-
-
-class OnlineWriter:
-    """Encodes Arrow rows in batches and writes them in Feast's layout of the store."""
-
-    def __init__(self, settings: Settings, store: Any, stamp: dt.datetime) -> None:
-        self.settings, self.store, self.stamp = settings, store, stamp
-        self.redis: RedisLists | None = None
-        self.sqlite: SqliteLists | None = None
-
-    def connect(self) -> None:
-        s = self.settings
-        if s.online_store == "redis":
-            ttl = round(s.list_ttl_days * 86400) or None
-            self.redis = RedisLists(s.redis_url, s.publish_attempts, s.publish_backoff_s, ttl)
-            self.redis.ping()
-        else:
-            self.sqlite = SqliteLists(self.store)
-            self.sqlite.begin(
-                [SqliteLists.table(self.store, v) for v in (LISTS_VIEW, POPULAR_VIEW)]
-            )
-
-    def _keys(self, ids: pa.Array, join_key: str) -> list[bytes]:
-        from feast.infra.key_encoding_utils import serialize_entity_key
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        version = self.store.config.entity_key_serialization_version
-        project = self.store.config.project
-        if pa.types.is_integer(ids.type):
-            suffix = project.encode() if self.redis else b""
-            return encoding.Int64EntityKeys(join_key, version, suffix).keys(
-                ids.to_numpy(zero_copy_only=False).astype(np.int64)
-            )
-        keys = [
-            EntityKey(join_keys=[join_key], entity_values=[Value(string_val=v)])
-            for v in ids.to_pylist()
-        ]
-        if self.redis:
-            return [feast_internals.redis_key(project, k, version) for k in keys]
-        return [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
-
-    def write(
-        self,
-        batches: Iterable[pa.Table | pa.RecordBatch],
-        view: str,
-        join_key: str,
-        after_batch: AfterBatch | None = None,
-    ) -> None:
-        """Write ``batches`` in turn. A helper thread reads and encodes (and, for Redis,
-        packs) the next batch while the current one is written: Parquet decoding,
-        numpy, the socket and SQLite release the GIL, and the Redis server works in
-        its own process."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from google.protobuf.timestamp_pb2 import Timestamp
-
-        name, features, types = view_names(self.store, view)
-        ts = Timestamp()
-        ts.FromDatetime(self.stamp)
-        stamp = ts.SerializeToString()
-        fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
-        table = SqliteLists.table(self.store, view) if self.sqlite else ""
-        event_ts = SqliteLists.stamp(self.stamp)
-        pending = iter(batches)
-
-        def prepare() -> Any:
-            """The next non-empty batch, ready for the store; None after the last."""
-            for batch in pending:
-                if not batch.num_rows:
-                    continue
-                if isinstance(batch, pa.RecordBatch):
-                    batch = pa.Table.from_batches([batch])
-                keys, columns, texts = self._encode(batch, join_key, features, types)
-                if self.redis:
-                    return self.redis.pack(keys, fields, [*columns, stamp])
-                return _sqlite_rows(keys, features, columns, texts, event_ts)
-            return None
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-encode") as pool:
-            upcoming = pool.submit(prepare)
-            number = 0
-            while (payload := upcoming.result()) is not None:
-                upcoming = pool.submit(prepare)
-                if self.redis:
-                    self.redis.send(payload)
-                else:
-                    assert self.sqlite is not None
-                    self.sqlite.write(table, payload)
-                if after_batch is not None:
-                    after_batch(number)
-                number += 1
-
-    def _encode(
-        self, batch: pa.Table, join_key: str, features: list[str], types: list[Any]
-    ) -> tuple[list[bytes], list[list[bytes]], list[list[str | None]]]:
-        """Entity keys, value bytes per feature and (SQLite) value_text per feature."""
-        from feast.value_type import ValueType
-
-        keys = self._keys(batch.column(join_key).combine_chunks(), join_key)
-        columns: list[list[bytes]] = []
-        texts: list[list[str | None]] = []
-        for feature, vtype in zip(features, types, strict=True):
-            column = batch.column(feature).combine_chunks()
-            if vtype == ValueType.INT64_LIST:
-                columns.append(encoding.int64_list_values(column))
-                texts.append([])
-            elif vtype == ValueType.FLOAT_LIST:
-                columns.append(encoding.float_list_values(column))
-                texts.append([])
-            else:
-                values, protos = encoding.scalar_values(column, vtype)
-                columns.append(values)
-                texts.append(self._texts(values, protos))
-        return keys, columns, texts
-
-    @staticmethod
-    def _texts(values: list[bytes], protos: dict[bytes, Any]) -> list[str | None]:
-        """``value_text`` of Feast's SQLite rows, from Feast's own helper."""
-        from feast.infra.online_stores.helpers import extract_text_and_num
-
-        text = {b: extract_text_and_num(p, False)[0] for b, p in protos.items()}
-        return [text[v] for v in values]
-
-    def remove(self, view: str, users: np.ndarray) -> int:
-        """Remove the lists of ``users`` (SQLite: already done by replacing the table)."""
-        if self.redis is None or not len(users):
-            return len(users)
-        name, features, _ = view_names(self.store, view)
-        fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
-        keys = self._keys(pa.array(users, pa.int64()), "user_id")
-        self.redis.remove(keys, fields, self.settings.publish_batch_rows)
-        return len(users)
-
-    def commit(self) -> None:
-        if self.sqlite is not None:
-            self.sqlite.commit()
-
-    def close(self) -> None:
-        if self.redis is not None:
-            self.redis.close()
-        if self.sqlite is not None:
-            self.sqlite.close()
-
-
-def sqlite_key_order(users: np.ndarray) -> np.ndarray:
-    """Row order in which Feast's little-endian int64 entity keys sort as blobs, so
-    every insert appends to the primary-key and entity-key b-trees."""
-    return np.argsort(users.astype("<i8").view("<u8").byteswap(), kind="stable")
+def _batches(
+    settings: Settings, ds: dt.date, users: np.ndarray, order: np.ndarray | None
+) -> Iterator[Any]:
+    """The night's lists a batch at a time: streamed and checked against ``users``, or,
+    when the store wants rows in ``order``, taken from one contiguous copy (taking rows
+    from the row-group chunks of a list column would concatenate them on every call)."""
+    step = settings.publish_batch_rows
+    if order is None:
+        streamed = lake.iter_partition(settings, C.RECOMMENDATIONS, ds, step)
+        return _same_users(streamed, users, ds.isoformat())
+    whole = lake.read_partition(settings, C.RECOMMENDATIONS, ds).combine_chunks()
+    if not np.array_equal(whole.column("user_id").to_numpy(), users):
+        raise RuntimeError(f"recommendations/dt={ds} changed while it was being published")
+    return (whole.take(order[i : i + step]) for i in range(0, len(order), step))
 
 
 def _same_users(
@@ -451,28 +261,3 @@ def _same_users(
             f"recommendations/dt={ds} changed while it was being published "
             f"({at:,} rows streamed, {len(users):,} expected); publish it again"
         )
-
-
-def _sqlite_rows(
-    keys: list[bytes],
-    features: list[str],
-    columns: list[list[bytes]],
-    texts: list[list[str | None]],
-    event_ts: Any,
-) -> list[Any]:
-    """Rows of Feast's SQLite table in primary-key order (entity key, feature name),
-    flattened to ``SqliteLists.COLUMNS`` values one row after another and built by
-    slice assignment rather than a Python loop per row."""
-    order = sorted(range(len(features)), key=features.__getitem__)
-    n, width = len(keys), len(order)
-    stride = width * len(SqliteLists.COLUMNS)
-    cells: list[Any] = [None] * (n * stride)
-    cells[4 :: len(SqliteLists.COLUMNS)] = [event_ts] * (n * width)
-    for at, j in enumerate(order):
-        first = at * len(SqliteLists.COLUMNS)
-        cells[first::stride] = keys
-        cells[first + 1 :: stride] = [features[j]] * n
-        cells[first + 2 :: stride] = columns[j]
-        if texts[j]:
-            cells[first + 3 :: stride] = texts[j]
-    return cells

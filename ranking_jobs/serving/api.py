@@ -19,12 +19,12 @@ from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from ranking_jobs.online import StoreUnavailableError
 from ranking_jobs.serving.client import (
     INT64_MAX,
     INT64_MIN,
     RecommendationClient,
     Recommendations,
-    StoreUnavailableError,
 )
 from ranking_jobs.serving.metrics import SCOPE_KEY, MetricsMiddleware, ServingMetrics
 from ranking_jobs.settings import Settings

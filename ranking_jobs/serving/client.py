@@ -1,67 +1,30 @@
-"""Reading a user's list from the online store: availability filter, popular fallback.
+"""A user's list for a surface: the availability filter and the popular fallback.
 
-Two readers give the same answer (a test holds them to it):
-
-- ``RedisListReader`` reads Feast's own Redis layout directly: the user's hash and
-  the segment hash's two timestamps in one pipelined round trip. The popular list
-  and the sold-items set are decoded only when their Feast write timestamp moves,
-  so a request costs one round trip and one small decode. Keys, hash fields and
-  values are built and parsed with Feast's own helpers and protos, so whatever
-  ``get_online_features`` reads, this reads.
-- ``FeastListReader`` goes through ``FeatureStore.get_online_features``: the path
-  for SQLite and the reference for the direct one.
+The lists come through the online-store port (``ranking_jobs.online``): on Redis,
+read directly in one round trip; on any other store, through Feast's
+``get_online_features``. A test holds the two readers to the same answer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from ranking_jobs import feast_internals
-from ranking_jobs.feast_store import FALLBACK_SEGMENT, LIST_FIELDS
+from ranking_jobs import online
+from ranking_jobs.online import ListReader, SoldItems, StoredList, StoreUnavailableError
 from ranking_jobs.settings import Settings
-
-if TYPE_CHECKING:
-    from feast import FeatureStore
 
 log = logging.getLogger(__name__)
 
-USER_VIEW = "user_recommendations"
-POPULAR_VIEW = "popular_items"
-SOLD_VIEW = "sold_items"
-SOLD_FIELDS = ("item_ids", "since", "updated_at")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # While the store is down, a background thread tries it this often; requests get the
 # degraded list at once instead of waiting out the store's timeout (which would hold
 # the API's event loop).
 PROBE_EVERY_S = 1.0
-
-
-class StoreUnavailableError(RuntimeError):
-    """The online store could not be read (connection refused, timeout)."""
-
-
-@dataclass(frozen=True)
-class StoredList:
-    """One list as the online store holds it (user_recommendations / popular_items)."""
-
-    item_ids: tuple[int, ...]
-    scores: tuple[float, ...]
-    model_version: str
-    run_id: str
-    generated_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class SoldItems:
-    item_ids: frozenset[int] = frozenset()
-    since: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
 
 
 @dataclass
@@ -88,196 +51,6 @@ class Recommendations:
     def age_seconds(self) -> float | None:
         """How old the served list is (now minus its as-of time)."""
         return None if self.generated_ts is None else time.time() - self.generated_ts
-
-
-class ListReader(Protocol):
-    def read(self, user_id: int) -> tuple[StoredList | None, StoredList | None, SoldItems]:
-        """(the user's list or None, the popular list or None, the sold items), one read."""
-        ...
-
-    def popular(self) -> StoredList | None:
-        """The fallback list; a real read of the store (readiness)."""
-        ...
-
-
-_NULL_TIMESTAMP: list[int] = []  # Feast's null marker, looked up once
-
-
-def _timestamp(seconds: int | None) -> dt.datetime | None:
-    if not _NULL_TIMESTAMP:
-        from feast.type_map import NULL_TIMESTAMP_INT_VALUE
-
-        _NULL_TIMESTAMP.append(NULL_TIMESTAMP_INT_VALUE)
-    if seconds is None or seconds == _NULL_TIMESTAMP[0]:
-        return None
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-
-
-class RedisListReader:
-    """Feast's Redis online-store layout read directly (see the module docstring)."""
-
-    def __init__(self, settings: Settings) -> None:
-        import redis
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        self._value = Value
-        self._entity_key = EntityKey
-        self._project = settings.feast_project
-        nodes, kwargs = feast_internals.redis_connection(settings.redis_url)
-        kwargs.setdefault("socket_timeout", settings.serve_redis_timeout_s)
-        kwargs.setdefault("socket_connect_timeout", settings.serve_redis_timeout_s)
-        # One immediate reconnect (a Redis restart drops pooled connections), then fail
-        # fast: redis-py's default retries with backoff would hold a request for seconds.
-        kwargs.setdefault("retry", Retry(NoBackoff(), 1))
-        self.redis = redis.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **kwargs)
-        self._down = (redis.ConnectionError, redis.TimeoutError)
-
-        def fields(view: str, names: tuple[str, ...]) -> list[bytes]:
-            return [feast_internals.field_hash(view, n) for n in names]
-
-        self._list_fields = {v: fields(v, LIST_FIELDS) for v in (USER_VIEW, POPULAR_VIEW)}
-        self._sold_fields = fields(SOLD_VIEW, SOLD_FIELDS)
-        self._segment_key = feast_internals.redis_key(
-            self._project,
-            EntityKey(join_keys=["segment"], entity_values=[Value(string_val=FALLBACK_SEGMENT)]),
-            feast_internals.ENTITY_KEY_VERSION,
-        )
-        self._stamps = [f"_ts:{POPULAR_VIEW}".encode(), f"_ts:{SOLD_VIEW}".encode()]
-        # (write timestamp bytes, decoded value) of the segment rows, refreshed on change.
-        self._popular: tuple[bytes | None, StoredList | None] = (None, None)
-        self._sold: tuple[bytes | None, SoldItems] = (None, SoldItems())
-
-    def user_key(self, user_id: int) -> bytes:
-        entity = self._entity_key(
-            join_keys=["user_id"], entity_values=[self._value(int64_val=user_id)]
-        )
-        return feast_internals.redis_key(self._project, entity, feast_internals.ENTITY_KEY_VERSION)
-
-    def _decode_list(self, raw: list[bytes | None]) -> StoredList | None:
-        if not raw[0]:
-            return None
-        parse = self._value.FromString
-        ids, scores, version, run, generated = (parse(b) if b else self._value() for b in raw)
-        return StoredList(
-            item_ids=tuple(ids.int64_list_val.val),
-            scores=tuple(scores.float_list_val.val),
-            model_version=version.string_val,
-            run_id=run.string_val,
-            generated_at=_timestamp(generated.unix_timestamp_val)
-            if generated.HasField("unix_timestamp_val")
-            else None,
-        )
-
-    def _command(self, *args: Any) -> Any:
-        try:
-            return self.redis.execute_command(*args)
-        except self._down as exc:
-            raise StoreUnavailableError(f"online store (Redis) unreachable: {exc}") from exc
-
-    def _decode_sold(self, raw: list[bytes | None]) -> SoldItems:
-        if not raw[0]:
-            return SoldItems()
-        parse = self._value.FromString
-        ids, since, updated = (parse(b) if b else self._value() for b in raw)
-        return SoldItems(
-            frozenset(ids.int64_list_val.val),
-            _timestamp(since.unix_timestamp_val),
-            _timestamp(updated.unix_timestamp_val),
-        )
-
-    def _segment(self, popular_ts: bytes | None, sold_ts: bytes | None) -> None:
-        """Re-read the popular list and the sold set when their write stamp moved."""
-        if popular_ts != self._popular[0]:
-            raw = self._command("HMGET", self._segment_key, *self._list_fields[POPULAR_VIEW])
-            self._popular = (popular_ts, self._decode_list(raw))
-        if sold_ts != self._sold[0]:
-            raw = self._command("HMGET", self._segment_key, *self._sold_fields)
-            self._sold = (sold_ts, self._decode_sold(raw))
-
-    def read(self, user_id: int) -> tuple[StoredList | None, StoredList | None, SoldItems]:
-        try:
-            with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(self.user_key(user_id), self._list_fields[USER_VIEW])
-                pipe.hmget(self._segment_key, self._stamps)
-                user_raw, stamps = pipe.execute()
-        except self._down as exc:
-            raise StoreUnavailableError(f"online store (Redis) unreachable: {exc}") from exc
-        self._segment(*stamps)
-        return self._decode_list(user_raw), self._popular[1], self._sold[1]
-
-    def popular(self) -> StoredList | None:
-        stamps = self._command("HMGET", self._segment_key, *self._stamps)
-        self._segment(*stamps)
-        return self._popular[1]
-
-
-class FeastListReader:
-    """Everything through ``get_online_features`` (SQLite, or Redis on request)."""
-
-    def __init__(self, settings: Settings, store: FeatureStore | None = None) -> None:
-        from ranking_jobs.feast_store import feature_store
-
-        self.store = store or feature_store(settings)
-
-    def _row(self, view: str, fields: tuple[str, ...], key: str, value: object) -> dict[str, Any]:
-        try:
-            got = self.store.get_online_features(
-                features=[f"{view}:{f}" for f in fields], entity_rows=[{key: value}]
-            ).to_dict()
-        except Exception as exc:  # Feast wraps store errors in many types
-            if _is_connection_error(exc):
-                raise StoreUnavailableError(f"online store unreachable: {exc}") from exc
-            raise
-        return {k: v[0] for k, v in got.items()}
-
-    def _list(self, view: str, key: str, value: object) -> StoredList | None:
-        row = self._row(view, LIST_FIELDS, key, value)
-        if not row.get("item_ids"):
-            return None
-        generated = row.get("generated_at")
-        return StoredList(
-            item_ids=tuple(int(i) for i in row["item_ids"]),
-            scores=tuple(float(s) for s in row.get("scores") or ()),
-            model_version=str(row.get("model_version") or ""),
-            run_id=str(row.get("run_id") or ""),
-            generated_at=generated if isinstance(generated, dt.datetime) else None,
-        )
-
-    def sold(self) -> SoldItems:
-        from feast.errors import FeatureViewNotFoundException
-
-        try:
-            row = self._row(SOLD_VIEW, SOLD_FIELDS, "segment", FALLBACK_SEGMENT)
-        except FeatureViewNotFoundException:  # a registry applied before the view existed
-            return SoldItems()
-        if row.get("item_ids") is None:
-            return SoldItems()
-        return SoldItems(
-            frozenset(int(i) for i in row["item_ids"]), row.get("since"), row.get("updated_at")
-        )
-
-    def popular(self) -> StoredList | None:
-        return self._list(POPULAR_VIEW, "segment", FALLBACK_SEGMENT)
-
-    def read(self, user_id: int) -> tuple[StoredList | None, StoredList | None, SoldItems]:
-        user = self._list(USER_VIEW, "user_id", user_id)
-        return user, (None if user is not None else self.popular()), self.sold()
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import sqlite3
-
-    import redis
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, redis.ConnectionError | redis.TimeoutError | sqlite3.OperationalError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _select(stored: StoredList, sold: frozenset[int], limit: int) -> tuple[list, list, int]:
@@ -307,10 +80,7 @@ class RecommendationClient:
 
     def __init__(self, settings: Settings, reader: ListReader | None = None) -> None:
         self.settings = settings
-        if reader is None:
-            direct = settings.online_store == "redis" and settings.serve_direct_redis
-            reader = RedisListReader(settings) if direct else FeastListReader(settings)
-        self.reader = reader
+        self.reader = reader or online.reader(settings)
         self._last: tuple[StoredList | None, SoldItems] = (None, SoldItems())
         self._down = False  # set on the first failed read; a probe thread clears it
         with contextlib.suppress(StoreUnavailableError):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ranking_jobs import contracts as C
-from ranking_jobs import lake, publish, registry
+from ranking_jobs import lake, online, registry
 from ranking_jobs.airflow_local import LocalAirflow, local_airflow, trigger_night
 from ranking_jobs.airflow_runner import DAG_ID
 from ranking_jobs.context import RunContext
@@ -98,7 +98,7 @@ def test_a_night_and_a_backfill_under_the_scheduler_through_the_rest_api(tmp_pat
         assert _wait_for_run(af, run_id) == "success"
         tasks = af.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
         assert {t["state"] for t in tasks["task_instances"]} == {"success"}
-        assert publish.live_marker(settings)["ds"] == DS.isoformat()
+        assert online.live_marker(settings)["ds"] == DS.isoformat()
         live_before = _live_lists(settings)
         champion_before = registry.champion(settings)
         assert champion_before is not None
@@ -123,7 +123,7 @@ def test_a_night_and_a_backfill_under_the_scheduler_through_the_rest_api(tmp_pat
         for day in BACKFILLED:
             for table in (C.FEATURES_ITEM, C.FEATURES_USER, C.RECOMMENDATIONS):
                 assert lake.has_partition(settings, table, day), (table, day)
-        assert publish.live_marker(settings)["ds"] == DS.isoformat()
+        assert online.live_marker(settings)["ds"] == DS.isoformat()
         assert _live_lists(settings) == live_before  # not one list republished
         assert registry.champion(settings) == champion_before
 

@@ -16,7 +16,8 @@ from feast.value_type import ValueType
 
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import feature_store, online_db_path
-from ranking_jobs.publish import encoding, publish_lists
+from ranking_jobs.online import encoding
+from ranking_jobs.publish import publish_lists
 from tests.conftest import flush_redis
 from tests.integration.serving_data import DAY, write_lists
 from tests.integration.test_publish_online import store_settings  # noqa: F401

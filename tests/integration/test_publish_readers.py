@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import LIST_FIELDS, feature_store, write_repo_yaml
+from ranking_jobs.feast_store import feature_store, write_repo_yaml
+from ranking_jobs.online import LIST_FIELDS
 from ranking_jobs.publish import publish_lists
 from tests.integration.serving_data import DAY, MODEL, write_lists
 from tests.integration.test_publish_online import store_settings  # noqa: F401

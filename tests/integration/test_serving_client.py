@@ -12,12 +12,10 @@ from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.availability import refresh_availability
 from ranking_jobs.context import RunContext
-from ranking_jobs.serving import (
-    FeastListReader,
-    RecommendationClient,
-    RedisListReader,
-    StoreUnavailableError,
-)
+from ranking_jobs.online import StoreUnavailableError
+from ranking_jobs.online.generic import FeastListReader
+from ranking_jobs.online.redis_store import RedisListReader
+from ranking_jobs.serving import RecommendationClient
 from ranking_jobs.serving import client as client_module
 from ranking_jobs.serving.api import create_app
 from tests.conftest import make_settings, redis_settings

@@ -26,8 +26,6 @@ ORCHESTRATION = {"stages", "cli", "airflow_glue", "airflow_runner", "airflow_loc
 # Known edges between stages, each with why it is there; anything else fails.
 ALLOWED = {
     ("alerts", "stages"): "a missed deadline names the stage still running",
-    ("availability", "serving"): "reads the live lists through the serving client",
-    ("monitoring", "publish"): "the age of the live lists, from the publish marker",
     ("report", "monitoring"): "the report renders the monitoring history",
     ("report", "stages"): "the report gathers every stage's warnings",
 }

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 from redis.connection import PythonRespSerializer
 
+from ranking_jobs.online.redis_store import hset_commands
 from ranking_jobs.publish import _same_users
-from ranking_jobs.publish.stores import hset_commands
 
 
 def _redis_py(*args: bytes | int) -> bytes:

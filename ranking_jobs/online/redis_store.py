@@ -1,39 +1,40 @@
-"""Writers of Feast's own online-store layout: Redis hashes and SQLite rows.
+"""Feast's Redis online-store layout, written and read directly.
 
-Both take rows already encoded by ``ranking_jobs.publish.encoding`` and reuse
-Feast's helpers for every name (hash fields and keys through ``feast_internals``, ``_ts:<view>``,
-``compute_versioned_name``, ``compute_table_id``, the SQLite datetime adapter),
-so Feast's readers (``get_online_features``, ``feast serve``) read them as if
-Feast had written them.
+``RedisLists`` writes one hash per entity exactly as Feast's Redis store does
+(keys and hash fields through ``feast_internals``, values encoded in bulk by
+``encoding``, ``_ts:<view>`` stamps); ``RedisListReader`` reads a user's list in
+one round trip. Feast's own readers read what this writes, and this reads what
+Feast writes (tests hold both directions).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ranking_jobs import feast_internals
+from ranking_jobs.feast_store import FALLBACK_SEGMENT
+from ranking_jobs.online import (
+    LIST_FIELDS,
+    POPULAR_VIEW,
+    SOLD_FIELDS,
+    SOLD_VIEW,
+    USER_VIEW,
+    PublishError,
+    SoldItems,
+    StoredList,
+    StoreUnavailableError,
+)
+
+if TYPE_CHECKING:
+    from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class PublishError(RuntimeError):
-    """The online store could not be written; the live lists were left as they were."""
-
-
-def view_names(store: Any, view: str) -> tuple[str, list[str], list[Any]]:
-    """(online name of the view, its feature names, their Feast ValueTypes)."""
-    from feast.infra.online_stores.helpers import compute_versioned_name
-
-    fv = store.get_feature_view(view)
-    name = compute_versioned_name(fv, store.config.registry.enable_online_feature_view_versioning)
-    return name, [f.name for f in fv.features], [f.dtype.to_value_type() for f in fv.features]
 
 
 def _bulk(value: bytes) -> bytes:
@@ -178,84 +179,115 @@ class RedisLists:
         self.client.close()
 
 
-class SqliteLists:
-    """Feast's SQLite online-store table of a view, replaced whole in one transaction.
+_NULL_TIMESTAMP: list[int] = []  # Feast's null marker, looked up once
 
-    ``begin`` deletes every row of the table and ``write`` inserts the new ones,
-    in primary-key order so every insert appends to the b-tree; nothing is visible
-    to readers until ``commit``. A killed publish leaves SQLite's rollback journal,
-    so the next open rolls back to the old lists.
-    """
 
-    COLUMNS = ("entity_key", "feature_name", "value", "value_text", "event_ts")
-    ROWS_PER_INSERT = 50
+def _timestamp(seconds: int | None) -> dt.datetime | None:
+    if not _NULL_TIMESTAMP:
+        from feast.type_map import NULL_TIMESTAMP_INT_VALUE
 
-    def __init__(self, store: Any) -> None:
-        self.path = feast_internals.sqlite_path(store.config)
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: the b-tree pages of a night
-        self.indexes: list[str] = []  # dropped by ``begin``, rebuilt by ``commit``
+        _NULL_TIMESTAMP.append(NULL_TIMESTAMP_INT_VALUE)
+    if seconds is None or seconds == _NULL_TIMESTAMP[0]:
+        return None
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
-    @staticmethod
-    def table(store: Any, view: str) -> str:
-        from feast.infra.online_stores.helpers import compute_table_id
 
-        fv = store.get_feature_view(view)
-        return compute_table_id(
-            store.config.project, fv, store.config.registry.enable_online_feature_view_versioning
+class RedisListReader:
+    """Feast's Redis online-store layout read directly (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        import redis
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self._value = Value
+        self._entity_key = EntityKey
+        self._project = settings.feast_project
+        nodes, kwargs = feast_internals.redis_connection(settings.redis_url)
+        kwargs.setdefault("socket_timeout", settings.serve_redis_timeout_s)
+        kwargs.setdefault("socket_connect_timeout", settings.serve_redis_timeout_s)
+        # One immediate reconnect (a Redis restart drops pooled connections), then fail
+        # fast: redis-py's default retries with backoff would hold a request for seconds.
+        kwargs.setdefault("retry", Retry(NoBackoff(), 1))
+        self.redis = redis.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **kwargs)
+        self._down = (redis.ConnectionError, redis.TimeoutError)
+
+        def fields(view: str, names: tuple[str, ...]) -> list[bytes]:
+            return [feast_internals.field_hash(view, n) for n in names]
+
+        self._list_fields = {v: fields(v, LIST_FIELDS) for v in (USER_VIEW, POPULAR_VIEW)}
+        self._sold_fields = fields(SOLD_VIEW, SOLD_FIELDS)
+        self._segment_key = feast_internals.redis_key(
+            self._project,
+            EntityKey(join_keys=["segment"], entity_values=[Value(string_val=FALLBACK_SEGMENT)]),
+            feast_internals.ENTITY_KEY_VERSION,
+        )
+        self._stamps = [f"_ts:{POPULAR_VIEW}".encode(), f"_ts:{SOLD_VIEW}".encode()]
+        # (write timestamp bytes, decoded value) of the segment rows, refreshed on change.
+        self._popular: tuple[bytes | None, StoredList | None] = (None, None)
+        self._sold: tuple[bytes | None, SoldItems] = (None, SoldItems())
+
+    def user_key(self, user_id: int) -> bytes:
+        entity = self._entity_key(
+            join_keys=["user_id"], entity_values=[self._value(int64_val=user_id)]
+        )
+        return feast_internals.redis_key(self._project, entity, feast_internals.ENTITY_KEY_VERSION)
+
+    def _decode_list(self, raw: list[bytes | None]) -> StoredList | None:
+        if not raw[0]:
+            return None
+        parse = self._value.FromString
+        ids, scores, version, run, generated = (parse(b) if b else self._value() for b in raw)
+        return StoredList(
+            item_ids=tuple(ids.int64_list_val.val),
+            scores=tuple(scores.float_list_val.val),
+            model_version=version.string_val,
+            run_id=run.string_val,
+            generated_at=_timestamp(generated.unix_timestamp_val)
+            if generated.HasField("unix_timestamp_val")
+            else None,
         )
 
-    @staticmethod
-    def stamp(ts: dt.datetime) -> Any:
-        """The event_ts value Feast's SQLite store writes for ``ts`` (its own adapter)."""
-        from feast.infra.online_stores.sqlite import adapt_datetime_epoch
-        from feast.utils import to_naive_utc
+    def _command(self, *args: Any) -> Any:
+        try:
+            return self.redis.execute_command(*args)
+        except self._down as exc:
+            raise StoreUnavailableError(f"online store (Redis) unreachable: {exc}") from exc
 
-        return adapt_datetime_epoch(to_naive_utc(ts))
-
-    def begin(self, tables: Sequence[str]) -> None:
-        """Empty ``tables`` and drop their secondary indexes (Feast's ``<table>_ek``),
-        rebuilt by ``commit``: one sort at the end costs less than updating the index
-        on every insert (300k lists: 8.9 s instead of 11.9 s of inserts)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        for table in tables:
-            self.conn.execute(f'DELETE FROM "{table}"')
-            for name, sql in self.conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
-                "AND sql IS NOT NULL",
-                (table,),
-            ).fetchall():
-                self.conn.execute(f'DROP INDEX "{name}"')
-                self.indexes.append(sql)
-
-    def write(self, table: str, cells: Sequence[Any]) -> None:
-        """Insert rows given as one flat sequence of their ``COLUMNS`` values. Rows go
-        ``ROWS_PER_INSERT`` to a statement: fewer statement steps and parameter
-        tuples than one row per statement (a quarter less time on a million lists)."""
-        width = len(self.COLUMNS)
-        step = width * self.ROWS_PER_INSERT
-        full = len(cells) - len(cells) % step
-        if full:
-            self.conn.executemany(
-                self._insert(table, self.ROWS_PER_INSERT),
-                [tuple(cells[i : i + step]) for i in range(0, full, step)],
-            )
-        if full < len(cells):
-            self.conn.execute(self._insert(table, (len(cells) - full) // width), cells[full:])
-
-    def _insert(self, table: str, rows: int) -> str:
-        one = "(" + ", ".join(["?"] * len(self.COLUMNS)) + ", NULL)"
-        return f'INSERT INTO "{table}" ({", ".join(self.COLUMNS)}, created_ts) VALUES ' + ", ".join(
-            [one] * rows
+    def _decode_sold(self, raw: list[bytes | None]) -> SoldItems:
+        if not raw[0]:
+            return SoldItems()
+        parse = self._value.FromString
+        ids, since, updated = (parse(b) if b else self._value() for b in raw)
+        return SoldItems(
+            frozenset(ids.int64_list_val.val),
+            _timestamp(since.unix_timestamp_val),
+            _timestamp(updated.unix_timestamp_val),
         )
 
-    def commit(self) -> None:
-        for sql in self.indexes:
-            self.conn.execute(sql)
-        self.conn.execute("COMMIT")
+    def _segment(self, popular_ts: bytes | None, sold_ts: bytes | None) -> None:
+        """Re-read the popular list and the sold set when their write stamp moved."""
+        if popular_ts != self._popular[0]:
+            raw = self._command("HMGET", self._segment_key, *self._list_fields[POPULAR_VIEW])
+            self._popular = (popular_ts, self._decode_list(raw))
+        if sold_ts != self._sold[0]:
+            raw = self._command("HMGET", self._segment_key, *self._sold_fields)
+            self._sold = (sold_ts, self._decode_sold(raw))
 
-    def close(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-        self.conn.close()
+    def read(self, user_id: int) -> tuple[StoredList | None, StoredList | None, SoldItems]:
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(self.user_key(user_id), self._list_fields[USER_VIEW])
+                pipe.hmget(self._segment_key, self._stamps)
+                user_raw, stamps = pipe.execute()
+        except self._down as exc:
+            raise StoreUnavailableError(f"online store (Redis) unreachable: {exc}") from exc
+        self._segment(*stamps)
+        return self._decode_list(user_raw), self._popular[1], self._sold[1]
+
+    def popular(self) -> StoredList | None:
+        stamps = self._command("HMGET", self._segment_key, *self._stamps)
+        self._segment(*stamps)
+        return self._popular[1]
