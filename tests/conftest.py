@@ -48,6 +48,31 @@ def redis_settings(root: Path, url: str, **overrides: object) -> Settings:
     return make_settings(root, online_store="redis", redis_url=url, **overrides)
 
 
+# Every online store the port serves: Feast's layout written directly (sqlite, redis)
+# and the generic path through Feast's own API, here on the same two stores.
+ONLINE_STORES = ["sqlite", "redis", "feast-sqlite", "feast-redis"]
+
+
+def store_settings_for(kind: str, root: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings of a lake under ``root`` whose online store is ``kind`` (emptied)."""
+    if kind == "sqlite":
+        return make_settings(root)
+    url = request.getfixturevalue("redis_server") if kind.endswith("redis") else ""
+    if kind == "redis":
+        return redis_settings(root, url)
+    if url:
+        flush_redis(url)
+        config: dict[str, str] = {"type": "redis", "connection_string": url}
+    else:
+        config = {"type": "sqlite", "path": str(root / "var" / "feast" / "generic.db")}
+    return make_settings(root, online_store="feast", online_store_config=config)
+
+
+@pytest.fixture(params=ONLINE_STORES)
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return store_settings_for(request.param, tmp_path, request)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)

@@ -9,36 +9,39 @@ import pytest
 
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import apply_definitions, online_db_path
-from ranking_jobs.publish import live_marker, publish_lists
+from ranking_jobs.publish import PublishError, journal, live_marker, publish_lists
 from ranking_jobs.serving import RecommendationClient
-from tests.conftest import make_settings, redis_settings
+from tests.conftest import make_settings
 from tests.integration.serving_data import DAY, MODEL, write_lists
+from tests.servers import free_port
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store_settings(request, tmp_path):
-    if request.param == "redis":
-        settings = redis_settings(tmp_path, request.getfixturevalue("redis_server"))
-    else:
-        settings = make_settings(tmp_path)
-    apply_definitions(settings)
-    return settings
+@pytest.fixture
+def applied(store_settings):
+    """A store of each kind, with the Feast definitions applied."""
+    apply_definitions(store_settings)
+    return store_settings
 
 
-def test_rerun_of_a_day_really_replaces_its_lists(store_settings):
-    settings = store_settings
+def test_rerun_of_a_day_really_replaces_its_lists(applied):
+    settings = applied
     write_lists(settings, DAY, {1: [10, 11, 12], 2: [20, 21]}, "run-a")
     publish_lists(RunContext.create(DAY, settings, "run-a"))
     client = RecommendationClient(settings)
     assert client.get(1).items == [10, 11, 12]
 
     # The same logical day recomputed (e.g. after a data fix) must win, on Redis too.
-    write_lists(settings, DAY, {1: [13, 14], 2: [20, 21]}, "run-b")
-    publish_lists(RunContext.create(DAY, settings, "run-b"))
+    # User 2 is absent from the rerun: their list goes, and they get the fallback.
+    write_lists(settings, DAY, {1: [13, 14], 3: [30]}, "run-b", popular=[40, 41])
+    result = publish_lists(RunContext.create(DAY, settings, "run-b"))
+    assert result["removed"] == 1
     rec = client.get(1)
     assert rec.items == [13, 14] and rec.run_id == "run-b"
     assert rec.model_version == MODEL and rec.personalised
     assert rec.generated_at.startswith("2026-02-01")
+    gone = client.get(2)
+    assert not gone.personalised and gone.items == [40, 41]
+    assert client.get(3).items == [30]
 
 
 def test_sqlite_tables_keep_feasts_indexes(tmp_path):
@@ -68,8 +71,8 @@ def test_sqlite_tables_keep_feasts_indexes(tmp_path):
     assert {u: client.get(u).items for u in lists} == lists
 
 
-def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(store_settings):
-    settings = store_settings
+def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(applied):
+    settings = applied
     write_lists(settings, DAY, {1: [10, 11]}, "fresh")
     publish_lists(RunContext.create(DAY, settings, "fresh"))
     old = DAY - dt.timedelta(days=5)
@@ -80,8 +83,8 @@ def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(store_settin
     assert live_marker(settings)["ds"] == DAY.isoformat()
 
 
-def test_unknown_user_gets_fallback_and_limit_applies(store_settings):
-    settings = store_settings
+def test_unknown_user_gets_fallback_and_limit_applies(applied):
+    settings = applied
     write_lists(settings, DAY, {1: [10, 11, 12, 13]}, "r")
     publish_lists(RunContext.create(DAY, settings, "r"))
     client = RecommendationClient(settings)
@@ -90,3 +93,13 @@ def test_unknown_user_gets_fallback_and_limit_applies(store_settings):
     assert not fallback.personalised and fallback.items == [10, 11, 12, 13]
     with pytest.raises(ValueError, match="limit"):
         client.get(1, limit=0)
+
+
+def test_an_unreachable_generic_store_fails_before_anything_is_written(tmp_path):
+    dead = {"type": "redis", "connection_string": f"127.0.0.1:{free_port()}"}
+    settings = make_settings(tmp_path, online_store="feast", online_store_config=dead)
+    apply_definitions(settings)
+    write_lists(settings, DAY, {1: [10, 11]}, "r")
+    with pytest.raises(PublishError, match=r"online store \(redis\) unreachable while connecting"):
+        publish_lists(RunContext.create(DAY, settings, "r"))
+    assert live_marker(settings) is None and journal(settings) is None

@@ -26,17 +26,6 @@ NEXT = DAY + dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
 
 
-def _redis_settings(tmp_path, url: str):
-    return redis_settings(tmp_path, url)
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_settings(request, tmp_path):
-    if request.param == "redis":
-        return _redis_settings(tmp_path, request.getfixturevalue("redis_server"))
-    return make_settings(tmp_path)
-
-
 def test_items_sold_after_the_lists_were_made_are_dropped(store_settings):
     settings = store_settings
     publish(settings, {1: [10, 11, 12, 13, 14, 15], 2: [20, 21]}, popular=[11, 30, 31, 32])
@@ -104,7 +93,7 @@ def test_nothing_published_yet_serves_an_empty_fallback_not_an_error(store_setti
 
 
 def test_direct_redis_reads_equal_feast_get_online_features(redis_server, tmp_path):
-    settings = _redis_settings(tmp_path, redis_server)
+    settings = redis_settings(tmp_path, redis_server)
     lists = {u: [u * 100 + k for k in range(30)] for u in (1, 2, 3, 2**40)}
     publish(settings, lists, popular=[101, 102, 900, 901])
     write_sales(settings, NEXT, purchases={101: AS_OF + HOUR, 205: AS_OF + HOUR}, sold_at={})
@@ -139,7 +128,7 @@ def test_redis_down_serves_the_last_popular_list_and_recovers(tmp_path):
     port = free_port()
     server, url = start_redis(tmp_path / "redis", port)
     try:
-        settings = _redis_settings(tmp_path, url)
+        settings = redis_settings(tmp_path, url)
         publish(settings, {1: [10, 11, 12]}, popular=[30, 31, 32])
         client = RecommendationClient(settings)
         assert client.get(1).personalised and not client.get(1).degraded
