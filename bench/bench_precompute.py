@@ -6,9 +6,8 @@
 Reuses (or generates) the marketplace of ``bench_features`` for ``--scale``,
 then, each in a fresh child process:
 
-- ``prepare``: ``build_features`` for the day, and a stand-in champion (300 trees
-  of depth 6, the shape the pipeline trains) fitted on a sample of users'
-  candidates labelled by the next day's events, registered and promoted;
+- ``prepare``: the night's own stages up to ``train_model``, with the model's
+  shape fixed (300 trees of depth 6, no early stop), its version promoted;
 - ``precompute``: the ``precompute_lists`` stage as the night runs it (Spark
   tasks of user shards: candidates, Feast feature assembly, scoring, business
   rules; then the writes), with the stage's own step timings;
@@ -42,7 +41,6 @@ from bench.bench_features import DEFAULT_ROOT, DS, _settings, ensure_lake, run_c
 
 TARGET = 0.5
 TREES, DEPTH = 300, 6
-SAMPLE_USERS = 3_000
 
 
 def _ctx(args: argparse.Namespace, run_id: str) -> Any:
@@ -55,53 +53,33 @@ def _ctx(args: argparse.Namespace, run_id: str) -> Any:
 
 
 def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
-    """Feature snapshots and a champion of realistic size (quality is not measured here)."""
-    import numpy as np
-    import pandas as pd
+    """The night's own stages up to training, with the model's shape fixed (``TREES``
+    trees of depth ``DEPTH``, no early stop) so that runs compare; the trained version
+    is promoted without the gate (quality is not measured here)."""
+    import dataclasses
 
-    from ranking_jobs import contracts as C
-    from ranking_jobs import lake, model, registry
-    from ranking_jobs.candidates import inputs
-    from ranking_jobs.feast_store import assemble_features
+    from ranking_jobs import registry
     from ranking_jobs.stages import run_stage
-    from ranking_jobs.training.dataset import grade_labels, query_rows
 
     ctx = _ctx(args, "bench-prepare")
+    fixed = ctx.settings.model_copy(
+        update={"num_boost_round": TREES, "early_stopping_rounds": TREES, "max_depth": DEPTH}
+    )
+    ctx = dataclasses.replace(ctx, settings=fixed)
+    run_stage("profile_data", ctx)
     started = time.perf_counter()
     run_stage("build_features", ctx)
     features_s = time.perf_counter() - started
-
-    settings = ctx.settings.model_copy(
-        update={"num_boost_round": TREES, "early_stopping_rounds": TREES, "max_depth": DEPTH}
+    run_stage("build_training_set", ctx)
+    trained = run_stage("train_model", ctx)
+    ref = registry.ModelRef(
+        fixed.registered_model, trained["model_version"], trained["mlflow_run_id"]
     )
-    eve = ctx.ds - dt.timedelta(days=1)
-    events = lake.read_days(
-        settings, C.RAW_EVENTS, [ctx.ds], ["user_id", "item_id", "event_type", "position"]
-    ).to_pandas()
-    labels = grade_labels(events)
-    users = np.sort(labels["user_id"].unique())[:SAMPLE_USERS]
-    cands = inputs.candidates_at(settings, users, eve)
-    rows = query_rows(cands.frame, labels[labels["user_id"].isin(users)], cands.items)
-    rows = inputs.with_pair_features(rows, cands)
-    rows["as_of"] = pd.Timestamp(ctx.ds, tz="UTC")
-    rows["event_timestamp"] = pd.Timestamp(ctx.ds, tz="UTC")
-    rows = assemble_features(settings, rows)
-    booster, _ = model.fit(settings, rows, rows)
-    ref = registry.log_and_register(
-        settings,
-        booster,
-        params=model.xgb_params(settings),
-        metrics={"train_rows": len(rows)},
-        tags={"ds": DS, "purpose": "bench_precompute stand-in"},
-        artifacts={},
-        signature=model.signature(booster, rows),
-    )
-    registry.promote(settings, ref, ["bench_precompute stand-in champion"])
+    registry.promote(fixed, ref, ["bench_precompute stand-in champion"])
     return {
         "features_s": round(features_s, 1),
         "champion": ref.label,
-        "trees": booster.num_boosted_rounds(),
-        "train_rows": len(rows),
+        "trees": trained["rounds"],
     }
 
 
