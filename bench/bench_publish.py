@@ -179,7 +179,7 @@ def _child_raw(settings: Any) -> dict[str, Any]:
         writer.redis = Capture()  # type: ignore[assignment]
         for start in range(0, n, batch_rows):
             captured.clear()
-            writer.write([table.slice(start, batch_rows)], "user_recommendations", "user_id")
+            writer.write([table.slice(start, batch_rows)], "user_recommendations")
             keys, fields, columns = captured[0]
             ts_field, ts_value = fields[-1], columns[-1]
             t0 = time.perf_counter()
@@ -212,7 +212,7 @@ def _child_raw(settings: Any) -> dict[str, Any]:
         timed += time.perf_counter() - t0
         for start in range(0, n, batch_rows):
             rows_of.clear()
-            writer.write([table.slice(start, batch_rows)], "user_recommendations", "user_id")
+            writer.write([table.slice(start, batch_rows)], "user_recommendations")
             t0 = time.perf_counter()
             conn.executemany(
                 f'INSERT INTO "{tbl}" (entity_key, feature_name, value, value_text, event_ts, '

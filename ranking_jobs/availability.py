@@ -92,7 +92,7 @@ def refresh_availability(ctx: RunContext) -> dict[str, Any]:
     )
     lake.write_partition(settings, C.SOLD_ITEMS, ctx.ds, row)
     with online.writing(settings, now, [online.SOLD_VIEW]) as writer:
-        writer.write([row], online.SOLD_VIEW, "segment")
+        writer.write([row], online.SOLD_VIEW)
     log.info("%s items sold since %s are now filtered from serving", f"{len(ids):,}", since)
     return {
         "sold_items": len(ids),

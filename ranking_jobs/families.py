@@ -62,14 +62,19 @@ def _typed(names: list[str], kind: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, kind) for name in names)
 
 
+def _counts_floats_ints(
+    counts: list[str], floats: list[str], ints: list[str]
+) -> tuple[tuple[str, str], ...]:
+    """The columns of a stats family, in the table's order: counts, rates, then integers."""
+    return _typed(counts, INT) + _typed(floats, FLOAT) + _typed(ints, INT)
+
+
 FAMILIES: tuple[Family, ...] = (
     Family(
         view="item_stats",
         table=C.FEATURES_ITEM,
         keys=("item_id",),
-        columns=_typed(cols.ITEM_COUNTS, INT)
-        + _typed(cols.ITEM_FLOATS, FLOAT)
-        + _typed(cols.ITEM_INTS, INT),
+        columns=_counts_floats_ints(cols.ITEM_COUNTS, cols.ITEM_FLOATS, cols.ITEM_INTS),
         transform="ranking_jobs.features.item:item_stats",
         inputs=("events", "item_snapshots", "settings.prior_strength", "items_seen"),
         description="Item popularity, smoothed rates, age, price and seller quality.",
@@ -78,9 +83,7 @@ FAMILIES: tuple[Family, ...] = (
         view="user_stats",
         table=C.FEATURES_USER,
         keys=("user_id",),
-        columns=_typed(cols.USER_COUNTS, INT)
-        + _typed(cols.USER_FLOATS, FLOAT)
-        + _typed(cols.USER_INTS, INT),
+        columns=_counts_floats_ints(cols.USER_COUNTS, cols.USER_FLOATS, cols.USER_INTS),
         transform="ranking_jobs.features.user:user_stats",
         inputs=("events", "items_seen"),
         description="User activity over windows, recency, price level, breadth.",

@@ -149,6 +149,7 @@ NIGHTLY: tuple[Stage, ...] = (
         "ranking_jobs.report:write_report",
         "One HTML report with the night's metrics and plots.",
         reads=("recommendations", "monitoring", REPORTS),
+        reads_earlier_nights=("monitoring", REPORTS),  # the metrics over time
         writes=(REPORTS,),
     ),
 )

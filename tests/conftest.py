@@ -54,22 +54,34 @@ ONLINE_STORES = ["sqlite", "redis", "feast-sqlite", "feast-redis"]
 
 
 def store_settings_for(kind: str, root: Path, request: pytest.FixtureRequest) -> Settings:
-    """Settings of a lake under ``root`` whose online store is ``kind`` (emptied)."""
-    if kind == "sqlite":
-        return make_settings(root)
+    """Settings of a lake under ``root`` whose online store is ``kind`` (emptied), with
+    the Feast definitions applied."""
+    from ranking_jobs.feast_store import apply_definitions
+
     url = request.getfixturevalue("redis_server") if kind.endswith("redis") else ""
-    if kind == "redis":
-        return redis_settings(root, url)
-    if url:
-        flush_redis(url)
-        config: dict[str, str] = {"type": "redis", "connection_string": url}
+    if kind == "sqlite":
+        settings = make_settings(root)
+    elif kind == "redis":
+        settings = redis_settings(root, url)
     else:
-        config = {"type": "sqlite", "path": str(root / "var" / "feast" / "generic.db")}
-    return make_settings(root, online_store="feast", online_store_config=config)
+        if url:
+            flush_redis(url)
+            config: dict[str, str] = {"type": "redis", "connection_string": url}
+        else:
+            config = {"type": "sqlite", "path": str(root / "var" / "feast" / "generic.db")}
+        settings = make_settings(root, online_store="feast", online_store_config=config)
+    apply_definitions(settings)
+    return settings
 
 
 @pytest.fixture(params=ONLINE_STORES)
 def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return store_settings_for(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=ONLINE_STORES[:2])
+def direct_store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The stores whose layout the port writes itself."""
     return store_settings_for(request.param, tmp_path, request)
 
 

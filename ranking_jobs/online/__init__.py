@@ -40,8 +40,12 @@ POPULAR_VIEW = "popular_items"
 SOLD_VIEW = "sold_items"
 LIST_FIELDS = ("item_ids", "scores", "model_version", "run_id", "generated_at")
 SOLD_FIELDS = ("item_ids", "since", "updated_at")
+# The entity column of each view's rows: one list per user, one fallback and one sold
+# set per segment.
+JOIN_KEY = {USER_VIEW: "user_id", POPULAR_VIEW: "segment", SOLD_VIEW: "segment"}
 
 AfterBatch = Callable[[int], None]
+Batches = Iterable["pa.Table | pa.RecordBatch"]
 
 
 class PublishError(RuntimeError):
@@ -93,13 +97,10 @@ class ListWriter(Protocol):
         """The order in which to write rows of these int64 keys, or None for any."""
         ...
 
-    def write(
-        self,
-        batches: Iterable[pa.Table | pa.RecordBatch],
-        view: str,
-        join_key: str,
-        after_batch: AfterBatch | None = None,
-    ) -> None: ...
+    def write(self, batches: Batches, view: str, after_batch: AfterBatch | None = None) -> None:
+        """Write the rows of ``view`` (keyed by its ``JOIN_KEY``), calling ``after_batch``
+        with each written batch's number."""
+        ...
 
     def remove(self, view: str, keys: np.ndarray) -> int:
         """Remove the rows of these int64 keys from ``view``; how many were removed."""

@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
+from ranking_jobs import online
 from ranking_jobs.feast_store import FALLBACK_SEGMENT
-from ranking_jobs.online import (
-    LIST_FIELDS,
-    POPULAR_VIEW,
-    SOLD_FIELDS,
-    SOLD_VIEW,
-    USER_VIEW,
-    AfterBatch,
-    PublishError,
-    SoldItems,
-    StoredList,
-    StoreUnavailableError,
-)
+from ranking_jobs.online import AfterBatch, Batches, SoldItems, StoredList, StoreUnavailableError
 from ranking_jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +48,7 @@ class FeastListReader:
         return {k: v[0] for k, v in got.items()}
 
     def _list(self, view: str, key: str, value: object) -> StoredList | None:
-        row = self._row(view, LIST_FIELDS, key, value)
+        row = self._row(view, online.LIST_FIELDS, key, value)
         if not row.get("item_ids"):
             return None
         generated = row.get("generated_at")
@@ -74,7 +64,7 @@ class FeastListReader:
         from feast.errors import FeatureViewNotFoundException
 
         try:
-            row = self._row(SOLD_VIEW, SOLD_FIELDS, "segment", FALLBACK_SEGMENT)
+            row = self._row(online.SOLD_VIEW, online.SOLD_FIELDS, "segment", FALLBACK_SEGMENT)
         except FeatureViewNotFoundException:  # a registry applied before the view existed
             return SoldItems()
         if row.get("item_ids") is None:
@@ -84,24 +74,11 @@ class FeastListReader:
         )
 
     def popular(self) -> StoredList | None:
-        return self._list(POPULAR_VIEW, "segment", FALLBACK_SEGMENT)
+        return self._list(online.POPULAR_VIEW, "segment", FALLBACK_SEGMENT)
 
     def read(self, user_id: int) -> tuple[StoredList | None, StoredList | None, SoldItems]:
-        user = self._list(USER_VIEW, "user_id", user_id)
+        user = self._list(online.USER_VIEW, "user_id", user_id)
         return user, (None if user is not None else self.popular()), self.sold()
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import sqlite3
-
-    import redis
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, redis.ConnectionError | redis.TimeoutError | sqlite3.OperationalError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -129,7 +106,7 @@ class FeastWriter:
         except Exception as exc:  # Feast wraps store errors in many types
             if _is_connection_error(exc):
                 kind = self.store.config.online_store.type
-                raise PublishError(
+                raise online.PublishError(
                     f"online store ({kind}) unreachable while {what}: {exc}. "
                     "The live marker was left unchanged."
                 ) from exc
@@ -140,20 +117,15 @@ class FeastWriter:
         self._calling(
             "connecting",
             lambda: self.store.get_online_features(
-                features=[f"{POPULAR_VIEW}:item_ids"], entity_rows=[{"segment": FALLBACK_SEGMENT}]
+                features=[f"{online.POPULAR_VIEW}:item_ids"],
+                entity_rows=[{"segment": FALLBACK_SEGMENT}],
             ),
         )
 
     def row_order(self, keys: np.ndarray) -> np.ndarray | None:
         return None
 
-    def write(
-        self,
-        batches: Iterable[pa.Table | pa.RecordBatch],
-        view: str,
-        join_key: str,
-        after_batch: AfterBatch | None = None,
-    ) -> None:
+    def write(self, batches: Batches, view: str, after_batch: AfterBatch | None = None) -> None:
         """Rows carry the publish time as their event time, as the direct writers do."""
         number = 0
         for batch in batches:
@@ -193,7 +165,7 @@ class FeastWriter:
                 },
                 schema=C.RECOMMENDATIONS_SCHEMA,
             )
-            self.write([empty], view, "user_id")
+            self.write([empty], view)
         return len(users)
 
     def commit(self) -> None:

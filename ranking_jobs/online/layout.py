@@ -9,14 +9,14 @@ helpers, so ``get_online_features`` and ``feast serve`` read the result unchange
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from ranking_jobs import feast_internals
-from ranking_jobs.online import AfterBatch, encoding
+from ranking_jobs.online import JOIN_KEY, AfterBatch, Batches, encoding
 from ranking_jobs.online.redis_store import RedisLists
 from ranking_jobs.online.sqlite_store import SqliteLists, sqlite_key_order, sqlite_rows
 from ranking_jobs.settings import Settings
@@ -73,13 +73,7 @@ class LayoutWriter:
             return [feast_internals.redis_key(project, k, version) for k in keys]
         return [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
 
-    def write(
-        self,
-        batches: Iterable[pa.Table | pa.RecordBatch],
-        view: str,
-        join_key: str,
-        after_batch: AfterBatch | None = None,
-    ) -> None:
+    def write(self, batches: Batches, view: str, after_batch: AfterBatch | None = None) -> None:
         """Write ``batches`` in turn. A helper thread reads and encodes (and, for Redis,
         packs) the next batch while the current one is written: Parquet decoding,
         numpy, the socket and SQLite release the GIL, and the Redis server works in
@@ -104,7 +98,7 @@ class LayoutWriter:
                     continue
                 if isinstance(batch, pa.RecordBatch):
                     batch = pa.Table.from_batches([batch])
-                keys, columns, texts = self._encode(batch, join_key, features, types)
+                keys, columns, texts = self._encode(batch, JOIN_KEY[view], features, types)
                 if self.redis:
                     return self.redis.pack(keys, fields, [*columns, stamp])
                 return sqlite_rows(keys, features, columns, texts, event_ts)

@@ -200,9 +200,9 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
                     "state": "writing",
                 },
             )
-            writer.write([popular], online.POPULAR_VIEW, "segment")
+            writer.write([popular], online.POPULAR_VIEW)
             batches = _batches(settings, ctx.ds, users, writer.row_order(users))
-            writer.write(batches, online.USER_VIEW, "user_id", after_batch=after_batch)
+            writer.write(batches, online.USER_VIEW, after_batch=after_batch)
             stale = np.setdiff1d(
                 np.union1d(_load_users(settings, "live"), inflight), users, assume_unique=True
             )

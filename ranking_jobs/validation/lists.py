@@ -152,17 +152,24 @@ def _is_list(table: pa.Table, name: str) -> bool:
     )
 
 
+def _flattened(chunk: pa.Table, column: str) -> tuple[pa.Array, np.ndarray, pa.Array]:
+    """A list column's lengths, the row of each of its values, and the values."""
+    lists = chunk.column(column).combine_chunks()
+    return (
+        pc.list_value_length(lists),
+        pc.list_parent_indices(lists).to_numpy(),
+        pc.list_flatten(lists),
+    )
+
+
 def _chunk_checks(
     chunk: pa.Table, sold_ids: np.ndarray, sellers: pd.Series, cap: int, head: int
 ) -> dict[str, pd.Series | np.ndarray]:
     n = chunk.num_rows
     out: dict[str, Any] = {}
     if _is_list(chunk, "item_ids"):
-        ids = chunk.column("item_ids").combine_chunks()
-        lengths = pc.list_value_length(ids)
+        lengths, parents, flat = _flattened(chunk, "item_ids")
         out[ITEM_IDS_LENGTH] = lengths.to_pandas()
-        parents = pc.list_parent_indices(ids).to_numpy()
-        flat = pc.list_flatten(ids)
         if pa.types.is_integer(flat.type):
             items = pc.fill_null(flat, -1).to_numpy().astype(np.int64, copy=False)
             dup = pd.DataFrame({"r": parents, "i": items}).duplicated().to_numpy() & (items >= 0)
@@ -181,11 +188,8 @@ def _chunk_checks(
             out[SELLER_OVER_CAP] = _first_per_row(parents[over], items[over], n)
             out[SELLER_CAP_UNMET] = _first_per_row(parents[unmet], items[unmet], n)
     if _is_list(chunk, "scores"):
-        scores_col = chunk.column("scores").combine_chunks()
-        lengths = pc.list_value_length(scores_col)
+        lengths, parents, flat = _flattened(chunk, "scores")
         out[SCORES_LENGTH] = lengths.to_pandas()
-        parents = pc.list_parent_indices(scores_col).to_numpy()
-        flat = pc.list_flatten(scores_col)
         if pa.types.is_floating(flat.type) or pa.types.is_integer(flat.type):
             scores = pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False)
             starts = np.concatenate([[0], np.cumsum(pc.fill_null(lengths, 0).to_numpy())])[:-1]

@@ -20,7 +20,6 @@ from ranking_jobs.online import encoding
 from ranking_jobs.publish import publish_lists
 from tests.conftest import flush_redis
 from tests.integration.serving_data import DAY, write_lists
-from tests.integration.test_publish_online import store_settings  # noqa: F401
 
 
 def _feast(values: list, vtype: ValueType) -> list[bytes]:
@@ -84,8 +83,8 @@ def _stored(settings) -> dict:
     return {(r[0], r[1]): r[2:] for r in rows}
 
 
-def test_published_rows_equal_what_feasts_own_writer_stores(store_settings):  # noqa: F811
-    settings = store_settings
+def test_published_rows_equal_what_feasts_own_writer_stores(direct_store_settings):
+    settings = direct_store_settings
     items = {u: [u * 1000 + k for k in range(u % 7)] for u in range(1, 60)}
     write_lists(settings, DAY, items, "run-x")
     publish_lists(RunContext.create(DAY, settings, "run-x"))

@@ -16,15 +16,8 @@ from tests.integration.serving_data import DAY, MODEL, write_lists
 from tests.servers import free_port
 
 
-@pytest.fixture
-def applied(store_settings):
-    """A store of each kind, with the Feast definitions applied."""
-    apply_definitions(store_settings)
-    return store_settings
-
-
-def test_rerun_of_a_day_really_replaces_its_lists(applied):
-    settings = applied
+def test_rerun_of_a_day_really_replaces_its_lists(store_settings):
+    settings = store_settings
     write_lists(settings, DAY, {1: [10, 11, 12], 2: [20, 21]}, "run-a")
     publish_lists(RunContext.create(DAY, settings, "run-a"))
     client = RecommendationClient(settings)
@@ -71,8 +64,8 @@ def test_sqlite_tables_keep_feasts_indexes(tmp_path):
     assert {u: client.get(u).items for u in lists} == lists
 
 
-def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(applied):
-    settings = applied
+def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(store_settings):
+    settings = store_settings
     write_lists(settings, DAY, {1: [10, 11]}, "fresh")
     publish_lists(RunContext.create(DAY, settings, "fresh"))
     old = DAY - dt.timedelta(days=5)
@@ -83,8 +76,8 @@ def test_backfill_of_an_older_day_never_replaces_fresher_live_lists(applied):
     assert live_marker(settings)["ds"] == DAY.isoformat()
 
 
-def test_unknown_user_gets_fallback_and_limit_applies(applied):
-    settings = applied
+def test_unknown_user_gets_fallback_and_limit_applies(store_settings):
+    settings = store_settings
     write_lists(settings, DAY, {1: [10, 11, 12, 13]}, "r")
     publish_lists(RunContext.create(DAY, settings, "r"))
     client = RecommendationClient(settings)

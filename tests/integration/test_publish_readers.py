@@ -15,7 +15,6 @@ from ranking_jobs.feast_store import feature_store, write_repo_yaml
 from ranking_jobs.online import LIST_FIELDS
 from ranking_jobs.publish import publish_lists
 from tests.integration.serving_data import DAY, MODEL, write_lists
-from tests.integration.test_publish_online import store_settings  # noqa: F401
 from tests.servers import free_port, wait_for_port
 
 LISTS = {1: [10, 11, 12], 2: [20], 7: list(range(700, 800))}
@@ -27,10 +26,11 @@ def _feast_repo(settings, folder: Path) -> Path:
 
 
 @pytest.fixture
-def published(store_settings):  # noqa: F811
-    write_lists(store_settings, DAY, LISTS, "run-serve")
-    publish_lists(RunContext.create(DAY, store_settings, "run-serve"))
-    return store_settings
+def published(direct_store_settings):
+    """The lists as the port writes them directly: Feast's own readers must find them."""
+    write_lists(direct_store_settings, DAY, LISTS, "run-serve")
+    publish_lists(RunContext.create(DAY, direct_store_settings, "run-serve"))
+    return direct_store_settings
 
 
 def test_lists_read_through_get_online_features(published):

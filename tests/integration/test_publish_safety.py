@@ -22,7 +22,6 @@ from ranking_jobs.publish import PublishError, journal, live_marker, publish_lis
 from ranking_jobs.serving import RecommendationClient
 from tests.conftest import REPO, make_settings
 from tests.integration.serving_data import DAY, write_lists
-from tests.integration.test_publish_online import store_settings  # noqa: F401
 from tests.servers import free_port, start_redis
 
 
@@ -59,8 +58,8 @@ def _stored_lists(settings) -> int:
     return n
 
 
-def test_users_absent_tonight_lose_their_list(store_settings):  # noqa: F811
-    settings = store_settings
+def test_users_absent_tonight_lose_their_list(direct_store_settings):
+    settings = direct_store_settings
     write_lists(settings, DAY, {1: [10, 11], 2: [20], 3: [30]}, "d1")
     publish_lists(RunContext.create(DAY, settings, "d1"))
     if settings.online_store == "redis":  # another view of user 1 shares Feast's hash
@@ -118,8 +117,8 @@ print("FINISHED", flush=True)
 """
 
 
-def test_publish_killed_mid_run_is_finished_by_the_next_run(store_settings):  # noqa: F811
-    settings = store_settings
+def test_publish_killed_mid_run_is_finished_by_the_next_run(direct_store_settings):
+    settings = direct_store_settings
     a = {u: [u * 10 + 1, u * 10 + 2] for u in range(0, 2000)}
     b = {u: [u * 10 + 3] for u in range(2000, 4000)}
     c = {u: [u * 10 + 5, u * 10 + 6, u * 10 + 7] for u in range(1000, 2200)}
