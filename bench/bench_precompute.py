@@ -48,9 +48,7 @@ SAMPLE_USERS = 3_000
 def _ctx(args: argparse.Namespace, run_id: str) -> Any:
     from ranking_jobs.context import RunContext
 
-    settings = _settings(args.scale, args.root).model_copy(
-        update={"train_days": 1, "task_retries": 0}
-    )
+    settings = _settings(args.scale, args.root).replace(train_days=1, task_retries=0)
     return RunContext.create(dt.date.fromisoformat(DS), settings, run_id)
 
 
@@ -71,8 +69,8 @@ def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     run_stage("build_features", ctx)
     features_s = time.perf_counter() - started
 
-    settings = ctx.settings.model_copy(
-        update={"num_boost_round": TREES, "early_stopping_rounds": TREES, "max_depth": DEPTH}
+    settings = ctx.settings.replace(
+        num_boost_round=TREES, early_stopping_rounds=TREES, max_depth=DEPTH
     )
     eve = ctx.ds - dt.timedelta(days=1)
     events = lake.read_days(

@@ -71,7 +71,7 @@ FAMILIES: tuple[Family, ...] = (
         + _typed(cols.ITEM_FLOATS, FLOAT)
         + _typed(cols.ITEM_INTS, INT),
         transform="ranking_jobs.features.item:item_stats",
-        inputs=("events", "item_snapshots", "settings.prior_strength", "items_seen"),
+        inputs=("events", "item_snapshots", "settings.features.prior_strength", "items_seen"),
         description="Item popularity, smoothed rates, age, price and seller quality.",
     ),
     Family(

@@ -135,6 +135,8 @@ def final_lists(
     scored = scored[["user_id", "item_id", "score"]].merge(
         items[["item_id", "seller_id"]], on="item_id", how="left"
     )
-    ranked = pad_from_popular(top_n(scored, settings.top_n), popular, excluded, settings.top_n)
-    ranked = cap_sellers(ranked, settings.seller_cap, settings.surface_size)
+    ranked = pad_from_popular(
+        top_n(scored, settings.lists.top_n), popular, excluded, settings.lists.top_n
+    )
+    ranked = cap_sellers(ranked, settings.lists.seller_cap, settings.lists.surface_size)
     return to_lists(ranked)

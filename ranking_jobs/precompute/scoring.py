@@ -140,7 +140,7 @@ def lists_in_spark(
     spark = get_spark(settings, "precompute")
     parts = shards(
         np.asarray(users, np.int64),
-        settings.precompute_shard_users,
+        settings.lists.precompute_shard_users,
         spark.sparkContext.defaultParallelism,
     )
     model = spark.sparkContext.broadcast(bytes(booster.save_raw("ubj")))

@@ -93,15 +93,15 @@ AfterBatch = Callable[[int], None]
 
 
 def live_marker_path(settings: Settings) -> Path:
-    return settings.feast_dir / "live.json"
+    return settings.paths.feast_dir / "live.json"
 
 
 def journal_path(settings: Settings) -> Path:
-    return settings.feast_dir / "publish_journal.json"
+    return settings.paths.feast_dir / "publish_journal.json"
 
 
 def _users_path(settings: Settings, which: str) -> Path:
-    return settings.feast_dir / f"{which}_users.npy"
+    return settings.paths.feast_dir / f"{which}_users.npy"
 
 
 def live_marker(settings: Settings) -> dict[str, Any] | None:
@@ -148,10 +148,10 @@ def publish_lists(ctx: RunContext) -> dict[str, Any]:
 @contextlib.contextmanager
 def exclusive(settings: Settings, holder: str) -> Iterator[None]:
     """The publish lock of the state folder, held by ``holder`` (a run id) until exit."""
-    path = settings.feast_dir / "publish.lock"
+    path = settings.paths.feast_dir / "publish.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as fh:
-        deadline = time.monotonic() + settings.publish_lock_wait_s
+        deadline = time.monotonic() + settings.publish.lock_wait_s
         while True:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -161,9 +161,9 @@ def exclusive(settings: Settings, holder: str) -> Iterator[None]:
                     fh.seek(0)
                     raise PublishError(
                         f"another publish holds {path} ({fh.read().strip() or 'unknown'}) "
-                        f"after {settings.publish_lock_wait_s:g}s; the live lists are unchanged"
+                        f"after {settings.publish.lock_wait_s:g}s; the live lists are unchanged"
                     ) from None
-                time.sleep(min(0.5, settings.publish_lock_wait_s))
+                time.sleep(min(0.5, settings.publish.lock_wait_s))
         fh.seek(0)
         fh.truncate()
         fh.write(f"run {holder}, pid {os.getpid()}, since {dt.datetime.now(dt.UTC).isoformat()}")
@@ -207,8 +207,8 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         }
 
     popular = lake.read_partition(settings, C.POPULAR, ctx.ds)
-    batch_rows = settings.publish_batch_rows
-    if settings.online_store == "sqlite":
+    batch_rows = settings.publish.batch_rows
+    if settings.feast.online_store == "sqlite":
         # One contiguous copy: taking rows from the 20-odd row-group chunks of a list
         # column concatenates them on every call.
         whole = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).combine_chunks()
@@ -220,8 +220,8 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
     users = heads.column("user_id").to_numpy().astype(np.int64, copy=False)
     if len(np.unique(users)) != len(users):
         raise ValueError(f"recommendations/dt={ctx.ds_str} has more than one list for a user")
-    batch_rows = settings.publish_batch_rows
-    if settings.online_store == "sqlite":
+    batch_rows = settings.publish.batch_rows
+    if settings.feast.online_store == "sqlite":
         order = sqlite_key_order(users)
         batches: Iterator[Any] = (
             whole.take(order[i : i + batch_rows]) for i in range(0, len(order), batch_rows)
@@ -246,7 +246,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
                 "ds": ctx.ds_str,
                 "run_id": ctx.run_id,
                 "started_at": stamp.isoformat(),
-                "store": settings.online_store,
+                "store": settings.feast.online_store,
                 "users": len(users),
                 "state": "writing",
             },
@@ -269,7 +269,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         "model_version": str(heads.column("model_version")[0].as_py()) if len(heads) else "",
         "users": len(users),
         "published_at": stamp.isoformat(),
-        "store": settings.online_store,
+        "store": settings.feast.online_store,
     }
     _write_json(live_marker_path(settings), marker)
     journal_path(settings).unlink(missing_ok=True)
@@ -292,9 +292,9 @@ class OnlineWriter:
 
     def connect(self) -> None:
         s = self.settings
-        if s.online_store == "redis":
-            ttl = round(s.list_ttl_days * 86400) or None
-            self.redis = RedisLists(s.redis_url, s.publish_attempts, s.publish_backoff_s, ttl)
+        if s.feast.online_store == "redis":
+            ttl = round(s.publish.list_ttl_days * 86400) or None
+            self.redis = RedisLists(s.feast.redis_url, s.publish.attempts, s.publish.backoff_s, ttl)
             self.redis.ping()
         else:
             self.sqlite = SqliteLists(self.store)
@@ -411,7 +411,7 @@ class OnlineWriter:
         name, features, _ = view_names(self.store, view)
         fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
         keys = self._keys(pa.array(users, pa.int64()), "user_id")
-        self.redis.remove(keys, fields, self.settings.publish_batch_rows)
+        self.redis.remove(keys, fields, self.settings.publish.batch_rows)
         return len(users)
 
     def commit(self) -> None:

@@ -125,10 +125,10 @@ class RedisListReader:
 
         self._value = Value
         self._entity_key = EntityKey
-        self._project = settings.feast_project
-        nodes, kwargs = feast_internals.redis_connection(settings.redis_url)
-        kwargs.setdefault("socket_timeout", settings.serve_redis_timeout_s)
-        kwargs.setdefault("socket_connect_timeout", settings.serve_redis_timeout_s)
+        self._project = settings.feast.project
+        nodes, kwargs = feast_internals.redis_connection(settings.feast.redis_url)
+        kwargs.setdefault("socket_timeout", settings.serving.redis_timeout_s)
+        kwargs.setdefault("socket_connect_timeout", settings.serving.redis_timeout_s)
         # One immediate reconnect (a Redis restart drops pooled connections), then fail
         # fast: redis-py's default retries with backoff would hold a request for seconds.
         kwargs.setdefault("retry", Retry(NoBackoff(), 1))
@@ -308,7 +308,7 @@ class RecommendationClient:
     def __init__(self, settings: Settings, reader: ListReader | None = None) -> None:
         self.settings = settings
         if reader is None:
-            direct = settings.online_store == "redis" and settings.serve_direct_redis
+            direct = settings.feast.online_store == "redis" and settings.serving.direct_redis
             reader = RedisListReader(settings) if direct else FeastListReader(settings)
         self.reader = reader
         self._last: tuple[StoredList | None, SoldItems] = (None, SoldItems())
