@@ -117,8 +117,8 @@ def apply_definitions(settings: Settings) -> int:
 
 def _create_online_db(path: Path) -> None:
     """A new SQLite online store gets 16 KiB pages before Feast creates its tables: a
-    list row is about 1 KB, and on a million lists bigger pages cut the nightly
-    load's inserts by about a quarter. An existing store keeps its pages."""
+    list row is about 1 KB, and bigger pages make the nightly load's inserts cheaper
+    (docs/decisions.md). An existing store keeps its pages."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +168,9 @@ def historical_features(
 ) -> pd.DataFrame:
     """``get_historical_features`` in chunks of at most ``chunk_rows`` entity rows.
 
-    One retrieval of 5M rows peaked at 15 GiB: the offline store's join, the result
-    as Arrow and as pandas, and the copies a concat and a re-sort make. Here each
+    One retrieval of every row at once holds the offline store's join, the result as
+    Arrow and as pandas, and the copies a concat and a re-sort make (its peak memory:
+    docs/decisions.md). Here each
     chunk (rows in as-of order) is retrieved, passed through ``finish`` (e.g. cross
     features), and its feature columns copied as float32 straight into their final
     rows; the entity columns are never copied per chunk. Returns ``entity_df``'s
@@ -225,7 +226,7 @@ def historical_features(
         t["count"] = len(rows)
     # The block (Fortran order: pandas' own layout) becomes the frame without a copy,
     # and the entity columns are inserted before it: a concat would consolidate it with
-    # any float32 entity column, copying every feature (1.7 s per 2M rows).
+    # any float32 entity column, copying every feature (docs/decisions.md).
     out = pd.DataFrame(block, columns=names, copy=False)
     for position, column in enumerate(rows.columns):
         out.insert(position, column, rows[column])
@@ -259,10 +260,9 @@ class SnapshotView:
     """A feature view over a lake table (``lake.partition_glob``), read straight from
     the partitions that can hold a row visible at an as-of time.
 
-    Why: at medium scale (16.0M precompute rows, one as-of time) Feast's general
-    point-in-time join took 175 s of the 555 s stage; at small (1.4M rows) this path
-    takes 3.3 s where Feast took 25 s. For one as-of time ``t`` the
-    join reduces to a lookup: per entity the latest row with ``t - ttl <= timestamp
+    Why: Feast's general point-in-time join took most of the precompute stage, and this
+    path a small part of its time (figures: docs/decisions.md). For one as-of time ``t``
+    the join reduces to a lookup: per entity the latest row with ``t - ttl <= timestamp
     <= t`` (ttl 0: no lower bound), exactly Feast's rule (its ties are arbitrary;
     snapshots have none). Partition ``dt=X`` holds the snapshot at the end of ``X``
     (event timestamps within day ``X`` or at its end), so only the days from
@@ -417,7 +417,7 @@ def _float32(values: pd.Series) -> np.ndarray:
 def _declared_style_match(df: pd.DataFrame, styles: np.ndarray) -> np.ndarray:
     """1.0 when the row's style is one its user declared, 0.0 when not, NaN when the user
     declared none. A profile is one per (user, as-of time), so the lists are read once
-    per group: exploding every row's list took 2 s per million rows."""
+    per group rather than exploding every row's list (docs/decisions.md)."""
     group = df.groupby(["user_id", "event_timestamp"], sort=False).ngroup().to_numpy()
     # ngroup numbers groups by first appearance: their first rows, in group order.
     first = pd.Series(group).drop_duplicates().index.to_numpy()

@@ -48,8 +48,8 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
 
 
 def start_spark(settings: Settings, app: str, then: Callable[[SparkSession], T]) -> Future[T]:
-    """``get_spark`` then ``then(spark)`` in a background thread: the JVM takes 10-15 s
-    to start, time the caller can spend loading what it needs. A later ``get_spark``
+    """``get_spark`` then ``then(spark)`` in a background thread: the JVM is slow to start
+    (docs/decisions.md), time the caller can spend loading what it needs. A later ``get_spark``
     waits for it (the session builder holds a lock) and returns the same session."""
 
     def start() -> T:

@@ -164,7 +164,7 @@ def _merge(proposals: list[pd.DataFrame], ranked: pd.DataFrame, per_user: int) -
     """First-come merge of the sources, per user, keeping who offered what.
 
     Works on integer pair codes: pandas' drop_duplicates / groupby-sum / join chain on
-    (user, item) pairs was 40% of the candidates' time at ``small``.
+    (user, item) pairs was a large share of the candidates' time (docs/decisions.md).
     """
     allp = pd.concat(proposals, ignore_index=True)
     user_code, _ = pd.factorize(allp["user_id"].to_numpy(np.int64))

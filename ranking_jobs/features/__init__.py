@@ -199,7 +199,7 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
     window = _days_back(days, max(WINDOWS))
     snapshots = common.snapshot_frame(spark, days)
     # Only the columns the transforms read are cached: caching every event column
-    # made item_stats' pass 95 s instead of 53 s at `medium`.
+    # made item_stats' pass slower (docs/decisions.md).
     used = _read(spark, settings, C.RAW_EVENTS, window).select(*common.EVENT_COLUMNS)
     events = common.with_snapshots(used, snapshots).cache()
     items_seen = common.latest_items(_read(spark, settings, C.RAW_ITEMS, window), snapshots)

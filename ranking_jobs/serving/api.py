@@ -2,10 +2,10 @@
 
 ``create_app(settings)`` builds the app; ``ranking-jobs serve`` runs it with
 uvicorn. Handlers are ``async`` and call the synchronous client directly: a read
-is one pipelined round trip to Redis (~0.15 ms on loopback), cheaper than the hop
-to a thread pool that a sync handler would take. An awaited redis.asyncio read was
-tried: it cost 10-20% more server CPU per request (700-770 vs 600-630 us) and its
-p99 was no better in A/B runs on a busy 2-core box. Run one worker per core.
+is one pipelined round trip to Redis, cheaper than the hop to a thread pool that a
+sync handler would take. An awaited redis.asyncio read was tried: it cost more server
+CPU per request and its p99 was no better (docs/decisions.md). Run one worker per
+core.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the handlers'
@@ -89,7 +89,7 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class FastPath:
-    """The hot route without FastAPI's per-request machinery (~0.2 ms of CPU saved).
+    """The hot route without FastAPI's per-request machinery (its CPU: docs/decisions.md).
 
     Only requests that are unambiguously valid take it: a canonical int64 user id,
     ``limit`` as plain digits in range or absent, nothing else in the
