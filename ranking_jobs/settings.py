@@ -697,7 +697,7 @@ def _route(values: Mapping[str, Any]) -> dict[str, Any]:
     for section, fields in flat.items():
         given = out.get(section, {})
         if isinstance(given, BaseModel):
-            given = given.model_dump(include=given.model_fields_set)
+            given = given.model_dump(by_alias=True, include=given.model_fields_set)
         out[section] = {**given, **fields}
     return out
 

@@ -16,6 +16,7 @@ from ranking_jobs.settings import (
     ENV_PREFIX,
     FIELDS,
     SECTIONS,
+    PublishSettings,
     Settings,
     env_name,
     load_settings,
@@ -208,6 +209,9 @@ def test_keywords_win_over_env_field_by_field(monkeypatch: pytest.MonkeyPatch) -
 def test_a_section_keyword_is_accepted_too() -> None:
     s = Settings(lists={"top_n": 9}, seller_cap=2)
     assert (s.lists.top_n, s.lists.seller_cap) == (9, 2)
+    p = Settings(publish=PublishSettings(batch_rows=4, attempts=2), publish_attempts=3)
+    assert (p.publish.batch_rows, p.publish.attempts) == (4, 3)  # the flat keyword wins
+    assert p.explicit() == {"publish_batch_rows", "publish_attempts"}
 
 
 def test_unknown_keyword_and_bad_value_are_errors() -> None:
