@@ -166,7 +166,7 @@ def _child_generate(scale: str, root: Path) -> dict[str, Any]:
         "users": summary["users"],
         "wall_s": time.perf_counter() - started,
     }
-    (Path(settings.data_root) / "generated.json").write_text(json.dumps(out))
+    (Path(settings.paths.data_root) / "generated.json").write_text(json.dumps(out))
     return out
 
 
@@ -177,17 +177,18 @@ def ensure_lake(scale: str, root: Path) -> dict[str, Any]:
 def _ensure(settings: Any, child: list[str], what: str) -> dict[str, Any]:
     """The lake's ``generated.json``, after running ``--child <child>`` to make the
     lake unless an earlier run did."""
-    marker = Path(settings.data_root) / "generated.json"
+    marker = Path(settings.paths.data_root) / "generated.json"
     if marker.exists():
         info = json.loads(marker.read_text())
         info["reused"] = True
         return info
-    shutil.rmtree(Path(settings.data_root).parent, ignore_errors=True)
+    shutil.rmtree(Path(settings.paths.data_root).parent, ignore_errors=True)
     print(
-        f"{what} {settings.history_days} days under {Path(settings.data_root).parent} ...",
+        f"{what} {settings.generator.history_days} days under "
+        f"{Path(settings.paths.data_root).parent} ...",
         flush=True,
     )
-    root = Path(settings.data_root).parents[1]
+    root = Path(settings.paths.data_root).parents[1]
     out = subprocess.run(
         [sys.executable, "-m", "bench.bench_features", "--child", *child, "--root", str(root)],
         check=True,
@@ -318,7 +319,7 @@ def _child_spark(mode: str, scale: str, root: Path) -> dict[str, Any]:
             for d in lake.day_range(ctx.ds, max(WINDOWS))
             if lake.has_partition(settings, C.RAW_EVENTS, d)
         ]
-        target = str(Path(settings.data_root).parent / "bench" / "spark_item_counts")
+        target = str(Path(settings.paths.data_root).parent / "bench" / "spark_item_counts")
         t2 = time.perf_counter()
         events = spark.read.parquet(
             *[lake.partition_uri(settings, C.RAW_EVENTS, d) for d in window]
@@ -343,7 +344,7 @@ def _child_duckdb(scale: str, root: Path, threads: int) -> dict[str, Any]:
     settings = _settings(scale, root)
     ds = parse_ds(DS)
     events_glob = lake.partition_glob(settings, C.RAW_EVENTS)
-    target_dir = Path(settings.data_root).parent / "bench"
+    target_dir = Path(settings.paths.data_root).parent / "bench"
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / "duckdb_item_counts.parquet"
     end = _snapshot_end(ds).strftime("%Y-%m-%d %H:%M:%S+00")
@@ -440,7 +441,7 @@ def _child_long_generate(root: Path) -> dict[str, Any]:
 
     settings = _long_settings(root)
     started = time.perf_counter()
-    interactions, items = _write_long_log(Path(settings.data_root).parent / "source")
+    interactions, items = _write_long_log(Path(settings.paths.data_root).parent / "source")
     first = dt.date.fromisoformat(DS) - dt.timedelta(days=LONG["days"] - 1)
     summary = import_interactions(
         RunContext.create(DS, settings), interactions, items, start=first, end=DS
@@ -452,7 +453,7 @@ def _child_long_generate(root: Path) -> dict[str, Any]:
         "days": summary["days"],
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    (Path(settings.data_root) / "generated.json").write_text(json.dumps(out))
+    (Path(settings.paths.data_root) / "generated.json").write_text(json.dumps(out))
     return out
 
 
@@ -481,7 +482,7 @@ def _child_long(run: str, root: Path, snapshots: int, batch_rows: int | None) ->
         "build_s": round(build_s, 2),
         "tables_s": {k.split("/")[-1]: v["s"] for k, v in handler.tables.items()},
         "rows": rows,
-        "driver_memory": settings.spark_driver_memory,
+        "driver_memory": settings.spark.driver_memory,
         "self_peak_rss_mib": _self_peak_mib(),
     }
 
@@ -572,10 +573,10 @@ def long_history(root: Path, snapshots: int, batch_rows: int | None, timeout_s: 
 
     settings = _long_settings(root)
     info = _ensure(settings, ["long-generate"], "long history: writing and importing")
-    base = Path(settings.data_root).parent
+    base = Path(settings.paths.data_root).parent
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
-    features = Path(settings.data_root) / "features"
+    features = Path(settings.paths.data_root) / "features"
     reference = base / "reference"
     runs: dict[str, dict[str, Any]] = {}
     for run in LONG_RUNS:
@@ -649,8 +650,8 @@ def _print_long(
 def _fresh_features(scale: str, root: Path) -> None:
     """Remove every feature partition and the Feast state: the next run is a first run."""
     settings = _settings(scale, root)
-    shutil.rmtree(Path(settings.data_root) / "features", ignore_errors=True)
-    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    shutil.rmtree(Path(settings.paths.data_root) / "features", ignore_errors=True)
+    shutil.rmtree(settings.paths.state_dir, ignore_errors=True)
 
 
 def _placeholder_snapshots(scale: str, root: Path) -> int:

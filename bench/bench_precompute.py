@@ -46,9 +46,7 @@ TREES, DEPTH = 300, 6
 def _ctx(args: argparse.Namespace, run_id: str) -> Any:
     from ranking_jobs.context import RunContext
 
-    settings = _settings(args.scale, args.root).model_copy(
-        update={"train_days": 1, "task_retries": 0}
-    )
+    settings = _settings(args.scale, args.root).replace(train_days=1, task_retries=0)
     return RunContext.create(dt.date.fromisoformat(DS), settings, run_id)
 
 
@@ -62,8 +60,8 @@ def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     from ranking_jobs.stages import run_stage
 
     ctx = _ctx(args, "bench-prepare")
-    fixed = ctx.settings.model_copy(
-        update={"num_boost_round": TREES, "early_stopping_rounds": TREES, "max_depth": DEPTH}
+    fixed = ctx.settings.replace(
+        num_boost_round=TREES, early_stopping_rounds=TREES, max_depth=DEPTH
     )
     ctx = dataclasses.replace(ctx, settings=fixed)
     run_stage("profile_data", ctx)
@@ -73,7 +71,7 @@ def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     run_stage("build_training_set", ctx)
     trained = run_stage("train_model", ctx)
     ref = registry.ModelRef(
-        fixed.registered_model, trained["model_version"], trained["mlflow_run_id"]
+        fixed.mlflow.registered_model, trained["model_version"], trained["mlflow_run_id"]
     )
     registry.promote(fixed, ref, ["bench_precompute stand-in champion"])
     return {

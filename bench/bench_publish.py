@@ -124,11 +124,11 @@ def _fresh_store(settings: Any) -> None:
     """An empty online store with the definitions applied."""
     from ranking_jobs.feast_store import apply_definitions
 
-    shutil.rmtree(settings.state_dir, ignore_errors=True)
-    if settings.online_store == "redis":
+    shutil.rmtree(settings.paths.state_dir, ignore_errors=True)
+    if settings.feast.online_store == "redis":
         import redis
 
-        host, port = settings.redis_url.split(":")
+        host, port = settings.feast.redis_url.split(":")
         redis.Redis(host=host, port=int(port)).flushall()
     apply_definitions(settings)
 
@@ -161,11 +161,11 @@ def _child_raw(settings: Any) -> dict[str, Any]:
     writer = LayoutWriter(settings, store, dt.datetime.now(dt.UTC))
     timed = 0.0
     n = table.num_rows
-    batch_rows = settings.publish_batch_rows
-    if settings.online_store == "redis":
+    batch_rows = settings.publish.batch_rows
+    if settings.feast.online_store == "redis":
         import redis
 
-        host, port = settings.redis_url.split(":")
+        host, port = settings.feast.redis_url.split(":")
         client = redis.Redis(host=host, port=int(port))
         captured: list[tuple[list[bytes], list[bytes], list[Any]]] = []
 

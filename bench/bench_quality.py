@@ -245,7 +245,7 @@ def score(lake: Lake, cut: dt.date, days: list[dt.date], truth_day: dt.date | No
     )
     metric = f"ndcg@{K}"
     best = got.best([m for m in got.per_user if m not in makers], metric)
-    print_table(got.summary(best, metric, settings.seed), best, truth_day is not None)
+    print_table(got.summary(best, metric, settings.generator.seed), best, truth_day is not None)
     mine = got.personal  # the others get the same fallback list from every method
     if mine.any():
         pub, ref = (float(got.per_user[m][metric][mine].mean()) for m in (PUBLISHED, best))

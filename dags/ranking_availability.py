@@ -29,7 +29,7 @@ next run). On the command line: `ranking-jobs availability`.
 
 DEFAULT_ARGS = {
     "owner": "ranking",
-    "retries": load_settings().task_retries,
+    "retries": load_settings().airflow.task_retries,
     "retry_delay": dt.timedelta(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=10),

@@ -50,11 +50,11 @@ the channels of `RANKING_ALERT_*` (webhook, Slack, e-mail).
 SETTINGS = load_settings()
 DEFAULT_ARGS = {
     "owner": "ranking",
-    "retries": SETTINGS.task_retries,
+    "retries": SETTINGS.airflow.task_retries,
     "retry_delay": dt.timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=20),
-    "execution_timeout": dt.timedelta(minutes=SETTINGS.task_timeout_minutes),
+    "execution_timeout": dt.timedelta(minutes=SETTINGS.airflow.task_timeout_minutes),
     "on_failure_callback": on_task_failure,
 }
 
@@ -84,10 +84,10 @@ def _stage_task(stage: Stage):
     default_args=DEFAULT_ARGS,
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=dt.timedelta(minutes=SETTINGS.night_deadline_minutes),
+        interval=dt.timedelta(minutes=SETTINGS.airflow.night_deadline_minutes),
         callback=AsyncCallback(on_deadline_missed),
     )
-    if SETTINGS.night_deadline_minutes
+    if SETTINGS.airflow.night_deadline_minutes
     else None,
     tags=["ranking", "nightly", "feast", "xgboost"],
     doc_md=DOC,

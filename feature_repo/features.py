@@ -55,7 +55,7 @@ def _source(settings: Settings, table: str) -> DataSource:
     """The lake table as Feast sees it: Parquet files read by DuckDB, or by Spark for
     cluster-scale data (Feast's Spark offline store only reads Spark sources)."""
     name = table.replace("/", "__")
-    if settings.offline_store == "spark":
+    if settings.feast.offline_store == "spark":
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
             SparkSource,
         )
@@ -71,7 +71,7 @@ def _source(settings: Settings, table: str) -> DataSource:
         path=lake.partition_glob(settings, table),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
-        s3_endpoint_override=settings.s3_endpoint_url,
+        s3_endpoint_override=settings.paths.s3_endpoint_url,
     )
 
 

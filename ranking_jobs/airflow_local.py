@@ -201,7 +201,7 @@ def local_airflow(
     """Start PostgreSQL, migrate Airflow's database, start the four Airflow services;
     yield once the api-server answers, stop everything on exit. Logs go under
     ``<state_dir>/airflow-local/``."""
-    home = settings.state_dir / "airflow-local"
+    home = settings.paths.state_dir / "airflow-local"
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
@@ -274,7 +274,7 @@ def run_local_airflow(ctx: RunContext, port: int) -> int:
         from ranking_jobs.data import generate
 
         log.info("no raw events for %s in %s: generating the demo marketplace", ctx.ds_str,
-                 settings.data_root)  # fmt: skip
+                 settings.paths.data_root)  # fmt: skip
         generate(ctx)
     password = secrets.token_urlsafe(9)
     # A SIGTERM (a `timeout`, a process manager) leaves like Ctrl-C: through the cleanup

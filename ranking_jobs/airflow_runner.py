@@ -15,14 +15,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ranking_jobs.settings import ENV_PREFIX, Settings
+from ranking_jobs.settings import FIELDS, Settings, env_name
 
 log = logging.getLogger(__name__)
 
 DAG_ID = "ranking_nightly"
 
 
-# Paths travel even when defaulted: a relative default resolves against the child's folder.
+# Paths (flat names) travel even when defaulted: a relative default resolves against the
+# child's folder.
 _PINNED = {"data_root", "state_dir", "feast_repo", "dags_folder"}
 
 
@@ -30,23 +31,24 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The fields set explicitly (and the paths) as RANKING_* variables, so a child process
     sees the same settings and, like the parent, lets the data profile choose the rest."""
     env = {}
-    sent = settings.model_fields_set | _PINNED
-    for name, value in settings.model_dump(mode="json", include=sent).items():
+    for name in sorted(settings.explicit() | _PINNED):
+        section, attr = FIELDS[name]
+        value = getattr(settings, section).model_dump(mode="json", include={attr})[attr]
         if value is not None:
             text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-            env[f"{ENV_PREFIX}{name.upper()}"] = text
+            env[env_name(name)] = text
     return env
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    home = settings.state_dir / "airflow"
+    home = settings.paths.state_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(settings_env(settings))
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.paths.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -76,7 +78,7 @@ def run_dag_test(settings: Settings, ds: dt.date) -> int:
     env = airflow_env(settings)
     # No scheduler watches deadlines here, and Airflow 3.3's `dags test` fails after the
     # last task of a DAG that has a Deadline Alert (it looks the alert up by the object).
-    env[f"{ENV_PREFIX}NIGHT_DEADLINE_MINUTES"] = "0"
+    env[env_name("night_deadline_minutes")] = "0"
     airflow = airflow_bin()
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     log.info("airflow dags test %s %s (AIRFLOW_HOME=%s)", DAG_ID, ds, env["AIRFLOW_HOME"])

@@ -44,9 +44,9 @@ def send(settings: Settings, alert: Alert) -> list[str]:
     """Deliver ``alert`` to every configured channel; the channels it reached."""
     reached = []
     channels = {
-        "webhook": (settings.alert_webhook_url, _webhook),
-        "slack": (settings.alert_slack_conn_id, _slack),
-        "email": (settings.alert_email_to, _email),
+        "webhook": (settings.alerts.webhook_url, _webhook),
+        "slack": (settings.alerts.slack_conn_id, _slack),
+        "email": (settings.alerts.email_to, _email),
     }
     for name, (target, deliver) in channels.items():
         if not target:
@@ -130,7 +130,7 @@ def current_stage(settings: Settings, ds: str, started: str | None) -> str:
     from ranking_jobs.stages import NIGHTLY
 
     since = dt.datetime.fromisoformat(started).timestamp() if started else 0.0
-    folder = Path(settings.reports_dir) / ds
+    folder = Path(settings.paths.reports_dir) / ds
     for stage in NIGHTLY:
         path = folder / f"{stage.name}.json"
         if not path.exists() or path.stat().st_mtime < since:

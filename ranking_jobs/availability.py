@@ -75,7 +75,7 @@ def refresh_availability(ctx: RunContext) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     as_of = live_as_of(settings)
     anchor = as_of or min(ctx.end, now)  # nothing live yet: the run's day end
-    since = anchor - dt.timedelta(hours=settings.sold_items_margin_hours)
+    since = anchor - dt.timedelta(hours=settings.serving.sold_items_margin_hours)
     with timed(log, "collected sold items", "items") as t:
         ids, read = sold_since(settings, since)
         t["count"] = len(ids)

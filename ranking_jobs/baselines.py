@@ -91,7 +91,7 @@ def load_inputs(settings: Settings, snapshot: dt.date) -> BaselineInputs:
         covisitation=inputs.covisitation_table(settings, snapshot),
         affinity=inputs.affinity_table(settings, snapshot, "category"),
         as_of=pd.Timestamp(snapshot + dt.timedelta(days=1), tz="UTC"),
-        repeats=not (settings.exclude_purchased or settings.exclude_engaged),
+        repeats=not (settings.lists.exclude_purchased or settings.lists.exclude_engaged),
     )
 
 
@@ -116,10 +116,12 @@ def lists(name: str, users: np.ndarray, src: BaselineInputs, settings: Settings)
     ``final_lists`` pads only lists that have a first item.
     """
     users = np.unique(np.asarray(users, dtype=np.int64))
-    scored = scores(name, users, src, settings.top_n, settings.seed)
+    scored = scores(name, users, src, settings.lists.top_n, settings.generator.seed)
     bare = users[~np.isin(users, scored["user_id"].to_numpy())]
     if len(bare) and name != "recent_popularity":
-        popular = scores("recent_popularity", bare, src, settings.top_n, settings.seed)
+        popular = scores(
+            "recent_popularity", bare, src, settings.lists.top_n, settings.generator.seed
+        )
         scored = pd.concat([scored, popular], ignore_index=True)
     if scored.empty:  # nothing available: rules.to_lists needs a row
         return pd.DataFrame({"user_id": np.empty(0, np.int64), "item_ids": [], "scores": []})
@@ -136,7 +138,7 @@ def fallback(name: str, src: BaselineInputs, settings: Settings) -> tuple[np.nda
     ``fallback_size`` items: what users without a personal list receive."""
     if name not in NON_PERSONAL:
         raise ValueError(f"{name} is a personal baseline; a fallback is one of {NON_PERSONAL}")
-    sized = settings.model_copy(update={"top_n": settings.fallback_size})
+    sized = settings.replace(top_n=settings.lists.fallback_size)
     made = lists(name, np.array([ANYONE]), src, sized)
     if made.empty:
         return np.empty(0, np.int64), np.empty(0, np.float32)

@@ -102,11 +102,13 @@ def night_calendar(
     events before it. Validation takes at most a third of the windows before the
     hold-out. A window before the hold-out whose days are all ``without_events`` is
     skipped; the hold-out always ends with ``ds``."""
-    width = settings.label_window_days
-    earliest = None if first_day is None else first_day + (settings.min_history_days - 1) * DAY
+    width = settings.training.label_window_days
+    earliest = (
+        None if first_day is None else first_day + (settings.training.min_history_days - 1) * DAY
+    )
     spans: list[tuple[dt.date, ...]] = []
     end = ds
-    while len(spans) < settings.train_days + settings.valid_windows + 1:
+    while len(spans) < settings.training.days + settings.training.valid_windows + 1:
         days = tuple(end - (width - 1 - j) * DAY for j in range(width))
         if earliest is not None and days[0] - DAY < earliest:
             break
@@ -114,15 +116,16 @@ def night_calendar(
         if spans and without_events.issuperset(days):
             continue
         spans.append(days)
-    valid = min(settings.valid_windows, max(1, (len(spans) - 1) // 3))
+    valid = min(settings.training.valid_windows, max(1, (len(spans) - 1) // 3))
     splits = ["test", *["valid"] * valid, *["train"] * (len(spans) - 1 - valid)]
     windows = [Window(split, days) for split, days in zip(splits, spans, strict=True)]
     if len(windows) < 3:
         have = "no events" if first_day is None else f"events from {first_day} to {ds}"
         raise HistoryTooShortError(
             f"the lake holds {have}: a night with {width}-day label windows needs "
-            f"{3 * width + settings.min_history_days} days (a training, a validation and a "
-            f"hold-out window after {settings.min_history_days} days of history); import "
+            f"{3 * width + settings.training.min_history_days} days (a training, a validation "
+            f"and a hold-out window after {settings.training.min_history_days} days of history); "
+            "import "
             "more history or lower RANKING_LABEL_WINDOW_DAYS"
         )
     return Calendar(ds, tuple(reversed(windows)), first_day)

@@ -18,7 +18,7 @@ def run_demo(ctx: RunContext, sample_users: int = 3) -> int:
     from ranking_jobs.serving import RecommendationClient
 
     # A demo should fail fast rather than sit in Airflow's retry back-off.
-    settings = ctx.settings.model_copy(update={"task_retries": 0})
+    settings = ctx.settings.replace(task_retries=0)
     started = time.perf_counter()
     summary = generate(ctx)
     log.info("generated marketplace: %s", summary)
@@ -26,7 +26,7 @@ def run_demo(ctx: RunContext, sample_users: int = 3) -> int:
     if code != 0:
         print(
             f"\nThe DAG run for {ctx.ds_str} failed (exit {code}); see the task logs above "
-            f"and {settings.state_dir / 'airflow'}."
+            f"and {settings.paths.state_dir / 'airflow'}."
         )
         return code
 
@@ -40,13 +40,13 @@ def run_demo(ctx: RunContext, sample_users: int = 3) -> int:
         print(f"user {user}: {kind}, model {rec.model_version}, generated at {rec.generated_at}")
         for rank, (item, score) in enumerate(zip(rec.items, rec.scores, strict=True), 1):
             print(f"  {rank:2d}. item {item:>8d}  score {score: .4f}")
-    report = settings.reports_dir / ctx.ds_str / "report.html"
+    report = settings.paths.reports_dir / ctx.ds_str / "report.html"
     print("\n=== where to look ===")
     print(f"report:        {report}")
-    print(f"lake:          {settings.data_root}")
+    print(f"lake:          {settings.paths.data_root}")
     print(f"lists:         {lake.partition_uri(settings, C.RECOMMENDATIONS, ctx.ds)}")
     print(f"MLflow:        {settings.tracking_uri}  (mlflow ui --backend-store-uri ...)")
-    print(f"Airflow home:  {settings.state_dir / 'airflow'}")
+    print(f"Airflow home:  {settings.paths.state_dir / 'airflow'}")
     print(f"one user:      ranking-jobs recommend --user {users[0] if users else 1}")
     print(f"done in {time.perf_counter() - started:.0f}s")
     return 0

@@ -76,7 +76,7 @@ FAMILIES: tuple[Family, ...] = (
         keys=("item_id",),
         columns=_counts_floats_ints(cols.ITEM_COUNTS, cols.ITEM_FLOATS, cols.ITEM_INTS),
         transform="ranking_jobs.features.item:item_stats",
-        inputs=("events", "item_snapshots", "settings.prior_strength", "items_seen"),
+        inputs=("events", "item_snapshots", "settings.features.prior_strength", "items_seen"),
         description="Item popularity, smoothed rates, age, price and seller quality.",
     ),
     Family(

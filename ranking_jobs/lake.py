@@ -56,7 +56,7 @@ def filesystem(uri: str, s3_endpoint: str | None = None) -> tuple[pafs.FileSyste
 
 
 def _filesystem(settings: Settings, uri: str) -> tuple[pafs.FileSystem, str]:
-    return filesystem(uri, settings.s3_endpoint_url)
+    return filesystem(uri, settings.paths.s3_endpoint_url)
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _touch(table: str, wrote: bool = False) -> None:
 
 
 def table_uri(settings: Settings, table: str) -> str:
-    return f"{settings.data_root}/{table}"
+    return f"{settings.paths.data_root}/{table}"
 
 
 def partition_uri(settings: Settings, table: str, ds: dt.date) -> str:
@@ -337,7 +337,7 @@ def _consistent_read(
         if _folder_identity(fs, path) == before:
             return data
     raise MissingPartitionError(
-        f"partition {table}/dt={ds.isoformat()} does not exist under {settings.data_root}; "
+        f"partition {table}/dt={ds.isoformat()} does not exist under {settings.paths.data_root}; "
         f"run the step that writes it for {ds.isoformat()} first"
     )
 

@@ -29,18 +29,18 @@ def xgb_params(settings: Settings) -> dict[str, Any]:
         "objective": "rank:ndcg",
         # early stopping watches the last: NDCG over the whole list, which moves with the
         # rank of every engaged item and so is steadier on few queries than NDCG@k
-        "eval_metric": [f"ndcg@{settings.eval_k}", "ndcg"],
+        "eval_metric": [f"ndcg@{settings.evaluation.k}", "ndcg"],
         "tree_method": "hist",
-        "max_depth": settings.max_depth,
-        "eta": settings.learning_rate,
+        "max_depth": settings.training.max_depth,
+        "eta": settings.training.learning_rate,
         "lambdarank_pair_method": "topk",
         "lambdarank_num_pair_per_sample": 8,
-        "lambdarank_unbiased": settings.position_debias,
-        "min_child_weight": settings.min_child_weight,
+        "lambdarank_unbiased": settings.training.position_debias,
+        "min_child_weight": settings.training.min_child_weight,
         "subsample": 1.0,
-        "colsample_bytree": settings.colsample_bytree,
-        "seed": settings.seed,
-        "nthread": settings.nthread,
+        "colsample_bytree": settings.training.colsample_bytree,
+        "seed": settings.generator.seed,
+        "nthread": settings.training.nthread,
     }
 
 
@@ -69,7 +69,7 @@ VOCABULARY_ATTR = "categories"  # booster attribute: the category values behind 
 def vocabulary(settings: Settings, df: pd.DataFrame) -> Vocabulary:
     """Per categorical feature, its sorted values in ``df`` (the training rows); a value
     seen only later scores as missing. Empty when categorical features are off."""
-    if not settings.categorical_features:
+    if not settings.training.categorical_features:
         return {}
     return {c: sorted(df[c].dropna().astype(str).unique()) for c in CATEGORICAL_FEATURES}
 
@@ -130,7 +130,7 @@ def fit(
     categorical features' vocabulary travels inside the model file.
     """
     vocab = vocabulary(settings, train)
-    dtrain = ranking_dmatrix(train, vocab, settings.position_debias)
+    dtrain = ranking_dmatrix(train, vocab, settings.training.position_debias)
     dvalid = ranking_dmatrix(valid, vocab)
     booster, history = fit_dmatrices(settings, dtrain, dvalid, overrides)
     booster.set_attr(**{VOCABULARY_ATTR: json.dumps(vocab)})
@@ -147,9 +147,9 @@ def fit_dmatrices(
     booster = xgb.train(
         {**xgb_params(settings), **(overrides or {})},
         dtrain,
-        num_boost_round=settings.num_boost_round,
+        num_boost_round=settings.training.num_boost_round,
         evals=[(dtrain, "train"), (dvalid, "valid")],
-        early_stopping_rounds=settings.early_stopping_rounds,
+        early_stopping_rounds=settings.training.early_stopping_rounds,
         evals_result=history,
         verbose_eval=False,
     )
@@ -227,7 +227,7 @@ def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.Dat
     impressions (a shop's sales) need "candidates".
     """
     rows = table[table["split"] == split]
-    if settings.train_rows == "shown":
+    if settings.training.rows == "shown":
         rows = rows[rows["shown_position"].notna()]
     rows = rows.assign(label=C.engagement_grade(rows["label"].to_numpy()))
     engaged = rows.groupby(["as_of", "user_id"], sort=False)["label"].transform("max") > 0

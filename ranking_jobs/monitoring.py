@@ -101,9 +101,9 @@ def night_sample(ctx: RunContext) -> pd.DataFrame:
     from ranking_jobs.model import predict
 
     settings = ctx.settings
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(settings.generator.seed)
     users = inputs.active_users(settings, ctx.ds)
-    users = np.sort(rng.choice(users, min(len(users), settings.monitor_sample_users), False))
+    users = np.sort(rng.choice(users, min(len(users), settings.monitoring.sample_users), False))
     if len(users) == 0:
         return pd.DataFrame({"model_version": pd.Series([], dtype=str)})
     with timed(log, f"monitoring sample of {len(users):,} users") as t:
@@ -116,15 +116,17 @@ def night_sample(ctx: RunContext) -> pd.DataFrame:
             booster = registry.load_booster(settings, champion)
             sample[SCORE] = predict(booster, feats).astype(np.float32)
         sample["model_version"] = champion.label if champion is not None else ""
-        if len(sample) > settings.monitor_sample_rows:
-            sample = sample.sample(settings.monitor_sample_rows, random_state=settings.seed)
+        if len(sample) > settings.monitoring.sample_rows:
+            sample = sample.sample(
+                settings.monitoring.sample_rows, random_state=settings.generator.seed
+            )
         t["count"] = len(sample)
     return sample.reset_index(drop=True)
 
 
 def _reference(settings: Settings, ds: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:
     """The samples of the ``monitor_reference_nights`` days before ``ds`` that have one."""
-    earliest = ds - dt.timedelta(days=settings.monitor_reference_nights)
+    earliest = ds - dt.timedelta(days=settings.monitoring.reference_nights)
     days = [d for d in lake.list_partitions(settings, C.MONITORING_SAMPLE) if earliest <= d < ds]
     if not days:
         return pd.DataFrame(), []
@@ -171,15 +173,15 @@ def judge(found: pd.DataFrame, settings: Settings) -> pd.Series:
     a small marketplace does from one night to the next. A count over one day
     (``*_1d``) follows that day's traffic, bursts and holidays included: it warns at
     most, and never stops a night."""
-    moved = (found["shift"] >= settings.monitor_min_shift) | (
+    moved = (found["shift"] >= settings.monitoring.min_shift) | (
         found["null_change"].abs() >= NULL_CHANGE
     )
     names = found["name"] if "name" in found.columns else found.index.to_series(index=found.index)
     stops = ~names.astype(str).str.endswith(ONE_DAY)
     return pd.Series(
         np.select(
-            [moved & stops & (found["psi"] >= settings.monitor_psi_fail),
-             moved & (found["psi"] >= settings.monitor_psi_warn)],
+            [moved & stops & (found["psi"] >= settings.monitoring.psi_fail),
+             moved & (found["psi"] >= settings.monitoring.psi_warn)],
             ["fail", "warn"],
             "ok",
         ),
@@ -274,7 +276,7 @@ def monitor_night(ctx: RunContext) -> dict[str, Any]:
     if failing:
         raise MonitoringError(
             f"{ctx.ds_str}: {', '.join(failing)} {against}, at or above "
-            f"RANKING_MONITOR_PSI_FAIL={settings.monitor_psi_fail}: the night stops before "
+            f"RANKING_MONITOR_PSI_FAIL={settings.monitoring.psi_fail}: the night stops before "
             "publish and the last good lists stay live"
         )
     if warning:
@@ -305,7 +307,7 @@ def write_textfile(
     night = Gauge("ranking_monitor_day_timestamp_seconds", "Day of the monitored night",
                   registry=registry)  # fmt: skip
     night.set(dt.datetime.combine(ctx.ds, dt.time(), dt.UTC).timestamp())
-    path = settings.state_dir / "monitoring" / "ranking_monitoring.prom"
+    path = settings.paths.state_dir / "monitoring" / "ranking_monitoring.prom"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)
     return path

@@ -77,7 +77,7 @@ def measure(settings: Settings, ds: Any) -> dict[str, Any]:
     days = [d for d in lake.list_partitions(settings, C.RAW_EVENTS) if d <= ds]
     if not days:
         raise lake.MissingPartitionError(
-            f"no raw/events partition up to {ds} under {settings.data_root}"
+            f"no raw/events partition up to {ds} under {settings.paths.data_root}"
         )
     with timed(log, f"profile of {len(days)} days of events") as t:
         per_day = {d: _day_activity(settings, d, (ds - d).days < RETURN_DAYS) for d in days}
@@ -140,15 +140,17 @@ def _return_gaps(per_day: dict[Any, dict[str, Any]], ds: Any) -> dict[str, float
 
 def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Setting name -> {value, why}: what the profile implies, before explicit settings win."""
-    target = settings.min_holdout_queries
+    target = settings.training.min_holdout_queries
     span = profile["history_days"]
     counts = {int(w): n for w, n in profile["engaged_users_in_window"].items()}
     room = [
-        w for w in sorted(counts) if span >= settings.min_history_days + w * (2 + MIN_TRAIN_WINDOWS)
+        w
+        for w in sorted(counts)
+        if span >= settings.training.min_history_days + w * (2 + MIN_TRAIN_WINDOWS)
     ]
     enough = [w for w in room if counts[w] >= target]
-    if "label_window_days" in settings.model_fields_set:
-        width = settings.label_window_days  # the rest follows the window the night uses
+    if "label_window_days" in settings.explicit():
+        width = settings.training.label_window_days  # the rest follows the window the night uses
         why = "set explicitly"
     elif enough:
         width = enough[0]
@@ -209,16 +211,16 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
         ),
     }
     candidates = (
-        settings.candidates_per_user
-        if "candidates_per_user" in settings.model_fields_set
+        settings.candidates.per_user
+        if "candidates_per_user" in settings.explicit()
         else out["candidates_per_user"]["value"]
     )
-    fit = settings.train_max_rows // (candidates * per_window)
+    fit = settings.training.max_rows // (candidates * per_window)
     windows = int(np.clip(fit, MIN_TRAIN_DAYS, MAX_TRAIN_DAYS))
     out["train_days"] = {
         "value": windows,
         "why": f"{fit:,} windows of about {per_window:,} queries x {candidates} candidates fit "
-        f"the row budget ({settings.train_max_rows:,}); between {MIN_TRAIN_DAYS} and "
+        f"the row budget ({settings.training.max_rows:,}); between {MIN_TRAIN_DAYS} and "
         f"{MAX_TRAIN_DAYS}, and never before the lake's first day",
     }
     gaps = profile["return_gaps"]
@@ -235,10 +237,10 @@ def derive(settings: Settings, profile: dict[str, Any]) -> dict[str, dict[str, A
 
 def choose(settings: Settings, derived: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The derived settings with their source: explicit settings win over the profile."""
-    explicit = settings.model_fields_set
+    explicit = settings.explicit()
     return {
         name: (
-            {"value": getattr(settings, name), "source": "explicit", "why": "set explicitly"}
+            {"value": settings.value(name), "source": "explicit", "why": "set explicitly"}
             if name in explicit
             else {**choice, "source": "profile"}
         )
@@ -265,4 +267,4 @@ def with_profile(ctx: RunContext) -> RunContext:
     update = {k: c["value"] for k, c in summary["settings"].items() if c["source"] == "profile"}
     if not update:
         return ctx
-    return dataclasses.replace(ctx, settings=ctx.settings.model_copy(update=update))
+    return dataclasses.replace(ctx, settings=ctx.settings.replace(**update))

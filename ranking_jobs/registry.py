@@ -42,14 +42,14 @@ def client(settings: Settings) -> MlflowClient:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
-    if mlflow.get_experiment_by_name(settings.mlflow_experiment) is None:
+    if mlflow.get_experiment_by_name(settings.mlflow.experiment) is None:
         mlflow.create_experiment(
-            settings.mlflow_experiment, artifact_location=settings.artifact_root
+            settings.mlflow.experiment, artifact_location=settings.paths.artifact_root
         )
-    mlflow.set_experiment(settings.mlflow_experiment)
+    mlflow.set_experiment(settings.mlflow.experiment)
     return mlflow.MlflowClient()
 
 
@@ -95,10 +95,10 @@ def log_and_register(
             signature=signature,
             pip_requirements=[f"xgboost=={xgboost.__version__}"],
         )
-    version = mlflow.register_model(info.model_uri, settings.registered_model)
+    version = mlflow.register_model(info.model_uri, settings.mlflow.registered_model)
     for key, value in tags.items():
-        mlc.set_model_version_tag(settings.registered_model, version.version, key, value)
-    ref = ModelRef(settings.registered_model, str(version.version), run.info.run_id)
+        mlc.set_model_version_tag(settings.mlflow.registered_model, version.version, key, value)
+    ref = ModelRef(settings.mlflow.registered_model, str(version.version), run.info.run_id)
     log.info("registered %s (MLflow run %s)", ref.label, ref.run_id)
     return ref
 
@@ -107,12 +107,12 @@ def find_version(settings: Settings, tags: dict[str, str]) -> ModelRef | None:
     """An already registered version carrying all of ``tags`` (a rerun of the same training)."""
     mlc = client(settings)
     try:
-        versions = mlc.search_model_versions(f"name='{settings.registered_model}'")
+        versions = mlc.search_model_versions(f"name='{settings.mlflow.registered_model}'")
     except Exception:
         return None
     for mv in sorted(versions, key=lambda v: int(v.version)):
         if all(mv.tags.get(k) == v for k, v in tags.items()):
-            return ModelRef(settings.registered_model, str(mv.version), mv.run_id)
+            return ModelRef(settings.mlflow.registered_model, str(mv.version), mv.run_id)
     return None
 
 
@@ -131,15 +131,15 @@ def champion(settings: Settings) -> ModelRef | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        mv = client(settings).get_model_version_by_alias(settings.registered_model, CHAMPION)
+        mv = client(settings).get_model_version_by_alias(settings.mlflow.registered_model, CHAMPION)
     except MlflowException as exc:
         if exc.error_code in _NO_CHAMPION:
             return None
         raise RegistryUnavailableError(
-            f"cannot read @{CHAMPION} of {settings.registered_model} from the model registry "
-            f"at {settings.tracking_uri}: {exc}"
+            f"cannot read @{CHAMPION} of {settings.mlflow.registered_model} from the model "
+            f"registry at {settings.tracking_uri}: {exc}"
         ) from exc
-    return ModelRef(settings.registered_model, str(mv.version), mv.run_id)
+    return ModelRef(settings.mlflow.registered_model, str(mv.version), mv.run_id)
 
 
 def trained_for(settings: Settings, ref: ModelRef) -> str | None:

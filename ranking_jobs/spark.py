@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
     """Local mode by default; a cluster when ``RANKING_SPARK_MASTER`` points at one."""
-    if settings.spark_master.startswith("local"):
+    if settings.spark.master.startswith("local"):
         # Spark otherwise binds to a non-loopback address and its Python workers
         # pick whatever python3 is first on PATH.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -33,10 +33,10 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
 
     spark = (
         SparkSession.builder.appName(app)
-        .master(settings.spark_master)
+        .master(settings.spark.master)
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", settings.spark_driver_memory)
-        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.driver.memory", settings.spark.driver_memory)
+        .config("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")  # stage bars flood task logs
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -48,8 +48,8 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
 
 
 def start_spark(settings: Settings, app: str, then: Callable[[SparkSession], T]) -> Future[T]:
-    """``get_spark`` then ``then(spark)`` in a background thread: the JVM takes 10-15 s
-    to start, time the caller can spend loading what it needs. A later ``get_spark``
+    """``get_spark`` then ``then(spark)`` in a background thread: the JVM is slow to start
+    (docs/decisions.md), time the caller can spend loading what it needs. A later ``get_spark``
     waits for it (the session builder holds a lock) and returns the same session."""
 
     def start() -> T:

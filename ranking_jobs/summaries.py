@@ -16,7 +16,7 @@ PROFILE = "profile_data"  # the stage whose summary holds the settings chosen fo
 
 
 def summary_dir(ctx: Any) -> Path:
-    return Path(ctx.settings.reports_dir) / ctx.ds_str
+    return Path(ctx.settings.paths.reports_dir) / ctx.ds_str
 
 
 def write_summary(ctx: Any, name: str, result: Mapping[str, Any]) -> Path:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ranking_jobs.collaborative import METHODS, Collaborative
 from ranking_jobs.columns import AFFINITY_DIMENSIONS
-from ranking_jobs.settings import CANDIDATE_SOURCES, Settings
+from ranking_jobs.settings import CANDIDATE_SOURCES, CandidatesSettings
 
 TOP_VALUES = 3  # favourite categories / brands a user's taste sources draw from
 TOP_SIZES = 2  # sizes that count as "the user's size"
@@ -112,7 +112,7 @@ def generate_candidates(
         items = items.assign(trend=trend(items))
     ranked = rank_available(items)
     users_df = pd.DataFrame({"user_id": np.asarray(users, dtype=np.int64)})
-    shares = Settings.model_fields["candidate_quotas"].default if quotas is None else quotas
+    shares = CandidatesSettings.model_fields["quotas"].default if quotas is None else quotas
     quota = {s: int(per_user * shares.get(s, 0.0)) for s in SOURCES[:-1]}
     quota[SOURCES[-1]] = per_user
     favourites = {
@@ -164,7 +164,7 @@ def _merge(proposals: list[pd.DataFrame], ranked: pd.DataFrame, per_user: int) -
     """First-come merge of the sources, per user, keeping who offered what.
 
     Works on integer pair codes: pandas' drop_duplicates / groupby-sum / join chain on
-    (user, item) pairs was 40% of the candidates' time at ``small``.
+    (user, item) pairs was a large share of the candidates' time (docs/decisions.md).
     """
     allp = pd.concat(proposals, ignore_index=True)
     user_code, _ = pd.factorize(allp["user_id"].to_numpy(np.int64))

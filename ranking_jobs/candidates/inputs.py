@@ -78,8 +78,12 @@ def candidate_inputs(settings: Settings, snapshot: dt.date) -> CandidateInputs:
     items = item_table(settings, snapshot)
     engaged = interactions_until(settings, snapshot)
     excluded = excluded_pairs(settings, snapshot, engaged)
-    history = None if settings.exclude_purchased or settings.exclude_engaged else engaged
-    dims = ("category", "brand", "size") if settings.candidate_size_first else ("category", "brand")
+    history = (
+        None if settings.lists.exclude_purchased or settings.lists.exclude_engaged else engaged
+    )
+    dims = (
+        ("category", "brand", "size") if settings.candidates.size_first else ("category", "brand")
+    )
     return CandidateInputs(
         items=items,
         affinity={d: affinity_table(settings, snapshot, d) for d in dims},
@@ -88,7 +92,7 @@ def candidate_inputs(settings: Settings, snapshot: dt.date) -> CandidateInputs:
         covisitation=covisitation_table(settings, snapshot),
         history=history,
         collaborative=Collaborative(
-            engaged, items.loc[items["is_available"] == 1, "item_id"], settings.seed
+            engaged, items.loc[items["is_available"] == 1, "item_id"], settings.generator.seed
         ),
     )
 
@@ -102,8 +106,8 @@ def candidates_for(settings: Settings, source: CandidateInputs, users: np.ndarra
             generate_candidates(
                 users[i : i + USER_BATCH],
                 source,
-                settings.candidates_per_user,
-                settings.candidate_quotas,
+                settings.candidates.per_user,
+                settings.candidates.quotas,
             )
             for i in range(0, max(len(users), 1), USER_BATCH)
         ]
@@ -144,7 +148,7 @@ def _lookback_days(
 def active_users(settings: Settings, day: dt.date) -> np.ndarray:
     """Users with any event in the ``active_days`` ending with ``day``, sorted: the
     users who get a personal list."""
-    days = _lookback_days(settings, day, settings.active_days)
+    days = _lookback_days(settings, day, settings.lists.active_days)
     ids = [
         pc.unique(lake.read_partition(settings, C.RAW_EVENTS, d, ["user_id"])["user_id"])
         for d in days
@@ -158,9 +162,9 @@ def excluded_pairs(settings: Settings, snapshot: dt.date, engaged: pd.DataFrame)
     """(user_id, item_id) no list may offer at ``snapshot``: every item the user engaged
     with (``engaged``, from ``interactions_until``) under ``exclude_engaged``, else what
     they bought under ``exclude_purchased``, else none."""
-    if settings.exclude_engaged:
+    if settings.lists.exclude_engaged:
         return engaged[["user_id", "item_id"]]
-    if settings.exclude_purchased:
+    if settings.lists.exclude_purchased:
         return purchases_until(settings, snapshot)
     return pd.DataFrame({"user_id": [], "item_id": []}, dtype="int64")
 

@@ -38,24 +38,24 @@ def generate(ctx: RunContext) -> dict[str, object]:
     JSON-able summary.
     """
     settings = ctx.settings
-    preset = get_preset(settings.scale)
-    days = lake.day_range(ctx.ds, settings.history_days)
+    preset = get_preset(settings.generator.scale)
+    days = lake.day_range(ctx.ds, settings.generator.history_days)
     start_us = to_us(dt.datetime.combine(days[0], dt.time(), tzinfo=dt.UTC))
     began = time.perf_counter()
     log.info(
         "generating %s marketplace (seed %s) for %s..%s: %s users, ~%s live listings",
         preset.name,
-        settings.seed,
+        settings.generator.seed,
         days[0],
         days[-1],
         f"{preset.n_users:,}",
         f"{preset.live_listings:,}",
     )
     population = make_population(
-        stream_rng(settings.seed, STREAM_POPULATION), preset, start_us, len(days)
+        stream_rng(settings.generator.seed, STREAM_POPULATION), preset, start_us, len(days)
     )
-    market = Market(preset, population, settings.seed)
-    market.seed_inventory(stream_rng(settings.seed, STREAM_INVENTORY), start_us)
+    market = Market(preset, population, settings.generator.seed)
+    market.seed_inventory(stream_rng(settings.generator.seed, STREAM_INVENTORY), start_us)
     users = population.users_table()
 
     rows = {RAW_EVENTS: 0, RAW_ITEMS: 0, RAW_USERS: 0, TRUTH_USERS: 0}
@@ -95,7 +95,7 @@ def generate(ctx: RunContext) -> dict[str, object]:
     wall = time.perf_counter() - began
     summary: dict[str, object] = {
         "scale": preset.name,
-        "seed": settings.seed,
+        "seed": settings.generator.seed,
         "days": [d.isoformat() for d in days],
         "rows": rows,
         "totals": totals,

@@ -66,7 +66,7 @@ def baseline_scores(ctx: RunContext, test: pd.DataFrame, window: Window) -> dict
     qid = test["qid"].to_numpy()
     recent = inputs.interactions_until(settings, window.snapshot, inputs.RECENT_DAYS)
     return {
-        "random": baselines.random_scores(test, settings.seed),
+        "random": baselines.random_scores(test, settings.generator.seed),
         "popularity": baselines.popularity_scores(test),
         "category_popular": baselines.category_popular_scores(test, qid),
         "covisitation": baselines.covisitation_scores(
@@ -143,8 +143,8 @@ def position_ablation(
     value, scored on the hold-out."""
     from ranking_jobs.model import fit, predict
 
-    other = not ctx.settings.position_debias
-    settings = ctx.settings.model_copy(update={"position_debias": other})
+    other = not ctx.settings.training.position_debias
+    settings = ctx.settings.replace(position_debias=other)
     train, valid = (training_rows(settings, table, split) for split in ("train", "valid"))
     booster, _ = fit(settings, train, valid, overrides)
     return f"model_position_debias_{'on' if other else 'off'}", predict(booster, test)
@@ -210,11 +210,11 @@ def row_diagnostics(
     scores = baseline_scores(ctx, test, window)
     for name, booster in boosters.items():
         scores[name] = predict(booster, test)
-    if settings.position_bias_ablation:
+    if settings.training.position_bias_ablation:
         searched = ((read_summary(ctx, "train_model") or {}).get("search") or {}).get("best")
         name, ablated = position_ablation(ctx, table, test, searched or {})
         scores[name] = ablated
-    qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.eval_k
+    qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.evaluation.k
     shown = test["shown_position"].notna().to_numpy()
     return {
         "metrics_rows": {
@@ -243,7 +243,7 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     if trained is None:
         raise FileNotFoundError(f"no trained model recorded for {ctx.ds_str}: run train_model")
     candidate = registry.ModelRef(
-        settings.registered_model, str(trained["model_version"]), trained["mlflow_run_id"]
+        settings.mlflow.registered_model, str(trained["model_version"]), trained["mlflow_run_id"]
     )
     window = calendar_of(ctx).holdout
     boosters = {"model": registry.load_booster(settings, candidate)}
@@ -259,7 +259,7 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     }
     compared = final_lists.compare(settings, window.snapshot, list(window.days), makers, src)
     names = list_baselines.names(src)
-    k = settings.eval_k
+    k = settings.evaluation.k
     metric = f"ndcg@{k}"
     best = compared.best(names, metric)
     per_user = {m: v[metric] for m, v in compared.per_user.items()}
@@ -267,9 +267,9 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         per_user["model"],
         per_user[best],
         per_user.get("champion"),
-        min_gain=settings.min_gain_over_baseline,
-        tolerance=settings.champion_tolerance,
-        seed=settings.seed,
+        min_gain=settings.evaluation.min_gain_over_baseline,
+        tolerance=settings.evaluation.champion_tolerance,
+        seed=settings.generator.seed,
         ds=ctx.ds_str,
         champion_ds=registry.trained_for(settings, champ) if champ is not None else None,
     )
@@ -298,12 +298,12 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         "users": len(compared.users),
         "users_with_personal_list": int(compared.personal.sum()),
         "k": k,
-        "metrics": compared.summary(best, metric, settings.seed),
+        "metrics": compared.summary(best, metric, settings.generator.seed),
         "baselines": names,
         "best_baseline": best,
         "fallback": compared.fallback,
         "gain_vs": {
-            m: list(bootstrap_diff_ci(per_user["model"], v, seed=settings.seed))
+            m: list(bootstrap_diff_ci(per_user["model"], v, seed=settings.generator.seed))
             for m, v in per_user.items()
             if m != "model"
         },

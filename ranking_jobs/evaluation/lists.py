@@ -117,7 +117,9 @@ def compare(
     truth = relevance(settings, days)
     if truth.empty:
         raise ValueError(f"no engagement in {days[0]}..{days[-1]} to score lists on")
-    users = sample_users(truth["user_id"].to_numpy(), settings.eval_users, settings.seed)
+    users = sample_users(
+        truth["user_id"].to_numpy(), settings.evaluation.users, settings.generator.seed
+    )
     truth = truth[truth["user_id"].isin(users)]
     active = inputs.active_users(settings, snapshot)
     personal = np.isin(users, active)
@@ -154,11 +156,11 @@ def best_fallback(
     """The non-personal list that serves ``users`` (those without a personal one) best,
     by NDCG@eval_k on their engagements: the list the night then publishes for them."""
     made = {name: baselines.fallback(name, src, settings)[0] for name in baselines.NON_PERSONAL}
-    metric = f"ndcg@{settings.eval_k}"
+    metric = f"ndcg@{settings.evaluation.k}"
 
     def score(items: np.ndarray) -> float:
         same = pd.DataFrame({"user_id": users, "item_ids": [items] * len(users)})
-        return float(list_metrics(same, truth, users, settings.eval_k)[metric].mean())
+        return float(list_metrics(same, truth, users, settings.evaluation.k)[metric].mean())
 
     name = max(made, key=lambda n: score(made[n]))
     return name, made[name]

@@ -57,7 +57,7 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
     todo = [d for d in todo if d in raw_days]
     if ctx.ds not in todo:
         raise lake.MissingPartitionError(
-            f"no raw/events partition for {ctx.ds_str} under {settings.data_root}"
+            f"no raw/events partition for {ctx.ds_str} under {settings.paths.data_root}"
         )
     if len(todo) > 1:
         log.info(
@@ -98,7 +98,7 @@ def write_snapshots(
     needs no estimate.
     """
     settings = ctx.settings
-    budget = batch_rows or settings.feature_batch_rows
+    budget = batch_rows or settings.features.batch_rows
     days = sorted(days)
     batches = (
         [days] if len(days) == 1 else plan_batches(snapshot_rows(spark, settings, days), budget)
@@ -138,7 +138,7 @@ def snapshot_rows(spark: Any, settings: Settings, days: list[dt.date]) -> dict[d
     rows of its 30-day window, and the engaged events of its user-item lookback."""
     from ranking_jobs.features import common
 
-    window, lookback = max(WINDOWS), settings.user_item_lookback_days
+    window, lookback = max(WINDOWS), settings.features.user_item_lookback_days
     events = _read(spark, settings, C.RAW_EVENTS, _days_back(days, max(window, lookback)))
     volumes = {r["dt"]: r.asDict() for r in common.day_volumes(events).collect()}
     items = _read(spark, settings, C.RAW_ITEMS, _days_back(days, window))
@@ -199,14 +199,14 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
     window = _days_back(days, max(WINDOWS))
     snapshots = common.snapshot_frame(spark, days)
     # Only the columns the transforms read are cached: caching every event column
-    # made item_stats' pass 95 s instead of 53 s at `medium`.
+    # made item_stats' pass slower (docs/decisions.md).
     used = _read(spark, settings, C.RAW_EVENTS, window).select(*common.EVENT_COLUMNS)
     events = common.with_snapshots(used, snapshots).cache()
     items_seen = common.latest_items(_read(spark, settings, C.RAW_ITEMS, window), snapshots)
     items_seen = items_seen.cache()
     # User-item history looks back further than the windows (a repurchase can be
     # months apart); only engagements are read for it, never the impressions.
-    lookback = settings.user_item_lookback_days
+    lookback = settings.features.user_item_lookback_days
     history = _days_back(days, lookback)
     engaged = _read(spark, settings, C.RAW_EVENTS, history).select(*common.EVENT_COLUMNS)
     engaged = engaged.where(F.col("event_type") != "impression")

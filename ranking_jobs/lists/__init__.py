@@ -32,7 +32,8 @@ def list_inputs(
     settings: Settings, snapshot: dt.date, views: list[SnapshotView] | None
 ) -> ListInputs:
     """``views``: the feature views as the driver resolved them (``snapshot_views``);
-    a worker given them never imports Feast, which takes 10 s per Python process."""
+    a worker given them never imports Feast, slow to import in every Python process
+    (docs/decisions.md)."""
     source = inputs.candidate_inputs(settings, snapshot)
     return ListInputs(source, rank_available(source.items), views)
 

@@ -23,8 +23,8 @@ def _rank_order(user: np.ndarray, score: np.ndarray, item: np.ndarray) -> np.nda
     """Row order by user, best score first, ties by item id.
 
     One int64 key per row (the user's rank, then the float32 score's bits flipped so
-    that integer order is descending score order) sorts in one pass: pandas' and
-    numpy's three-key sorts took 0.9 s per 2M rows. Lists store float32 scores, so
+    that integer order is descending score order) sorts in one pass, where pandas' and
+    numpy's three-key sorts were slow (docs/decisions.md). Lists store float32 scores, so
     they are also ordered by them. Rows tied on (user, score) are then put in item
     order; NaN scores go last.
     """
@@ -135,6 +135,8 @@ def final_lists(
     scored = scored[["user_id", "item_id", "score"]].merge(
         items[["item_id", "seller_id"]], on="item_id", how="left"
     )
-    ranked = pad_from_popular(top_n(scored, settings.top_n), popular, excluded, settings.top_n)
-    ranked = cap_sellers(ranked, settings.seller_cap, settings.surface_size)
+    ranked = pad_from_popular(
+        top_n(scored, settings.lists.top_n), popular, excluded, settings.lists.top_n
+    )
+    ranked = cap_sellers(ranked, settings.lists.seller_cap, settings.lists.surface_size)
     return to_lists(ranked)

@@ -112,11 +112,11 @@ class ListWriter(Protocol):
 
 
 def writer(settings: Settings, stamp: dt.datetime, store: FeatureStore | None = None) -> ListWriter:
-    """The writer of ``settings.online_store``; rows carry ``stamp`` as their event time."""
+    """The writer of ``settings.feast.online_store``; rows carry ``stamp`` as their event time."""
     from ranking_jobs.feast_store import feature_store
 
     store = store or feature_store(settings)
-    if settings.online_store == "feast":
+    if settings.feast.online_store == "feast":
         from ranking_jobs.online.generic import FeastWriter
 
         return FeastWriter(settings, store, stamp)
@@ -145,7 +145,7 @@ def writing(
 
 def reader(settings: Settings) -> ListReader:
     """Redis read directly (``RANKING_SERVE_DIRECT_REDIS``), any other store through Feast."""
-    if settings.online_store == "redis" and settings.serve_direct_redis:
+    if settings.feast.online_store == "redis" and settings.serving.direct_redis:
         from ranking_jobs.online.redis_store import RedisListReader
 
         return RedisListReader(settings)
@@ -155,7 +155,7 @@ def reader(settings: Settings) -> ListReader:
 
 
 def live_marker_path(settings: Settings) -> Path:
-    return settings.feast_dir / "live.json"
+    return settings.paths.feast_dir / "live.json"
 
 
 def live_marker(settings: Settings) -> dict[str, Any] | None:

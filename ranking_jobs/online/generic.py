@@ -149,7 +149,7 @@ class FeastWriter:
             return 0
         from ranking_jobs import contracts as C
 
-        step = self.settings.publish_batch_rows
+        step = self.settings.publish.batch_rows
         for start in range(0, len(users), step):
             ids = users[start : start + step]
             n = len(ids)

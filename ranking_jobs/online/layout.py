@@ -41,9 +41,9 @@ class LayoutWriter:
 
     def connect(self, views: Sequence[str]) -> None:
         s = self.settings
-        if s.online_store == "redis":
-            ttl = round(s.list_ttl_days * 86400) or None
-            self.redis = RedisLists(s.redis_url, s.publish_attempts, s.publish_backoff_s, ttl)
+        if s.feast.online_store == "redis":
+            ttl = round(s.publish.list_ttl_days * 86400) or None
+            self.redis = RedisLists(s.feast.redis_url, s.publish.attempts, s.publish.backoff_s, ttl)
             self.redis.ping()
         else:
             self.sqlite = SqliteLists(self.store)
@@ -51,7 +51,7 @@ class LayoutWriter:
 
     def row_order(self, keys: np.ndarray) -> np.ndarray | None:
         """SQLite: key order, so every insert appends to the b-trees."""
-        return sqlite_key_order(keys) if self.settings.online_store == "sqlite" else None
+        return sqlite_key_order(keys) if self.settings.feast.online_store == "sqlite" else None
 
     def _keys(self, ids: pa.Array, join_key: str) -> list[bytes]:
         from feast.infra.key_encoding_utils import serialize_entity_key
@@ -156,7 +156,7 @@ class LayoutWriter:
         name, features, _ = view_names(self.store, view)
         fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
         keys = self._keys(pa.array(users, pa.int64()), "user_id")
-        self.redis.remove(keys, fields, self.settings.publish_batch_rows)
+        self.redis.remove(keys, fields, self.settings.publish.batch_rows)
         return len(users)
 
     def commit(self) -> None:

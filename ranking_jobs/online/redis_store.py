@@ -204,10 +204,10 @@ class RedisListReader:
 
         self._value = Value
         self._entity_key = EntityKey
-        self._project = settings.feast_project
-        nodes, kwargs = feast_internals.redis_connection(settings.redis_url)
-        kwargs.setdefault("socket_timeout", settings.serve_redis_timeout_s)
-        kwargs.setdefault("socket_connect_timeout", settings.serve_redis_timeout_s)
+        self._project = settings.feast.project
+        nodes, kwargs = feast_internals.redis_connection(settings.feast.redis_url)
+        kwargs.setdefault("socket_timeout", settings.serving.redis_timeout_s)
+        kwargs.setdefault("socket_connect_timeout", settings.serving.redis_timeout_s)
         # One immediate reconnect (a Redis restart drops pooled connections), then fail
         # fast: redis-py's default retries with backoff would hold a request for seconds.
         kwargs.setdefault("retry", Retry(NoBackoff(), 1))

@@ -3,7 +3,7 @@
 Each task runs ``lists.user_lists`` for its shard: candidates, Feast features, scores
 and business rules, where the data is. The driver sends only user ids and receives
 only finished lists, so neither the candidates nor their features ever pass through
-one process (at ``medium``, 16M rows and 17.6 GiB when the driver assembled them),
+one process (docs/decisions.md has what the driver held when it assembled them),
 and both the pandas steps and XGBoost use every executor core. The same code runs in
 local mode and on a cluster (``RANKING_SPARK_MASTER``); there, executors read the lake
 and the Feast registry from the paths in the settings they are sent.
@@ -58,8 +58,8 @@ def _worker_cache(key: str, settings: Settings, snapshot: dt.date) -> dict[str, 
 
 class ListWorkers:
     """Starts Spark, then has each executor slot's Python worker import the scoring code
-    and load the night's list inputs (``list_inputs``), in the background: 10 s per
-    worker at ``medium`` that would otherwise open the lists job, spent while the driver
+    and load the night's list inputs (``list_inputs``), in the background: time that
+    would otherwise open the lists job (docs/decisions.md), spent while the driver
     loads the champion and resolves the feature views. ``lists_in_spark`` given these
     workers waits for them; Spark reuses the Python workers across jobs, so its tasks
     find the inputs loaded (a worker that was not warmed loads them itself).
@@ -140,7 +140,7 @@ def lists_in_spark(
     spark = get_spark(settings, "precompute")
     parts = shards(
         np.asarray(users, np.int64),
-        settings.precompute_shard_users,
+        settings.lists.precompute_shard_users,
         spark.sparkContext.defaultParallelism,
     )
     model = spark.sparkContext.broadcast(bytes(booster.save_raw("ubj")))

@@ -73,11 +73,11 @@ log = logging.getLogger(__name__)
 
 
 def journal_path(settings: Settings) -> Path:
-    return settings.feast_dir / "publish_journal.json"
+    return settings.paths.feast_dir / "publish_journal.json"
 
 
 def _users_path(settings: Settings, which: str) -> Path:
-    return settings.feast_dir / f"{which}_users.npy"
+    return settings.paths.feast_dir / f"{which}_users.npy"
 
 
 def journal(settings: Settings) -> dict[str, Any] | None:
@@ -118,10 +118,10 @@ def publish_lists(ctx: RunContext) -> dict[str, Any]:
 @contextlib.contextmanager
 def exclusive(settings: Settings, holder: str) -> Iterator[None]:
     """The publish lock of the state folder, held by ``holder`` (a run id) until exit."""
-    path = settings.feast_dir / "publish.lock"
+    path = settings.paths.feast_dir / "publish.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as fh:
-        deadline = time.monotonic() + settings.publish_lock_wait_s
+        deadline = time.monotonic() + settings.publish.lock_wait_s
         while True:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -131,9 +131,9 @@ def exclusive(settings: Settings, holder: str) -> Iterator[None]:
                     fh.seek(0)
                     raise PublishError(
                         f"another publish holds {path} ({fh.read().strip() or 'unknown'}) "
-                        f"after {settings.publish_lock_wait_s:g}s; the live lists are unchanged"
+                        f"after {settings.publish.lock_wait_s:g}s; the live lists are unchanged"
                     ) from None
-                time.sleep(min(0.5, settings.publish_lock_wait_s))
+                time.sleep(min(0.5, settings.publish.lock_wait_s))
         fh.seek(0)
         fh.truncate()
         fh.write(f"run {holder}, pid {os.getpid()}, since {dt.datetime.now(dt.UTC).isoformat()}")
@@ -195,7 +195,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
                     "ds": ctx.ds_str,
                     "run_id": ctx.run_id,
                     "started_at": stamp.isoformat(),
-                    "store": settings.online_store,
+                    "store": settings.feast.online_store,
                     "users": len(users),
                     "state": "writing",
                 },
@@ -215,7 +215,7 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         "model_version": str(heads.column("model_version")[0].as_py()) if len(heads) else "",
         "users": len(users),
         "published_at": stamp.isoformat(),
-        "store": settings.online_store,
+        "store": settings.feast.online_store,
     }
     _write_json(online.live_marker_path(settings), marker)
     journal_path(settings).unlink(missing_ok=True)
@@ -231,7 +231,7 @@ def _batches(
     """The night's lists a batch at a time: streamed and checked against ``users``, or,
     when the store wants rows in ``order``, taken from one contiguous copy (taking rows
     from the row-group chunks of a list column would concatenate them on every call)."""
-    step = settings.publish_batch_rows
+    step = settings.publish.batch_rows
     if order is None:
         streamed = lake.iter_partition(settings, C.RECOMMENDATIONS, ds, step)
         return _same_users(streamed, users, ds.isoformat())

@@ -23,7 +23,7 @@ def metric_history(ctx: RunContext, metric: str) -> list[dict[str, Any]]:
     """The model's and the best baseline's hold-out metric and the gate's verdict on every
     night up to this one: one summary file per day, so a rerun replaces its point."""
     history = []
-    for path in sorted(ctx.settings.reports_dir.glob("*/evaluate_model.json")):
+    for path in sorted(ctx.settings.paths.reports_dir.glob("*/evaluate_model.json")):
         ds = path.parent.name
         if ds > ctx.ds_str:
             continue
@@ -50,7 +50,7 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
     training = read_summary(ctx, "build_training_set") or {}
     precomputed = read_summary(ctx, "precompute_lists") or {}
     published = read_summary(ctx, "publish_lists") or {}
-    metric = f"ndcg@{settings.eval_k}"
+    metric = f"ndcg@{settings.evaluation.k}"
 
     scores = None
     if lake.has_partition(settings, C.RECOMMENDATIONS, ctx.ds):
@@ -118,8 +118,8 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         metric_history=metric_history(ctx, metric),
         monitoring=monitoring.history(settings, ctx.ds).to_dict("records"),
         monitoring_thresholds={
-            "warn": settings.monitor_psi_warn,
-            "fail": settings.monitor_psi_fail,
+            "warn": settings.monitoring.psi_warn,
+            "fail": settings.monitoring.psi_fail,
         },
     )
     path = render_report(data, summary_dir(ctx) / "report.html")

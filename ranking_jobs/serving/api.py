@@ -2,10 +2,10 @@
 
 ``create_app(settings)`` builds the app; ``ranking-jobs serve`` runs it with
 uvicorn. Handlers are ``async`` and call the synchronous client directly: a read
-is one pipelined round trip to Redis (~0.15 ms on loopback), cheaper than the hop
-to a thread pool that a sync handler would take. An awaited redis.asyncio read was
-tried: it cost 10-20% more server CPU per request (700-770 vs 600-630 us) and its
-p99 was no better in A/B runs on a busy 2-core box. Run one worker per core.
+is one pipelined round trip to Redis, cheaper than the hop to a thread pool that a
+sync handler would take. An awaited redis.asyncio read was tried: it cost more server
+CPU per request and its p99 was no better (docs/decisions.md). Run one worker per
+core.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the handlers'
@@ -89,7 +89,7 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class FastPath:
-    """The hot route without FastAPI's per-request machinery (~0.2 ms of CPU saved).
+    """The hot route without FastAPI's per-request machinery (its CPU: docs/decisions.md).
 
     Only requests that are unambiguously valid take it: a canonical int64 user id,
     ``limit`` as plain digits in range or absent, nothing else in the
@@ -103,8 +103,8 @@ class FastPath:
     ) -> None:
         self.app = app
         self.client = client
-        self.default_limit = settings.surface_size
-        self.max_limit = settings.top_n
+        self.default_limit = settings.lists.surface_size
+        self.max_limit = settings.lists.top_n
         self.metrics = metrics
         self.hits = 0  # requests answered here (tests check the path is really taken)
 
@@ -162,7 +162,7 @@ def create_app(
     if fast_path:
         app.add_middleware(FastPath, client=app.state.client, settings=settings, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts both paths
-    max_limit = settings.top_n
+    max_limit = settings.lists.top_n
 
     @app.get(
         "/v1/users/{user_id}/recommendations",
@@ -175,7 +175,7 @@ def create_app(
         user_id: Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX, description="User id (int64).")],
         limit: Annotated[
             int, Query(ge=1, le=max_limit, description="How many items to return.")
-        ] = settings.surface_size,
+        ] = settings.lists.surface_size,
     ) -> Any:
         extra = [k for k in request.query_params if k != "limit"]
         if extra:  # FastAPI would ignore them; a caller asking for more should know
@@ -240,8 +240,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     gc.freeze()  # the long-lived objects built at start-up never get scanned again
     uvicorn.run(
         app,
-        host=host or settings.serve_host,
-        port=port or settings.serve_port,
+        host=host or settings.serving.host,
+        port=port or settings.serving.port,
         log_level="warning",
         access_log=False,
         loop="uvloop",

@@ -25,10 +25,10 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
     train, valid = (training_rows(settings, table, split) for split in ("train", "valid"))
-    metric = f"ndcg@{settings.eval_k}"
+    metric = f"ndcg@{settings.evaluation.k}"
     overrides: dict[str, Any] = {}
     trials: list[dict[str, Any]] = []
-    if settings.search_trials:
+    if settings.training.search_trials:
         from ranking_jobs.training.search import search
 
         overrides, trials = search(settings, train, valid)
@@ -36,12 +36,12 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
     best_valid = float(history["valid"][metric][booster.num_boosted_rounds() - 1])
     importance = booster.get_score(importance_type="gain")
     # On the validation day: rows the trees were not grown on.
-    shap = model.shap_importance(booster, valid, seed=settings.seed)
+    shap = model.shap_importance(booster, valid, seed=settings.generator.seed)
     profiled = read_summary(ctx, PROFILE_STAGE) or {}
     params = {
         **{k: str(v) for k, v in {**model.xgb_params(settings), **overrides}.items()},
-        "num_boost_round": settings.num_boost_round,
-        "early_stopping_rounds": settings.early_stopping_rounds,
+        "num_boost_round": settings.training.num_boost_round,
+        "early_stopping_rounds": settings.training.early_stopping_rounds,
         # the settings the night took from the data profile, and those set explicitly
         **{f"night.{k}": v["value"] for k, v in profiled.get("settings", {}).items()},
     }

@@ -112,8 +112,8 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
     frames = {split: pd.concat(p, ignore_index=True) for split, p in parts.items()}
     fitting = len(frames["train"]) + len(frames["valid"])
     for split in ("train", "valid"):
-        share = settings.train_max_rows * len(frames[split]) / max(fitting, 1)
-        frames[split] = sample_queries(frames[split], int(share), settings.seed)
+        share = settings.training.max_rows * len(frames[split]) / max(fitting, 1)
+        frames[split] = sample_queries(frames[split], int(share), settings.generator.seed)
     rows = pd.concat(frames.values(), ignore_index=True)
     rows["event_timestamp"] = rows["as_of"]
     table = assemble_features(settings, rows).drop(columns="event_timestamp")
@@ -129,7 +129,7 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
         "rows": len(table),
         "rows_by_split": table.groupby("split").size().to_dict(),
         "queries_by_split": {k: int(v) for k, v in queries.items()},
-        "sampled": fitting > settings.train_max_rows,
+        "sampled": fitting > settings.training.max_rows,
         "positives_by_split": table.groupby("split")["label"]
         .apply(lambda s: int((s >= 2).sum()))
         .to_dict(),

@@ -41,9 +41,9 @@ def search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     vocab = vocabulary(settings, train)
-    dtrain = ranking_dmatrix(train, vocab, settings.position_debias)
+    dtrain = ranking_dmatrix(train, vocab, settings.training.position_debias)
     dvalid = ranking_dmatrix(valid, vocab)
-    metric = f"ndcg@{settings.eval_k}"
+    metric = f"ndcg@{settings.evaluation.k}"
 
     def objective(trial: optuna.Trial) -> float:
         booster, history = fit_dmatrices(settings, dtrain, dvalid, suggest(trial))
@@ -54,9 +54,13 @@ def search(
         return value
 
     study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.seed)
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.generator.seed)
     )
-    study.optimize(objective, n_trials=settings.search_trials, timeout=settings.search_timeout_s)
+    study.optimize(
+        objective,
+        n_trials=settings.training.search_trials,
+        timeout=settings.training.search_timeout_s,
+    )
     trials = [
         {
             "number": t.number,

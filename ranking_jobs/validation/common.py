@@ -18,11 +18,11 @@ from ranking_jobs.validation.errors import MissingDataPartitionError
 
 
 def data_docs_dir(ctx: RunContext) -> Path:
-    return ctx.settings.reports_dir / "data_docs"
+    return ctx.settings.paths.reports_dir / "data_docs"
 
 
 def results_dir(ctx: RunContext) -> Path:
-    return ctx.settings.state_dir / "gx" / "validation_results"
+    return ctx.settings.paths.state_dir / "gx" / "validation_results"
 
 
 def session_for(ctx: RunContext, stage: str) -> GxSession:

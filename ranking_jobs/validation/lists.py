@@ -63,17 +63,17 @@ CHUNK_ROWS = 200_000
 def lists_spec(settings: Settings, coverage: Coverage | None = None) -> SuiteSpec:
     """``coverage``: tonight's active users and the previous run's coverage of its
     own, which tonight's may fall below by at most ``lists_coverage_band``."""
-    top_n = settings.top_n
+    top_n = settings.lists.top_n
     coverage_rules = []
     if coverage is not None:
-        floor = max(0.0, coverage.previous - settings.lists_coverage_band)
+        floor = max(0.0, coverage.previous - settings.validation.lists_coverage_band)
         coverage_rules.append(
             Rule(
                 "expect_column_sum_to_be_between",
                 {"column": ACTIVE_USER, "min_value": math.ceil(coverage.active * floor)},
                 f"lists must cover at least {floor:.0%} of the {coverage.active:,} active users: "
                 f"{coverage.previous:.1%} were covered on {coverage.previous_day.isoformat()}, "
-                f"and coverage may fall by at most {settings.lists_coverage_band:.0%}",
+                f"and coverage may fall by at most {settings.validation.lists_coverage_band:.0%}",
             )
         )
     return SuiteSpec(
@@ -85,7 +85,7 @@ def lists_spec(settings: Settings, coverage: Coverage | None = None) -> SuiteSpe
             unique("user_id", "one list per user"),
             between(
                 ITEM_IDS_LENGTH,
-                f"each list holds 1..{top_n} items (settings.top_n)",
+                f"each list holds 1..{top_n} items (settings.lists.top_n)",
                 min_value=1,
                 max_value=top_n,
             ),
@@ -100,9 +100,9 @@ def lists_spec(settings: Settings, coverage: Coverage | None = None) -> SuiteSpe
             is_null(OWN_LISTING, "no item the user sells themself"),
             is_null(
                 SELLER_OVER_CAP,
-                f"at most {settings.seller_cap} items of one seller among the first "
-                f"{settings.surface_size} (settings.seller_cap) where the list's later items "
-                "could have held it",
+                f"at most {settings.lists.seller_cap} items of one seller among the first "
+                f"{settings.lists.surface_size} (settings.lists.seller_cap) where the list's "
+                "later items could have held it",
             ),
             Rule(
                 "expect_column_value_lengths_to_be_between",
@@ -261,7 +261,10 @@ def validate_lists(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     tables = read_required(ctx, [C.RECOMMENDATIONS, C.RAW_ITEMS], ctx.ds)
     df = with_list_checks(
-        tables[C.RECOMMENDATIONS], tables[C.RAW_ITEMS], settings.seller_cap, settings.surface_size
+        tables[C.RECOMMENDATIONS],
+        tables[C.RAW_ITEMS],
+        settings.lists.seller_cap,
+        settings.lists.surface_size,
     )
     coverage = None
     previous = previous_coverage(settings, ctx.ds)
@@ -293,6 +296,6 @@ def seller_cap_warnings(
     sellers = pc.count_distinct(items.column("seller_id")).as_py()
     return [
         f"seller cap not applied to {unmet:,} of {len(df):,} lists: their items come from "
-        f"too few sellers for {settings.seller_cap} per seller among the first "
-        f"{settings.surface_size} (raw/items of {ds.isoformat()} has {sellers:,} seller(s))"
+        f"too few sellers for {settings.lists.seller_cap} per seller among the first "
+        f"{settings.lists.surface_size} (raw/items of {ds.isoformat()} has {sellers:,} seller(s))"
     ]

@@ -37,7 +37,7 @@ UNKNOWN_USER = "user_id_not_in_raw_users"
 
 def trailing_volumes(settings: Settings, ds: dt.date) -> dict[str, int]:
     """Row counts of the raw/events partitions present in the window before ``ds``."""
-    first = ds - dt.timedelta(days=settings.volume_window_days)
+    first = ds - dt.timedelta(days=settings.validation.volume_window_days)
     days = [d for d in lake.list_partitions(settings, C.RAW_EVENTS) if first <= d < ds]
     return {d.isoformat(): lake.partition_rows(settings, C.RAW_EVENTS, d) for d in days}
 
@@ -165,7 +165,9 @@ def validate_raw(ctx: RunContext) -> dict[str, Any]:
     tables: dict[str, pa.Table] = read_required(ctx, list(C.RAW_SCHEMAS), ctx.ds)
     frames = {name: to_frame(t) for name, t in tables.items()}
     volumes = trailing_volumes(settings, ctx.ds)
-    volume = volume_rule(volumes, settings.volume_min_ratio, settings.volume_max_ratio)
+    volume = volume_rule(
+        volumes, settings.validation.volume_min_ratio, settings.validation.volume_max_ratio
+    )
     if volume is None:
         log.info("no earlier day with events before %s: volume check skipped", ctx.ds)
 
@@ -178,7 +180,7 @@ def validate_raw(ctx: RunContext) -> dict[str, Any]:
                 ctx.start,
                 ctx.end,
                 volume=volume,
-                min_referential_integrity=settings.min_referential_integrity,
+                min_referential_integrity=settings.validation.min_referential_integrity,
             ),
         ),
         (C.RAW_ITEMS, frames[C.RAW_ITEMS], items_spec(ctx.end)),

@@ -185,8 +185,8 @@ def schema_rules(schema: pa.Schema, *, required: Iterable[str] | None = None) ->
 
     Presence needs no rule of its own: the engine adds ``expect_column_to_exist``
     for every referenced column that is missing (one clear failure instead of a
-    "column not found" error per rule), which keeps suites short: GX 1.x costs
-    about 20-30 ms of Python per expectation regardless of the data size.
+    "column not found" error per rule), which keeps suites short: GX 1.x costs a
+    fixed time of Python per expectation whatever the data size (docs/decisions.md).
 
     ``required`` overrides which columns must not be null (default: the schema's
     non-nullable fields).

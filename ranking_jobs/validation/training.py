@@ -127,13 +127,13 @@ def empty_families(settings: Settings, ds: dt.date) -> dict[str, str]:
         and not pc.any(pc.greater(styles, 0)).as_py()
     ):
         out["declared profile"] = f"no user of raw/users at {day} declared a size or styles"
-    lookback = settings.user_item_lookback_days
+    lookback = settings.features.user_item_lookback_days
     others = frozenset(C.EVENT_TYPES) - {"impression", "purchase"}
-    if settings.exclude_engaged:
+    if settings.lists.exclude_engaged:
         out["user-item history"] = (
             "exclude_engaged keeps every item a user engaged with out of their candidates"
         )
-    elif settings.exclude_purchased and not _has_event(settings, ds, lookback, others):
+    elif settings.lists.exclude_purchased and not _has_event(settings, ds, lookback, others):
         out["user-item history"] = (
             f"every engagement in the {lookback} days up to {day} is a purchase and "
             "exclude_purchased keeps bought items out of the candidates"

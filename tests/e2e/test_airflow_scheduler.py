@@ -62,7 +62,7 @@ def _live_lists(settings) -> dict:
 
     users = lake.read_partition(settings, C.RECOMMENDATIONS, DS)["user_id"].to_pylist()
     client = RecommendationClient(settings)
-    return {u: client.get(u, limit=settings.top_n).as_dict() for u in [*users, -1]}
+    return {u: client.get(u, limit=settings.lists.top_n).as_dict() for u in [*users, -1]}
 
 
 def test_a_night_and_a_backfill_under_the_scheduler_through_the_rest_api(tmp_path, webhook):

@@ -36,5 +36,5 @@ def test_an_hourly_run_filters_what_sold_since_the_night(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert client.get(1).items == [10, 12]
     assert client.get(-1).items == [30]
-    summary = settings.reports_dir / "2026-02-01" / "refresh_availability.json"
+    summary = settings.paths.reports_dir / "2026-02-01" / "refresh_availability.json"
     assert '"sold_items": 1' in summary.read_text()

@@ -46,7 +46,7 @@ def _lists(settings, users):
     from ranking_jobs.serving import RecommendationClient
 
     client = RecommendationClient(settings)
-    return {u: client.get(u, limit=settings.top_n) for u in users}
+    return {u: client.get(u, limit=settings.lists.top_n) for u in users}
 
 
 def test_three_users_read_back_from_the_online_store(night):
@@ -59,21 +59,21 @@ def test_three_users_read_back_from_the_online_store(night):
     bought = lake.read_days(
         settings,
         C.RAW_EVENTS,
-        lake.day_range(DS, settings.history_days),
+        lake.day_range(DS, settings.generator.history_days),
         ["user_id", "item_id", "event_type"],
     )
     bought = bought.filter(pc.equal(bought["event_type"], "purchase")).to_pandas()
 
     for user, rec in _lists(settings, users).items():
         assert rec.personalised
-        assert len(rec.items) == settings.top_n
+        assert len(rec.items) == settings.lists.top_n
         assert np.all(np.diff(rec.scores) <= 0), "scores must be descending"
         assert len(set(rec.items)) == len(rec.items), "no duplicates"
         assert not sold & set(rec.items), "no sold listings"
         own = {i for i in rec.items if items.loc[i, "seller_id"] == user}
         assert not own, "no own listings"
         assert not set(bought.loc[bought.user_id == user, "item_id"]) & set(rec.items)
-        assert rec.model_version.startswith(f"{settings.registered_model}/v")
+        assert rec.model_version.startswith(f"{settings.mlflow.registered_model}/v")
         assert rec.generated_at and rec.generated_at.startswith("2026-02-01")
 
 
@@ -94,7 +94,7 @@ def test_report_and_stage_summaries_exist(night):
 
     from ranking_jobs.stages import NIGHTLY
 
-    folder = night.reports_dir / DS.isoformat()
+    folder = night.paths.reports_dir / DS.isoformat()
     html = (folder / "report.html").read_text()
     assert "ndcg" in html.lower() and DS.isoformat() in html
     for stage in NIGHTLY:
@@ -136,7 +136,7 @@ def test_a_worse_model_is_refused_and_the_champion_keeps_publishing(night):
 
     champion = registry.champion(night)
     assert champion is not None
-    worse = night.model_copy(update={**WORSE, "position_bias_ablation": False})
+    worse = night.replace(**WORSE, position_bias_ablation=False)
     ctx = RunContext.create(DS, worse, run_id="worse-model")
     trained = run_stage("train_model", ctx)
     assert trained["model_version"] != champion.version
@@ -161,17 +161,15 @@ def test_a_refused_model_without_champion_publishes_the_best_baselines_lists(nig
     from ranking_jobs.stages import run_stage
 
     lake_copy = tmp_path / "lake"
-    shutil.copytree(night.data_root, lake_copy)
+    shutil.copytree(night.paths.data_root, lake_copy)
     # A gain over the baselines above 1 NDCG is impossible: the gate must refuse
     # whatever the constant model's fixed order happens to score.
-    fresh = night.model_copy(
-        update={
-            **WORSE,
-            "min_gain_over_baseline": 1.0,
-            "data_root": str(lake_copy),
-            "state_dir": tmp_path / "var",
-            "position_bias_ablation": False,
-        }
+    fresh = night.replace(
+        **WORSE,
+        min_gain_over_baseline=1.0,
+        data_root=str(lake_copy),
+        state_dir=tmp_path / "var",
+        position_bias_ablation=False,
     )
     ctx = RunContext.create(DS, fresh, run_id="no-champion")
     for stage in ("profile_data", "build_features", "build_training_set", "train_model"):
@@ -204,7 +202,7 @@ def test_lists_do_not_depend_on_the_shards(night):
     ctx = RunContext.create(DS, night)
     users = active_users(night, DS)
     assert len(users) > 100
-    sharded_settings = night.model_copy(update={"precompute_shard_users": len(users) // 5})
+    sharded_settings = night.replace(precompute_shard_users=len(users) // 5)
     booster = registry.load_booster(night, registry.champion(night))
     as_of = pd.Timestamp(ctx.end)
     sharded = lists_in_spark(sharded_settings, booster, users, DS, as_of).to_pandas()
@@ -213,7 +211,7 @@ def test_lists_do_not_depend_on_the_shards(night):
     sharded = sharded.sort_values("user_id", ignore_index=True)
     assert sharded["user_id"].tolist() == whole["user_id"].tolist()
     assert sharded["candidates"].tolist() == whole["candidates"].tolist()
-    assert sharded["candidates"].min() >= night.top_n  # every user had a full pool
+    assert sharded["candidates"].min() >= night.lists.top_n  # every user had a full pool
     for got, want in zip(sharded.itertuples(), whole.itertuples(), strict=True):
         np.testing.assert_array_equal(got.item_ids, want.item_ids)
         np.testing.assert_array_equal(got.scores, want.scores)
@@ -275,7 +273,7 @@ def test_monitoring_is_quiet_on_stable_nights_and_names_a_shifted_feature(night,
     from ranking_jobs.stages import run_stage
 
     url, alerts = webhook
-    watched = night.model_copy(update={"alert_webhook_url": url})
+    watched = night.replace(alert_webhook_url=url)
     for day in (DS - dt.timedelta(days=2), DS - dt.timedelta(days=1)):
         run_stage("profile_data", RunContext.create(day, watched, run_id="reference"))
         run_stage("monitor_night", RunContext.create(day, watched, run_id="reference"))
@@ -298,7 +296,7 @@ def test_monitoring_is_quiet_on_stable_nights_and_names_a_shifted_feature(night,
     )
     lake.write_partition(watched, C.FEATURES_ITEM, DS, shifted)
     try:
-        lenient = watched.model_copy(update={"monitor_psi_fail": 1e6})
+        lenient = watched.replace(monitor_psi_fail=1e6)
         warned = run_stage("monitor_night", RunContext.create(DS, lenient, run_id="warned"))
         assert warned["status"] == "warn" and "price" in warned["psi_top"]
         (alert,) = alerts

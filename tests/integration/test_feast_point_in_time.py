@@ -148,7 +148,7 @@ def write_feature_lake(settings: Settings) -> int:
 @pytest.fixture(scope="module")
 def feast_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = make_settings(Path(tmp_path_factory.mktemp("feast_pit")))
-    assert settings.offline_store == "duckdb"
+    assert settings.feast.offline_store == "duckdb"
     # 3 entities + 4 attribute entities, 2 stats + 4 affinity + co-visitation +
     # user-item + profile + 2 list views + the sold-items view + the model's service
     assert write_feature_lake(settings) == 20

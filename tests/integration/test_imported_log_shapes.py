@@ -87,7 +87,7 @@ def test_a_sales_log_without_sellers_leaves_out_what_it_lacks(
         "user-item history",
     }
     # where users buy the same items again, bought items stay candidates: history exists
-    rebuy = settings.model_copy(update={"exclude_purchased": False})
+    rebuy = settings.replace(exclude_purchased=False)
     assert "user-item history" not in empty_families(rebuy, LAST)
 
     clicks = shop_log(tmp_path / "clicks.csv", ["click", "purchase"])

@@ -39,7 +39,7 @@ settings = Settings(
 for i in itertools.count(1):
     v, n = i % 2, {0: 80_000, 1: 50_000}[i % 2]
     with lake.staged_partition(settings, "crash_test", dt.date(2026, 1, 31)) as staging:
-        fs, path = lake.filesystem(staging, settings.s3_endpoint_url)
+        fs, path = lake.filesystem(staging, settings.paths.s3_endpoint_url)
         for half in (0, 1):
             rows = range(half * n // 2, (half + 1) * n // 2)
             table = pa.table({"v": pa.array([v] * len(rows), pa.int8()), "x": pa.array(rows)})
@@ -66,7 +66,7 @@ def crash_settings(request, tmp_path) -> Settings:
 
 def test_a_writer_killed_at_random_points_leaves_one_whole_partition(crash_settings):
     settings = crash_settings
-    where = "s3" if settings.data_root.startswith("s3://") else "local"
+    where = "s3" if settings.paths.data_root.startswith("s3://") else "local"
     lake.write_partition(settings, TABLE, DAY, _version(0))
     rng = random.Random(11)
     seen: Counter[int] = Counter()
@@ -77,9 +77,9 @@ def test_a_writer_killed_at_random_points_leaves_one_whole_partition(crash_setti
                 sys.executable,
                 "-c",
                 WRITER,
-                settings.data_root,
-                str(settings.state_dir),
-                settings.s3_endpoint_url or "",
+                settings.paths.data_root,
+                str(settings.paths.state_dir),
+                settings.paths.s3_endpoint_url or "",
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -148,7 +148,7 @@ def dying_filesystem(uri, endpoint=None):
 lake.filesystem = dying_filesystem
 settings = Settings(data_root=sys.argv[1], state_dir=sys.argv[2], s3_endpoint_url=sys.argv[3])
 with lake.staged_partition(settings, "crash_test", dt.date(2026, 1, 31)) as staging:
-    fs, path = lake.filesystem(staging, settings.s3_endpoint_url)
+    fs, path = lake.filesystem(staging, settings.paths.s3_endpoint_url)
     for half in (0, 1):
         rows = range(half * 25_000, (half + 1) * 25_000)
         table = pa.table({"v": pa.array([1] * len(rows), pa.int8()), "x": pa.array(rows)})
@@ -176,7 +176,7 @@ def test_an_s3_writer_killed_at_each_store_operation_leaves_one_whole_partition(
                 sys.executable,
                 "-c",
                 STEP_KILLER,
-                settings.data_root,
+                settings.paths.data_root,
                 str(tmp_path),
                 s3_server,
                 str(kill_at),

@@ -70,7 +70,9 @@ def data_keys(s3_server: str, bucket: str) -> list[str]:
 
 
 def test_settings_keep_the_s3_root(s3_settings: Settings, bucket: str) -> None:
-    assert s3_settings.data_root == f"s3://{bucket}/lake"  # trailing slash dropped, not resolved
+    assert (
+        s3_settings.paths.data_root == f"s3://{bucket}/lake"
+    )  # trailing slash dropped, not resolved
     assert (
         lake.partition_uri(s3_settings, TABLE, DAY) == f"s3://{bucket}/lake/{TABLE}/dt=2026-01-31"
     )

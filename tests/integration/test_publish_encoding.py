@@ -64,10 +64,10 @@ def test_entity_keys_equal_feasts_serialization():
 
 def _stored(settings) -> dict:
     """Everything the online store holds for user_recommendations, minus the timestamps."""
-    if settings.online_store == "redis":
+    if settings.feast.online_store == "redis":
         import redis
 
-        host, port = settings.redis_url.split(":")
+        host, port = settings.feast.redis_url.split(":")
         client = redis.Redis(host=host, port=int(port))
         out = {}
         for key in client.scan_iter(count=1000):
@@ -89,15 +89,15 @@ def test_published_rows_equal_what_feasts_own_writer_stores(direct_store_setting
     write_lists(settings, DAY, items, "run-x")
     publish_lists(RunContext.create(DAY, settings, "run-x"))
     ours = _stored(settings)
-    assert len(ours) == (59 * 5 if settings.online_store == "sqlite" else 60)
+    assert len(ours) == (59 * 5 if settings.feast.online_store == "sqlite" else 60)
 
     # Clear the store, then let Feast write the same partition its own way.
     from ranking_jobs import contracts as C
     from ranking_jobs import lake
 
     store = feature_store(settings)
-    if settings.online_store == "redis":
-        flush_redis(settings.redis_url)
+    if settings.feast.online_store == "redis":
+        flush_redis(settings.feast.redis_url)
     else:
         conn = sqlite3.connect(online_db_path(settings))
         with conn:

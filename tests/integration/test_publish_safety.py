@@ -26,7 +26,7 @@ from tests.servers import free_port, start_redis
 
 
 def _client(settings) -> redis.Redis:
-    host, port = settings.redis_url.split(":")
+    host, port = settings.feast.redis_url.split(":")
     return redis.Redis(host=host, port=int(port))
 
 
@@ -47,7 +47,7 @@ def _read_all(settings, users: range) -> dict[int, tuple[list[int] | None, str |
 
 def _stored_lists(settings) -> int:
     """How many users the store holds a list for (each counted once)."""
-    if settings.online_store == "redis":
+    if settings.feast.online_store == "redis":
         field = b"_ts:user_recommendations"
         return sum(bool(_client(settings).hexists(k, field)) for k in _client(settings).scan_iter())
     conn = sqlite3.connect(online_db_path(settings))
@@ -62,7 +62,7 @@ def test_users_absent_tonight_lose_their_list(direct_store_settings):
     settings = direct_store_settings
     write_lists(settings, DAY, {1: [10, 11], 2: [20], 3: [30]}, "d1")
     publish_lists(RunContext.create(DAY, settings, "d1"))
-    if settings.online_store == "redis":  # another view of user 1 shares Feast's hash
+    if settings.feast.online_store == "redis":  # another view of user 1 shares Feast's hash
         keys = [
             k
             for k in _client(settings).scan_iter()
@@ -79,7 +79,7 @@ def test_users_absent_tonight_lose_their_list(direct_store_settings):
     assert got == {1: (None, None), 2: ([21], "d2"), 3: ([31], "d2"), 4: ([41], "d2")}
     assert not RecommendationClient(settings).get(1).personalised
     assert _stored_lists(settings) == 3
-    if settings.online_store == "redis":  # only this view's fields were deleted
+    if settings.feast.online_store == "redis":  # only this view's fields were deleted
         assert sum(_client(settings).hexists(k, b"_ts:other_view") for k in keys) == 3
 
 
@@ -130,10 +130,10 @@ def test_publish_killed_mid_run_is_finished_by_the_next_run(direct_store_setting
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
-        "RANKING_DATA_ROOT": settings.data_root,
-        "RANKING_STATE_DIR": str(settings.state_dir),
-        "RANKING_ONLINE_STORE": settings.online_store,
-        "RANKING_REDIS_URL": settings.redis_url,
+        "RANKING_DATA_ROOT": settings.paths.data_root,
+        "RANKING_STATE_DIR": str(settings.paths.state_dir),
+        "RANKING_ONLINE_STORE": settings.feast.online_store,
+        "RANKING_REDIS_URL": settings.feast.redis_url,
         "RANKING_PUBLISH_BATCH_ROWS": "100",
     }
     proc = subprocess.Popen(
@@ -154,7 +154,7 @@ def test_publish_killed_mid_run_is_finished_by_the_next_run(direct_store_setting
     mid = _read_all(settings, range(0, 4000))
     written = (stop_after + 1) * 100
     assert mid[0] == ([1, 2], "run-a")
-    if settings.online_store == "redis":  # the first batches of run-b are live, the rest not
+    if settings.feast.online_store == "redis":  # the first batches of run-b are live, the rest not
         assert mid[2000] == ([20003], "run-b") and mid[2000 + written - 1][1] == "run-b"
         assert mid[2000 + written] == (None, None)
     else:  # the whole SQLite transaction rolled back
@@ -283,7 +283,7 @@ def test_the_lock_of_a_killed_publisher_is_released(tmp_path):
     assert holder.stdout.readline().strip() == "held"
     from ranking_jobs.publish import exclusive
 
-    no_wait = settings.model_copy(update={"publish_lock_wait_s": 0})
+    no_wait = settings.replace(publish_lock_wait_s=0)
     with pytest.raises(PublishError, match="run killed"), exclusive(no_wait, "probe"):
         pass  # the child holds this very lock
     holder.kill()

@@ -12,7 +12,7 @@ from tests.servers import free_port
 def test_a_registry_without_a_champion_answers_none(tmp_path):
     settings = make_settings(tmp_path)
     assert registry.champion(settings) is None  # no registered model yet
-    registry.client(settings).create_registered_model(settings.registered_model)
+    registry.client(settings).create_registered_model(settings.mlflow.registered_model)
     assert registry.champion(settings) is None  # a model, but no @champion alias
 
 

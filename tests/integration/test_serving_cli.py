@@ -20,7 +20,7 @@ def test_availability_then_serve_over_http(tmp_path, capsys):
     settings = make_settings(tmp_path)
     publish(settings, {1: [10, 11, 12], 2: [20]}, popular=[12, 40])
     write_sales(settings, DAY + dt.timedelta(days=1), {12: AS_OF + dt.timedelta(hours=1)}, {})
-    where = ["--data-root", settings.data_root, "--state-dir", str(settings.state_dir)]
+    where = ["--data-root", settings.paths.data_root, "--state-dir", str(settings.paths.state_dir)]
 
     assert main(["availability", *where, "--ds", "2026-02-01"]) == 0
     out = capsys.readouterr().out

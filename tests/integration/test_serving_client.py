@@ -146,7 +146,7 @@ def test_redis_down_serves_the_last_popular_list_and_recovers(tmp_path):
         with TestClient(create_app(settings, client)) as api:  # the API over the same client
             started = time.monotonic()
             served = api.get("/v1/users/1/recommendations?limit=2")
-            assert time.monotonic() - started < settings.serve_redis_timeout_s  # no waiting
+            assert time.monotonic() - started < settings.serving.redis_timeout_s  # no waiting
             assert served.status_code == 200 and served.json()["degraded"] is True
             metrics = api.get("/metrics").text
             assert 'ranking_serving_lists_total{source="degraded"} 1.0' in metrics

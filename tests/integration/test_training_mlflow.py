@@ -79,7 +79,7 @@ def test_run_records_params_metrics_schema_fingerprint_and_versions(trained) -> 
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
-    info = mlflow.models.get_model_info(f"models:/{settings.registered_model}/1")
+    info = mlflow.models.get_model_info(f"models:/{settings.mlflow.registered_model}/1")
     schema = info.signature.inputs
     assert schema.input_names() == names
     assert set(schema.input_types()) == {DataType.float}  # float32, as the model reads

@@ -162,7 +162,7 @@ def test_valid_raw_day_passes_and_writes_data_docs(valid_day: RunContext) -> Non
     assert result["tables"][C.RAW_EVENTS]["failures"] == []
     assert result["trailing_event_volumes"] == {}
     index = Path(result["data_docs"])
-    assert index == valid_day.settings.reports_dir / "data_docs" / "index.html"
+    assert index == valid_day.settings.paths.reports_dir / "data_docs" / "index.html"
     assert index.is_file() and "raw_events" in index.read_text()
     json.dumps(result)  # JSON-able for the stage summary
 
@@ -243,7 +243,7 @@ def test_user_item_history_of_a_purchase_only_log_is_warned_not_refused(
             "data has what it is computed from)]"
         ) in message, message
     # with bought items among the candidates (a repurchase shop) the family is required
-    rebuy = ctx.settings.model_copy(update={"exclude_purchased": False})
+    rebuy = ctx.settings.replace(exclude_purchased=False)
     write_raw(ctx.settings, DS, tables)
     with pytest.raises(DataValidationError, match="ui_days_since"):
         validate_training_set(RunContext.create(DS, rebuy))
@@ -389,9 +389,7 @@ def test_referential_integrity_below_threshold_passes(ctx: RunContext) -> None:
     tables = raw_columns()
     tables[E]["item_id"][7] = 999
     write_raw(ctx.settings, DS, tables)
-    lenient = RunContext.create(
-        DS, ctx.settings.model_copy(update={"min_referential_integrity": 0.9})
-    )
+    lenient = RunContext.create(DS, ctx.settings.replace(min_referential_integrity=0.9))
     assert validate_raw(lenient)["success"]
     with pytest.raises(DataValidationError, match="item_id_not_in_raw_items"):
         validate_raw(ctx)
@@ -532,7 +530,7 @@ def test_broken_lists_are_refused(valid_day: RunContext, case: str) -> None:
     mutate, expectation, column, example = LIST_CASES[case]
     cols = lists_columns()
     mutate(cols)
-    settings = valid_day.settings.model_copy(update={"top_n": 3})
+    settings = valid_day.settings.replace(top_n=3)
     lake.write_partition(settings, C.RECOMMENDATIONS, DS, to_table(cols, C.RECOMMENDATIONS_SCHEMA))
     with pytest.raises(DataValidationError) as info:
         validate_lists(RunContext.create(DS, settings))
@@ -546,7 +544,7 @@ def test_broken_lists_are_refused(valid_day: RunContext, case: str) -> None:
 def test_a_seller_past_its_cap_near_the_top_is_refused(valid_day: RunContext) -> None:
     cols = lists_columns()
     cols["item_ids"][2], cols["scores"][2] = [101, 104], [0.3, 0.2]
-    settings = valid_day.settings.model_copy(update={"seller_cap": 1, "surface_size": 2})
+    settings = valid_day.settings.replace(seller_cap=1, surface_size=2)
     lake.write_partition(settings, C.RECOMMENDATIONS, DS, to_table(cols, C.RECOMMENDATIONS_SCHEMA))
     with pytest.raises(DataValidationError) as info:
         validate_lists(RunContext.create(DS, settings))
@@ -554,7 +552,7 @@ def test_a_seller_past_its_cap_near_the_top_is_refused(valid_day: RunContext) ->
     # list 0 is [101, 102, 103]: 101 and 102 are both seller 5's, in the first two
     assert "'item_ids_seller_over_cap': 1 of 4 rows unexpected" in message, message
     assert "e.g. [102] [at most 1 items of one seller among the first 2" in message, message
-    wider = settings.model_copy(update={"surface_size": 1})
+    wider = settings.replace(surface_size=1)
     assert validate_lists(RunContext.create(DS, wider))["success"]
 
 
@@ -564,7 +562,7 @@ def test_a_catalogue_of_one_seller_makes_the_cap_a_no_op(ctx: RunContext) -> Non
     tables = raw_columns()
     tables[IT]["seller_id"] = [0] * 6
     write_raw(ctx.settings, DS, tables)
-    settings = ctx.settings.model_copy(update={"seller_cap": 1, "surface_size": 2})
+    settings = ctx.settings.replace(seller_cap=1, surface_size=2)
     lake.write_partition(
         settings, C.RECOMMENDATIONS, DS, to_table(lists_columns(), C.RECOMMENDATIONS_SCHEMA)
     )

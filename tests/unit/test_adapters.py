@@ -227,7 +227,7 @@ def test_uci_id_map_and_determinism(tmp_path: Path, uci_file: Path) -> None:
     assert read(a, C.RAW_ITEMS, D2).equals(read(b, C.RAW_ITEMS, D2))
     assert read(a, C.RAW_EVENTS, D2).equals(read(b, C.RAW_EVENTS, D2))
     assert read(a, C.RAW_USERS, D2).equals(read(b, C.RAW_USERS, D2))
-    id_map = pq.read_table(Path(a.data_root) / "import" / "id_map_uci_stock_codes.parquet")
+    id_map = pq.read_table(Path(a.paths.data_root) / "import" / "id_map_uci_stock_codes.parquet")
     rows = id_map.to_pandas().set_index("stock_code")
     assert rows["item_id"].to_dict() == ITEM
     assert rows.loc["85123A", "description"] == "WHITE HANGING HEART T-LIGHT HOLDER"
@@ -423,7 +423,7 @@ def test_generic_parquet_with_tables_and_string_ids(settings: Settings, tmp_path
     summary = import_interactions(ctx_for(settings), inter, items, users)
 
     # Text ids: mapped in sorted order, sellers are users (same map).
-    id_dir = Path(settings.data_root) / "import"
+    id_dir = Path(settings.paths.data_root) / "import"
     umap = pd.read_parquet(id_dir / "id_map_users.parquet").set_index("source_id")["id"]
     imap = pd.read_parquet(id_dir / "id_map_items.parquet").set_index("source_id")["id"]
     assert umap.to_dict() == {"alice": 1, "bob": 2, "carol": 3, "dave": 4, "erin": 5}
@@ -476,7 +476,7 @@ def test_generic_id_map_is_stable_across_imports(settings: Settings, tmp_path: P
     )  # fmt: skip
     import_interactions(ctx_for(settings), first)
     summary = import_interactions(ctx_for(settings), second)
-    umap = pd.read_parquet(Path(settings.data_root) / "import" / "id_map_users.parquet")
+    umap = pd.read_parquet(Path(settings.paths.data_root) / "import" / "id_map_users.parquet")
     assert dict(zip(umap["source_id"], umap["id"], strict=True)) == {
         "u1": 1,
         "u2": 2,
@@ -485,7 +485,7 @@ def test_generic_id_map_is_stable_across_imports(settings: Settings, tmp_path: P
     }
     assert summary["ids"]["users"] == {
         "mapped": True,
-        "id_map": f"{settings.data_root}/import/id_map_users.parquet",
+        "id_map": f"{settings.paths.data_root}/import/id_map_users.parquet",
         "known": 2,
         "new": 2,
     }

@@ -59,7 +59,7 @@ def test_a_missed_deadline_names_the_first_stage_not_finished_since_the_run_star
     write_summary(ctx, "validate_raw", {"old": True})  # an earlier run's summary
     started = dt.datetime.now(dt.UTC)
     old = time.time() - 3600
-    os.utime(env_settings.reports_dir / "2026-01-31" / "validate_raw.json", (old, old))
+    os.utime(env_settings.paths.reports_dir / "2026-01-31" / "validate_raw.json", (old, old))
     write_summary(ctx, "profile_data", {})  # written after the start, yet validate_raw is not
     context = {
         "dag_run": {

@@ -295,9 +295,9 @@ def test_load_inputs_reads_the_lake_of_a_day(settings):
     made = baselines.lists("item_knn", np.array([1, 2]), src, settings)
     assert made["item_ids"].map(list).tolist() == [[1, 2], [0, 1, 2]]  # 0 bought, 3 sold
 
-    repeats = baselines.load_inputs(settings.model_copy(update={"exclude_purchased": False}), day)
+    repeats = baselines.load_inputs(settings.replace(exclude_purchased=False), day)
     assert repeats.repeats and repeats.excluded.empty
-    once = baselines.load_inputs(settings.model_copy(update={"exclude_engaged": True}), day)
+    once = baselines.load_inputs(settings.replace(exclude_engaged=True), day)
     assert not once.repeats
     assert sorted(once.excluded.values.tolist()) == [[1, 0], [2, 3]]  # engaged, not shown
     assert _top(baselines.scores("buy_again", np.array([1]), repeats, 5, 0), 1) == [0]

@@ -160,7 +160,7 @@ def test_past_items_source_leads_by_frequency_then_recency_within_its_quota():
     no_history = _generate([1, 2], _items(), affinity, 6)
     assert "past_items" not in set(no_history["source"])
 
-    share = Settings().candidate_quotas["past_items"]
+    share = Settings().candidates.quotas["past_items"]
     cands = _generate([1, 2], _items(), affinity, 6, history=history)
     u2 = cands[cands["user_id"] == 2]
     # quota int(6 * 0.3) = 1: the most frequent available past item leads

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from ranking_jobs.settings import ENV_PREFIX, Settings
+from ranking_jobs.settings import ENV_PREFIX, FIELDS, Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -131,12 +131,8 @@ def ranking_assignments(node: Any, where: str = "") -> Iterator[tuple[str, str, 
 
 
 def settings_env_names() -> dict[str, str]:
-    """Env var name (upper case) -> Settings field, derived from the model itself."""
-    names = {}
-    for field_name, info in Settings.model_fields.items():
-        alias = info.validation_alias if isinstance(info.validation_alias, str) else None
-        names[(alias or f"{ENV_PREFIX}{field_name}").upper()] = field_name
-    return names
+    """Env var name (upper case) -> flat name of its Settings field (the settings' table)."""
+    return {env_name(flat): flat for flat in FIELDS}
 
 
 def ranking_env(env: dict[str, str | None]) -> dict[str, str | None]:
@@ -189,7 +185,7 @@ def check_ranking_values(doc: Doc, monkeypatch: pytest.MonkeyPatch) -> list[str]
                 continue
         for key in values:
             field = known.get(key.upper())
-            if field and field not in settings.model_fields_set:
+            if field and field not in settings.explicit():
                 problems.append(f"{where}: {key} was set but Settings did not read it")
     return problems
 
@@ -459,10 +455,12 @@ def test_stack_settings_point_at_the_stack(compose: Doc, monkeypatch: pytest.Mon
     for key, value in compose["x-ranking-env"].items():
         monkeypatch.setenv(key, interpolate(value))
     s = Settings()
-    assert s.data_root.startswith("s3://") and s.s3_endpoint_url, "an s3 lake needs the MinIO URL"
-    assert s.online_store == "redis"
+    assert s.paths.data_root.startswith("s3://") and s.paths.s3_endpoint_url, (
+        "an s3 lake needs the MinIO URL"
+    )
+    assert s.feast.online_store == "redis"
     assert s.tracking_uri.startswith("http://")
-    assert s.spark_master.startswith("spark://")
+    assert s.spark.master.startswith("spark://")
 
 
 def test_depends_on_targets_exist(compose: Doc) -> None:

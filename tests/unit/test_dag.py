@@ -50,7 +50,9 @@ def test_dag_settings(dagbag):
     assert dag.doc_md and "data_interval_start" in dag.doc_md
     for t in dag.tasks:
         assert t.retries >= 1 and t.retry_exponential_backoff
-        assert t.execution_timeout == dt.timedelta(minutes=load_settings().task_timeout_minutes)
+        assert t.execution_timeout == dt.timedelta(
+            minutes=load_settings().airflow.task_timeout_minutes
+        )
 
 
 def test_schedule_gives_non_empty_daily_interval_at_two(dagbag):
@@ -112,7 +114,7 @@ def test_airflow_context_maps_to_interval_start_day():
         }
     )
     assert ctx.ds == dt.date(2026, 1, 31) and ctx.run_id == "scheduled__x"
-    assert ctx.settings.top_n == 7
+    assert ctx.settings.lists.top_n == 7
     assert logical_date_for(dt.date(2026, 1, 31)).startswith("2026-02-01T02:00")
     with pytest.raises(ValueError, match="empty data interval"):
         context_from_airflow(

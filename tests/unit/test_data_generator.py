@@ -104,8 +104,8 @@ def test_same_settings_give_identical_bytes(run: tuple[Settings, dict], tmp_path
     settings, _ = run
     again = _settings(tmp_path / "again")
     generate(RunContext.create(DS, again))
-    first = _hash_tree(Path(settings.data_root))
-    second = _hash_tree(Path(again.data_root))
+    first = _hash_tree(Path(settings.paths.data_root))
+    second = _hash_tree(Path(again.paths.data_root))
     assert len(first) == 3 * HISTORY + 1
     assert first == second
 
@@ -122,10 +122,10 @@ def test_another_seed_gives_other_data(run: tuple[Settings, dict], tmp_path: Pat
 def test_rerun_replaces_partitions(run: tuple[Settings, dict], tmp_path: Path) -> None:
     settings = _settings(tmp_path, history_days=3)
     generate(RunContext.create(DS, settings))
-    before = _hash_tree(Path(settings.data_root))
+    before = _hash_tree(Path(settings.paths.data_root))
     generate(RunContext.create(DS, settings))
-    assert _hash_tree(Path(settings.data_root)) == before
-    assert not list(Path(settings.data_root).rglob(".staging/*"))
+    assert _hash_tree(Path(settings.paths.data_root)) == before
+    assert not list(Path(settings.paths.data_root).rglob(".staging/*"))
 
 
 # --- users -----------------------------------------------------------------------------

@@ -20,11 +20,13 @@ def test_build_calls_the_transform_with_the_inputs_it_names() -> None:
         keys=("user_id",),
         columns=(("x", families.FLOAT),),
         transform=f"{__name__}:_echo",
-        inputs=("events", "settings.prior_strength"),
+        inputs=("events", "settings.features.prior_strength"),
         params={"dimension": "brand"},
         description="",
     )
-    inputs = SimpleNamespace(events="E", settings=SimpleNamespace(prior_strength=7.0))
+    inputs = SimpleNamespace(
+        events="E", settings=SimpleNamespace(features=SimpleNamespace(prior_strength=7.0))
+    )
     assert family.build(inputs) == (("E", 7.0), {"dimension": "brand"})
 
 

@@ -78,7 +78,7 @@ def test_round_trip_keeps_exact_schema_and_rows(settings: Settings) -> None:
     data = sample(7)
     uri = lake.write_partition(settings, TABLE, DAY, data)
 
-    assert uri == f"{settings.data_root}/{TABLE}/dt=2026-01-31"
+    assert uri == f"{settings.paths.data_root}/{TABLE}/dt=2026-01-31"
     assert lake.has_partition(settings, TABLE, DAY)
     back = lake.read_partition(settings, TABLE, DAY)
     assert back.schema == SCHEMA  # types, tz, dictionary, nullability; no partition column
@@ -269,7 +269,9 @@ def test_list_partitions_of_unknown_table_is_empty(settings: Settings) -> None:
 
 
 def test_partition_glob_points_at_committed_files(settings: Settings) -> None:
-    assert lake.partition_glob(settings, TABLE) == (f"{settings.data_root}/{TABLE}/dt=*/*.parquet")
+    assert lake.partition_glob(settings, TABLE) == (
+        f"{settings.paths.data_root}/{TABLE}/dt=*/*.parquet"
+    )
 
 
 # --- missing partitions --------------------------------------------------------
@@ -284,7 +286,7 @@ def test_missing_partition_error_names_table_day_and_root(settings: Settings) ->
 
     message = str(info.value)
     assert f"{TABLE}/dt=2026-02-01" in message
-    assert settings.data_root in message
+    assert settings.paths.data_root in message
     assert "2026-02-01" in message
     assert isinstance(info.value, FileNotFoundError)  # callers catching OS errors still work
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ranking_jobs import cli
 from ranking_jobs.context import RunContext, parse_ds
-from ranking_jobs.settings import ENV_PREFIX, Settings, load_settings
+from ranking_jobs.settings import ENV_PREFIX, FIELDS, Settings, load_settings
 from ranking_jobs.stages import NIGHTLY, STAGES
 
 GOOD_DS = "2026-01-31"
@@ -39,15 +39,15 @@ def error_fields(exc: ValidationError) -> set[str]:
 
 def test_defaults_run_locally(tmp_path: Path) -> None:
     s = Settings()
-    assert s.data_root == str(tmp_path / "data")
-    assert s.state_dir == tmp_path / "var"
-    assert s.scale == "tiny"
-    assert s.online_store == "sqlite"
-    assert s.s3_endpoint_url is None
+    assert s.paths.data_root == str(tmp_path / "data")
+    assert s.paths.state_dir == tmp_path / "var"
+    assert s.generator.scale == "tiny"
+    assert s.feast.online_store == "sqlite"
+    assert s.paths.s3_endpoint_url is None
     assert s.tracking_uri == f"sqlite:///{tmp_path / 'var' / 'mlflow.db'}"
-    assert s.feast_dir == tmp_path / "var" / "feast"
-    assert s.reports_dir == tmp_path / "var" / "reports"
-    assert s.artifact_root == (tmp_path / "var" / "mlartifacts").as_uri()
+    assert s.paths.feast_dir == tmp_path / "var" / "feast"
+    assert s.paths.reports_dir == tmp_path / "var" / "reports"
+    assert s.paths.artifact_root == (tmp_path / "var" / "mlartifacts").as_uri()
     assert Settings(mlflow_tracking_uri="http://mlflow:5000").tracking_uri == "http://mlflow:5000"
 
 
@@ -64,35 +64,35 @@ def test_prefixed_env_vars_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("ranking_seed", "11")  # env names are case-insensitive
 
     s = Settings()
-    assert s.top_n == 50
-    assert s.online_store == "redis"
-    assert s.redis_url == "cache:6380"
-    assert s.scale == "small"
-    assert s.exclude_purchased is False
-    assert s.learning_rate == pytest.approx(0.05)
-    assert s.data_root == "s3://bucket/prefix"
-    assert s.s3_endpoint_url == "http://127.0.0.1:9000"
-    assert s.state_dir == tmp_path / "state"
-    assert s.seed == 11
+    assert s.lists.top_n == 50
+    assert s.feast.online_store == "redis"
+    assert s.feast.redis_url == "cache:6380"
+    assert s.generator.scale == "small"
+    assert s.lists.exclude_purchased is False
+    assert s.training.learning_rate == pytest.approx(0.05)
+    assert s.paths.data_root == "s3://bucket/prefix"
+    assert s.paths.s3_endpoint_url == "http://127.0.0.1:9000"
+    assert s.paths.state_dir == tmp_path / "state"
+    assert s.generator.seed == 11
 
 
 def test_unprefixed_env_vars_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOP_N", "0")
     monkeypatch.setenv("SCALE", "huge")
     s = Settings()
-    assert s.top_n == 100
-    assert s.scale == "tiny"
+    assert s.lists.top_n == 100
+    assert s.generator.scale == "tiny"
 
 
 def test_explicit_overrides_win_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANKING_TOP_N", "50")
     monkeypatch.setenv("RANKING_SCALE", "small")
 
-    assert Settings(top_n=7).top_n == 7
+    assert Settings(top_n=7).lists.top_n == 7
     s = load_settings(top_n=7, scale=None)  # None means "not given": env still applies
-    assert s.top_n == 7
-    assert s.scale == "small"
-    assert load_settings().top_n == 50
+    assert s.lists.top_n == 7
+    assert s.generator.scale == "small"
+    assert load_settings().lists.top_n == 50
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_bad_env_value_names_the_field(
     monkeypatch.setenv(var, value)
     with pytest.raises(ValidationError) as info:
         Settings()
-    assert error_fields(info.value) == {field}
+    assert error_fields(info.value) == {f"{FIELDS[field][0]}.{field}"}  # section.flat name
     assert field in str(info.value)
     assert value in str(info.value)  # the offending input is shown
 
@@ -134,7 +134,7 @@ def test_unknown_prefixed_env_var_is_ignored_and_reported(
     monkeypatch.setenv("RANKING_TOPN", "5")
     monkeypatch.setenv("RANKING_ZZZ_NOTHING_LIKE_IT", "1")
     s = Settings()
-    assert s.top_n == 100
+    assert s.lists.top_n == 100
     assert not hasattr(s, "log_level")
     assert unknown_variables() == [
         "RANKING_TOPN (did you mean RANKING_TOP_N?)",
@@ -156,7 +156,7 @@ def test_unknown_keyword_is_an_error() -> None:
 def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValidationError):
-        s.top_n = 3  # type: ignore[misc]
+        s.lists.top_n = 3  # type: ignore[misc]
 
 
 # --- settings: paths -------------------------------------------------------------------
@@ -164,15 +164,15 @@ def test_settings_are_frozen() -> None:
 
 def test_relative_data_root_is_made_absolute(tmp_path: Path) -> None:
     s = Settings(data_root="lake/here", state_dir=Path("state"))
-    assert s.data_root == str(tmp_path / "lake" / "here")
-    assert Path(s.data_root).is_absolute()
-    assert s.state_dir == tmp_path / "state"
-    assert Settings(data_root="./data/../lake").data_root == str(tmp_path / "lake")
+    assert s.paths.data_root == str(tmp_path / "lake" / "here")
+    assert Path(s.paths.data_root).is_absolute()
+    assert s.paths.state_dir == tmp_path / "state"
+    assert Settings(data_root="./data/../lake").paths.data_root == str(tmp_path / "lake")
 
 
 def test_home_relative_root_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert Settings(data_root="~/lake").data_root == str(tmp_path / "home" / "lake")
+    assert Settings(data_root="~/lake").paths.data_root == str(tmp_path / "home" / "lake")
 
 
 def test_relative_env_root_is_pinned_at_load_time(
@@ -181,12 +181,12 @@ def test_relative_env_root_is_pinned_at_load_time(
     monkeypatch.setenv("RANKING_DATA_ROOT", "rel")
     s = Settings()
     monkeypatch.chdir("/")
-    assert s.data_root == str(tmp_path / "rel")  # later chdir does not move the lake
+    assert s.paths.data_root == str(tmp_path / "rel")  # later chdir does not move the lake
 
 
 def test_uri_roots_are_kept_but_lose_trailing_slash() -> None:
-    assert Settings(data_root="s3://bucket/prefix/").data_root == "s3://bucket/prefix"
-    assert Settings(data_root="gs://b/p").data_root == "gs://b/p"
+    assert Settings(data_root="s3://bucket/prefix/").paths.data_root == "s3://bucket/prefix"
+    assert Settings(data_root="gs://b/p").paths.data_root == "gs://b/p"
 
 
 # --- run context -------------------------------------------------------------------------
@@ -339,9 +339,9 @@ def test_flags_win_over_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         ["train_model", "--ds", GOOD_DS, "--scale", "small", "--state-dir", "st"]
     )
     s = cli._settings(args)
-    assert s.scale == "small"
-    assert s.data_root == str(tmp_path / "from-env")  # not given as a flag: env applies
-    assert s.state_dir == tmp_path / "st"
+    assert s.generator.scale == "small"
+    assert s.paths.data_root == str(tmp_path / "from-env")  # not given as a flag: env applies
+    assert s.paths.state_dir == tmp_path / "st"
 
 
 def test_bad_ds_gives_a_clear_error(capsys: pytest.CaptureFixture) -> None:
@@ -363,11 +363,11 @@ def test_bad_ds_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
 def test_derived_paths_follow_a_copy_with_another_state_dir(tmp_path) -> None:
     """model_copy(update=...) must not carry the original's derived paths along."""
     first = Settings(state_dir=tmp_path / "a")
-    assert first.feast_dir == tmp_path / "a" / "feast"
-    second = first.model_copy(update={"state_dir": tmp_path / "b"})
-    assert second.feast_dir == tmp_path / "b" / "feast"
-    assert second.reports_dir == tmp_path / "b" / "reports"
-    assert "/b/" in second.tracking_uri and "/b/" in second.artifact_root
+    assert first.paths.feast_dir == tmp_path / "a" / "feast"
+    second = first.replace(state_dir=tmp_path / "b")
+    assert second.paths.feast_dir == tmp_path / "b" / "feast"
+    assert second.paths.reports_dir == tmp_path / "b" / "reports"
+    assert "/b/" in second.tracking_uri and "/b/" in second.paths.artifact_root
 
 
 def test_settings_travel_to_a_child_process_whole(
@@ -387,7 +387,7 @@ def test_settings_travel_to_a_child_process_whole(
     assert Settings() == sent
     # a defaulted setting stays unset in the child, where the data profile may choose it
     assert "RANKING_LABEL_WINDOW_DAYS" not in env and "RANKING_ACTIVE_DAYS" not in env
-    assert Settings().model_fields_set == sent.model_fields_set | {
+    assert Settings().explicit() == sent.explicit() | {
         "data_root",
         "state_dir",
         "feast_repo",

@@ -314,5 +314,5 @@ def test_native_categories_travel_in_the_model_file_and_unknown_values_are_missi
     unseen = valid.assign(category="jumpsuits")
     missing = valid.assign(category=None)
     np.testing.assert_allclose(model.predict(booster, unseen), model.predict(booster, missing))
-    off, _ = model.fit(settings.model_copy(update={"categorical_features": False}), train, valid)
+    off, _ = model.fit(settings.replace(categorical_features=False), train, valid)
     assert "category" not in off.feature_names and model.booster_vocabulary(off) == {}
