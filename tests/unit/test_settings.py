@@ -47,6 +47,7 @@ FLAT_NAMES = [
     "dags_folder",
     "offline_store",
     "online_store",
+    "online_store_config",  # added with the online-store port
     "redis_url",
     "user_item_lookback_days",
     "retrieval_chunk_rows",
@@ -284,3 +285,13 @@ def test_profile_keeps_explicit_settings_and_derives_the_rest() -> None:
         "why": "set explicitly",
     }
     assert chosen["active_days"]["source"] == "profile"
+
+
+def test_a_generic_online_store_needs_its_feast_config() -> None:
+    with pytest.raises(ValueError, match="RANKING_ONLINE_STORE_CONFIG"):
+        Settings(online_store="feast")
+    config = {"type": "sqlite", "path": "online.db"}
+    assert (
+        Settings(online_store="feast", online_store_config=config).feast.online_store_config
+        == config
+    )
