@@ -52,6 +52,11 @@ def start_spark(settings: Settings, app: str, then: Callable[[SparkSession], T])
     (docs/decisions.md), time the caller can spend loading what it needs. A later ``get_spark``
     waits for it (the session builder holds a lock) and returns the same session."""
 
+    # Imported in the caller's thread first: MLflow imports pyspark too while the JVM
+    # starts, and two threads importing one package at once can deadlock on its module
+    # locks (seen once as "_DeadlockError: deadlock detected by _ModuleLock('pyspark.util')").
+    import pyspark.sql  # noqa: F401
+
     def start() -> T:
         return then(get_spark(settings, app))
 

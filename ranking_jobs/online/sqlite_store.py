@@ -51,7 +51,7 @@ class SqliteLists:
     def begin(self, tables: Sequence[str]) -> None:
         """Empty ``tables`` and drop their secondary indexes (Feast's ``<table>_ek``),
         rebuilt by ``commit``: one sort at the end costs less than updating the index
-        on every insert (300k lists: 8.9 s instead of 11.9 s of inserts)."""
+        on every insert (docs/decisions.md)."""
         self.conn.execute("BEGIN IMMEDIATE")
         for table in tables:
             self.conn.execute(f'DELETE FROM "{table}"')
@@ -66,7 +66,7 @@ class SqliteLists:
     def write(self, table: str, cells: Sequence[Any]) -> None:
         """Insert rows given as one flat sequence of their ``COLUMNS`` values. Rows go
         ``ROWS_PER_INSERT`` to a statement: fewer statement steps and parameter
-        tuples than one row per statement (a quarter less time on a million lists)."""
+        tuples than one row per statement (docs/decisions.md)."""
         width = len(self.COLUMNS)
         step = width * self.ROWS_PER_INSERT
         full = len(cells) - len(cells) % step
