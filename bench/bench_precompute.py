@@ -57,7 +57,7 @@ def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     import dataclasses
 
     from ranking_jobs import registry
-    from ranking_jobs.stages import run_stage
+    from ranking_jobs.runner import run_stage
 
     ctx = _ctx(args, "bench-prepare")
     fixed = ctx.settings.replace(
@@ -97,7 +97,7 @@ class _Steps(logging.Handler):
 
 
 def _child_precompute(args: argparse.Namespace) -> dict[str, Any]:
-    from ranking_jobs.stages import run_stage
+    from ranking_jobs.runner import run_stage
 
     steps = _Steps()
     logging.getLogger("ranking_jobs").addHandler(steps)

@@ -8,8 +8,8 @@ from typing import Any
 
 from ranking_jobs.context import RunContext
 from ranking_jobs.lake import CorruptPartitionError
+from ranking_jobs.runner import run_stage
 from ranking_jobs.settings import load_settings, warn_unknown_variables
-from ranking_jobs.stages import run_stage
 
 
 def context_from_airflow(context: Mapping[str, Any]) -> RunContext:

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ranking_jobs.context import RunContext, parse_ds
+from ranking_jobs.runner import run_stage
 from ranking_jobs.settings import ENV_PREFIX, Settings, load_settings, warn_unknown_variables
-from ranking_jobs.stages import AVAILABILITY, NIGHTLY, run_stage
+from ranking_jobs.stages import AVAILABILITY, NIGHTLY
 
 log = logging.getLogger("ranking_jobs.cli")
 

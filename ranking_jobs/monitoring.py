@@ -311,12 +311,3 @@ def write_textfile(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)
     return path
-
-
-def history(settings: Settings, ds: dt.date, nights: int = 30) -> pd.DataFrame:
-    """The monitoring records of the ``nights`` days ending with ``ds``, one frame."""
-    earliest = ds - dt.timedelta(days=nights - 1)
-    days = [d for d in lake.list_partitions(settings, C.MONITORING) if earliest <= d <= ds]
-    if not days:
-        return pd.DataFrame(columns=["metric", "name", "value", "status", "ds"])
-    return lake.read_days(settings, C.MONITORING, days).to_pandas()

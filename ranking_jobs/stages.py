@@ -1,19 +1,15 @@
-"""The nightly stages, in order, as lazy references.
+"""The nightly stages, in order, as lazy references, with what each reads and writes.
 
-This module imports nothing heavy so that the Airflow DAG file can read it at
-parse time; each stage's module is imported only when the stage runs.
+A declaration only: it imports nothing of the package, so the Airflow DAG file reads
+it at parse time and any layer may name the stages; ``runner`` runs them.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 # What stages read and write: lake tables by their folder (``contracts``), and the
 # stores beside the lake. Every stage also writes its summary to the night's report
@@ -164,30 +160,6 @@ AVAILABILITY = Stage(
 )
 
 STAGES: dict[str, Stage] = {s.name: s for s in (*NIGHTLY, AVAILABILITY)}
-
-
-def run_stage(name: str, ctx: Any) -> dict[str, Any]:
-    """Run one stage for a RunContext and log how long it took."""
-    from ranking_jobs import profile
-
-    stage = STAGES[name]
-    if name != profile.STAGE:
-        ctx = profile.with_profile(ctx)
-    from ranking_jobs import lake, summaries
-
-    log.info("stage %s for %s (run %s) starting", name, ctx.ds_str, ctx.run_id)
-    started = time.perf_counter()
-    with lake.recording() as access:
-        result = dict(stage.load()(ctx))
-    seconds = time.perf_counter() - started
-    undeclared = stage.undeclared(access.touched, access.wrote)
-    if undeclared:  # the declaration (the README's table, the DAG's assets) is stale
-        log.warning("stage %s did what it does not declare: %s", name, ", ".join(undeclared))
-    lineage = {"touched": sorted(access.touched), "undeclared": undeclared}
-    summary = {**result, "seconds": round(seconds, 2), "lineage": lineage}
-    summary_path = summaries.write_summary(ctx, name, summary)
-    log.info("stage %s done in %.1fs (summary %s)", name, seconds, summary_path)
-    return result
 
 
 def airflow_assets(stores: tuple[str, ...]) -> list[Any]:

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from typing import Any
 
+import pandas as pd
 import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
-from ranking_jobs import lake, monitoring
+from ranking_jobs import lake
 from ranking_jobs.context import RunContext
 from ranking_jobs.report.html import ReportData, render_report
+from ranking_jobs.settings import Settings
 from ranking_jobs.stages import NIGHTLY
 from ranking_jobs.summaries import PROFILE as PROFILE_STAGE
 from ranking_jobs.summaries import read_summary, summary_dir
 
 log = logging.getLogger(__name__)
+
+
+def monitoring_history(settings: Settings, ds: dt.date, nights: int = 30) -> pd.DataFrame:
+    """The monitoring records (``monitor_night``) of the ``nights`` days ending with ``ds``."""
+    earliest = ds - dt.timedelta(days=nights - 1)
+    days = [d for d in lake.list_partitions(settings, C.MONITORING) if earliest <= d <= ds]
+    if not days:
+        return pd.DataFrame(columns=["metric", "name", "value", "status", "ds"])
+    return lake.read_days(settings, C.MONITORING, days).to_pandas()
 
 
 def metric_history(ctx: RunContext, metric: str) -> list[dict[str, Any]]:
@@ -116,7 +128,7 @@ def write_report(ctx: RunContext) -> dict[str, Any]:
         score_distribution=scores,
         list_stats=list_stats,
         metric_history=metric_history(ctx, metric),
-        monitoring=monitoring.history(settings, ctx.ds).to_dict("records"),
+        monitoring=monitoring_history(settings, ctx.ds).to_dict("records"),
         monitoring_thresholds={
             "warn": settings.monitoring.psi_warn,
             "fail": settings.monitoring.psi_fail,

@@ -132,7 +132,7 @@ WORSE = {"min_child_weight": 1e9, "num_boost_round": 5}
 
 def test_a_worse_model_is_refused_and_the_champion_keeps_publishing(night):
     from ranking_jobs import registry
-    from ranking_jobs.stages import run_stage
+    from ranking_jobs.runner import run_stage
 
     champion = registry.champion(night)
     assert champion is not None
@@ -157,8 +157,8 @@ def test_a_refused_model_without_champion_publishes_the_best_baselines_lists(nig
     of the best baseline its evaluation found, labelled as such."""
     import shutil
 
+    from ranking_jobs.runner import run_stage
     from ranking_jobs.serving import RecommendationClient
-    from ranking_jobs.stages import run_stage
 
     lake_copy = tmp_path / "lake"
     shutil.copytree(night.paths.data_root, lake_copy)
@@ -270,7 +270,7 @@ def test_monitoring_is_quiet_on_stable_nights_and_names_a_shifted_feature(night,
     in DS's item features: a warning names the feature, and over the fail threshold the
     stage stops the night before publish, naming it too."""
     from ranking_jobs.monitoring import MonitoringError, history
-    from ranking_jobs.stages import run_stage
+    from ranking_jobs.runner import run_stage
 
     url, alerts = webhook
     watched = night.replace(alert_webhook_url=url)

@@ -274,7 +274,7 @@ def test_a_log_without_sellers_impressions_or_profiles_names_those_families(
 
 
 def test_stage_registry_runs_validation(valid_day: RunContext) -> None:
-    from ranking_jobs.stages import run_stage
+    from ranking_jobs.runner import run_stage
 
     assert run_stage("validate_raw", valid_day)["success"] is True
 

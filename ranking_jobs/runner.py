@@ -1,0 +1,35 @@
+"""Running one stage: the night's settings, lineage recording, timing and its summary.
+
+The CLI, the Airflow tasks, the benches and the tests all run a stage through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ranking_jobs import lake, profile, summaries
+from ranking_jobs.stages import STAGES
+
+log = logging.getLogger(__name__)
+
+
+def run_stage(name: str, ctx: Any) -> dict[str, Any]:
+    """Run one stage for a RunContext and log how long it took."""
+    stage = STAGES[name]
+    if name != profile.STAGE:
+        ctx = profile.with_profile(ctx)
+    log.info("stage %s for %s (run %s) starting", name, ctx.ds_str, ctx.run_id)
+    started = time.perf_counter()
+    with lake.recording() as access:
+        result = dict(stage.load()(ctx))
+    seconds = time.perf_counter() - started
+    undeclared = stage.undeclared(access.touched, access.wrote)
+    if undeclared:  # the declaration (the README's table, the DAG's assets) is stale
+        log.warning("stage %s did what it does not declare: %s", name, ", ".join(undeclared))
+    lineage = {"touched": sorted(access.touched), "undeclared": undeclared}
+    summary = {**result, "seconds": round(seconds, 2), "lineage": lineage}
+    summary_path = summaries.write_summary(ctx, name, summary)
+    log.info("stage %s done in %.1fs (summary %s)", name, seconds, summary_path)
+    return result
