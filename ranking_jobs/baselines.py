@@ -24,6 +24,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ranking_jobs.calendar import as_of_after
 from ranking_jobs.candidates import (
     TOP_VALUES,
     covisitation_reach,
@@ -90,7 +91,7 @@ def load_inputs(settings: Settings, snapshot: dt.date) -> BaselineInputs:
         excluded=inputs.excluded_pairs(settings, snapshot, engaged),
         covisitation=inputs.covisitation_table(settings, snapshot),
         affinity=inputs.affinity_table(settings, snapshot, "category"),
-        as_of=pd.Timestamp(snapshot + dt.timedelta(days=1), tz="UTC"),
+        as_of=as_of_after(snapshot),
         repeats=not (settings.lists.exclude_purchased or settings.lists.exclude_engaged),
     )
 

@@ -19,16 +19,20 @@ import pandas as pd
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
-from ranking_jobs.context import RunContext
+from ranking_jobs.context import DAY, RunContext
 from ranking_jobs.settings import Settings
 
-DAY = dt.timedelta(days=1)
 SPLITS = ("train", "valid", "test")  # in calendar order, oldest first
 
 
 class HistoryTooShortError(ValueError):
     """The lake holds too few days before ``ds`` for a hold-out, a validation and a
     training window."""
+
+
+def as_of_after(snapshot: dt.date) -> pd.Timestamp:
+    """The as-of time a snapshot serves: the end of its day, the start of the next."""
+    return pd.Timestamp(snapshot + DAY, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Window:
 
     @property
     def as_of(self) -> pd.Timestamp:
-        return pd.Timestamp(self.first, tz="UTC")
+        return as_of_after(self.snapshot)
 
 
 @dataclass(frozen=True)

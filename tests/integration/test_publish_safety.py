@@ -20,7 +20,7 @@ from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import apply_definitions, feature_store, online_db_path
 from ranking_jobs.publish import PublishError, journal, live_marker, publish_lists
 from ranking_jobs.serving import RecommendationClient
-from tests.conftest import REPO, make_settings
+from tests.conftest import REPO, make_settings, redis_settings
 from tests.integration.serving_data import DAY, write_lists
 from tests.servers import free_port, start_redis
 
@@ -84,10 +84,7 @@ def test_users_absent_tonight_lose_their_list(direct_store_settings):
 
 
 def test_redis_key_expiry_when_configured(redis_server, tmp_path):
-    settings = make_settings(
-        tmp_path, online_store="redis", redis_url=redis_server, list_ttl_days=1.5
-    )
-    _client(settings).flushall()
+    settings = redis_settings(tmp_path, redis_server, list_ttl_days=1.5)
     apply_definitions(settings)
     write_lists(settings, DAY, {5: [50]}, "ttl")
     publish_lists(RunContext.create(DAY, settings, "ttl"))
@@ -179,8 +176,7 @@ def test_publish_killed_mid_run_is_finished_by_the_next_run(direct_store_setting
 
 
 def test_unreachable_redis_fails_clearly_and_keeps_the_live_lists(redis_server, tmp_path):
-    live = make_settings(tmp_path, online_store="redis", redis_url=redis_server)
-    _client(live).flushall()
+    live = redis_settings(tmp_path, redis_server)
     apply_definitions(live)
     write_lists(live, DAY, {1: [10, 11]}, "good")
     publish_lists(RunContext.create(DAY, live, "good"))
