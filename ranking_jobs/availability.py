@@ -13,8 +13,8 @@ The window starts ``sold_items_margin_hours`` before the live lists' as-of time
 lists kept from a missed night are filtered too. Every partition from that day
 on is read, whatever the run's day: the freshest data always wins, and the
 run's day only names the audit partition ``sold_items/dt=``. Rows are stamped
-with the wall-clock time, so every run really replaces the previous one on
-Redis (which skips writes that are not newer).
+with the wall-clock time, so every run really replaces the previous one on any
+store (Feast's own writers skip writes that are not newer).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 from ranking_jobs import contracts as C
 from ranking_jobs import lake, online
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import FALLBACK_SEGMENT
 from ranking_jobs.logs import timed
+from ranking_jobs.online import FALLBACK_SEGMENT
 from ranking_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def sold_since(settings: Settings, since: dt.datetime) -> tuple[pa.Array, list[s
 
 def live_as_of(settings: Settings) -> dt.datetime | None:
     """The as-of time of the lists live in the online store (its fallback list's)."""
-    popular = online.reader(settings).popular()
+    popular = online.reader(settings, direct=False).popular()  # a batch job's timeouts
     return popular.generated_at if popular is not None else None
 
 

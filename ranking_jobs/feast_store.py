@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FALLBACK_SEGMENT = "global"  # the key of the one non-personal list row (popular_items)
 # More distinct as-of times than this go to Feast: each costs a read of the views' partitions.
 AS_OF_TIMES = 32
 ONLINE_DB_PAGE_BYTES = 16_384

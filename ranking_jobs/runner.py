@@ -9,7 +9,6 @@ import logging
 import time
 from typing import Any
 
-from ranking_jobs import lake, profile, summaries
 from ranking_jobs.stages import STAGES
 
 log = logging.getLogger(__name__)
@@ -17,6 +16,8 @@ log = logging.getLogger(__name__)
 
 def run_stage(name: str, ctx: Any) -> dict[str, Any]:
     """Run one stage for a RunContext and log how long it took."""
+    from ranking_jobs import lake, profile, summaries  # not at import: the CLI starts light
+
     stage = STAGES[name]
     if name != profile.STAGE:
         ctx = profile.with_profile(ctx)

@@ -663,16 +663,18 @@ class Settings(BaseSettings):
         )
 
     def replace(self, **values: Any) -> Settings:
-        """A copy with the fields of these flat names changed, which then count as set
-        explicitly. Like ``model_copy(update=...)``, the values are not validated again."""
+        """A copy with the fields of these flat names changed (validated as a keyword
+        would be, so a path is made absolute and a bad value refused), which then count
+        as set explicitly; every other field keeps its value and whether it was set."""
         by_section: dict[str, dict[str, Any]] = {}
         for name, v in values.items():
             section, attr = _locate(name)
             by_section.setdefault(section, {})[attr] = v
-        update = {
-            section: getattr(self, section).model_copy(update=changes)
-            for section, changes in by_section.items()
-        }
+        update = {}
+        for section, changes in by_section.items():
+            current = getattr(self, section)
+            kept = {attr: getattr(current, attr) for attr in current.model_fields_set}
+            update[section] = type(current).model_validate({**kept, **changes})
         return self.model_copy(update=update)
 
 

@@ -169,19 +169,19 @@ class Int64EntityKeys:
         from feast.protos.feast.types.Value_pb2 import Value
 
         self.join_key, self.version, self.suffix = join_key, version, suffix
-        template = self.feast_key(0)
+        template = self.entity_key(0)
         if not template.endswith(b"\x00" * 8):
             raise RuntimeError("Feast's int64 entity key no longer ends with the 8-byte value")
         self.prefix = template[:-8]
         self._proto = (EntityKey, Value)
 
-    def feast_key(self, user_id: int) -> bytes:
+    def entity_key(self, entity_id: int) -> bytes:
         """The key exactly as Feast serializes it (the reference)."""
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
-        key = EntityKey(join_keys=[self.join_key], entity_values=[Value(int64_val=int(user_id))])
+        key = EntityKey(join_keys=[self.join_key], entity_values=[Value(int64_val=int(entity_id))])
         return serialize_entity_key(key, entity_key_serialization_version=self.version)
 
     def keys(self, ids: np.ndarray) -> list[bytes]:
@@ -197,6 +197,6 @@ class Int64EntityKeys:
         rows[:, len(head) + 8 :] = tail
         buf = rows.tobytes()
         out = [buf[i : i + width] for i in range(0, n * width, width)]
-        if n and out[0] != self.feast_key(int(ids[0])) + self.suffix:
+        if n and out[0] != self.entity_key(int(ids[0])) + self.suffix:
             raise RuntimeError("entity key bytes differ from Feast's serialize_entity_key")
         return out

@@ -1,35 +1,35 @@
 """Any Feast online store through Feast's own write and read paths.
 
-The reference implementation of the port: ``FeastListReader`` is what the direct
-Redis reader is tested against, and ``FeastWriter`` serves any online store Feast
-supports (``RANKING_ONLINE_STORE=feast``). Feast's write path has no transaction
-across rows and no delete of one entity, so a publish here is row by row, and a
-user's list is removed by writing an empty one (which every reader treats as none).
+The reference implementation of the port: ``FeastListReader`` reads any store (and
+is what the direct Redis reader is tested against), and ``FeastWriter`` serves any
+online store Feast supports (``RANKING_ONLINE_STORE=feast``). Feast's write path has
+no transaction across rows and no delete of one entity, so a publish here is batch by
+batch, and a user's list is removed by writing an empty one, which this reader reads
+as no list.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from ranking_jobs import online
-from ranking_jobs.feast_store import FALLBACK_SEGMENT
-from ranking_jobs.online import AfterBatch, Batches, SoldItems, StoredList, StoreUnavailableError
-from ranking_jobs.settings import Settings
+from ranking_jobs.online import FALLBACK_SEGMENT, AfterBatch, Batches, SoldItems, StoredList
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-log = logging.getLogger(__name__)
+    from ranking_jobs.settings import Settings
+
+T = TypeVar("T")
 
 
 class FeastListReader:
-    """Everything through ``get_online_features`` (SQLite, or Redis on request)."""
+    """Everything through ``get_online_features``: any store Feast supports."""
 
     def __init__(self, settings: Settings, store: FeatureStore | None = None) -> None:
         from ranking_jobs.feast_store import feature_store
@@ -42,8 +42,8 @@ class FeastListReader:
                 features=[f"{view}:{f}" for f in fields], entity_rows=[{key: value}]
             ).to_dict()
         except Exception as exc:  # Feast wraps store errors in many types
-            if _is_connection_error(exc):
-                raise StoreUnavailableError(f"online store unreachable: {exc}") from exc
+            if online.is_unavailable(exc):
+                raise online.StoreUnavailableError(f"online store unreachable: {exc}") from exc
             raise
         return {k: v[0] for k, v in got.items()}
 
@@ -81,39 +81,29 @@ class FeastListReader:
         return user, (None if user is not None else self.popular()), self.sold()
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    import sqlite3
-
-    import redis
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, redis.ConnectionError | redis.TimeoutError | sqlite3.OperationalError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 class FeastWriter:
     """A publish through ``FeatureStore.write_to_online_store``, a batch at a time."""
 
     def __init__(self, settings: Settings, store: FeatureStore, stamp: dt.datetime) -> None:
         self.settings, self.store, self.stamp = settings, store, stamp
 
-    def _calling(self, what: str, call: Any) -> Any:
-        try:
-            return call()
-        except Exception as exc:  # Feast wraps store errors in many types
-            if _is_connection_error(exc):
-                kind = self.store.config.online_store.type
-                raise online.PublishError(
-                    f"online store ({kind}) unreachable while {what}: {exc}. "
-                    "The live marker was left unchanged."
-                ) from exc
-            raise
+    def _calling(self, what: str, call: Callable[[], T]) -> T:
+        """``call`` retried like the direct writers' batches (``RANKING_PUBLISH_ATTEMPTS``,
+        ``RANKING_PUBLISH_BACKOFF_S``) while the store is unreachable."""
+        kind = self.store.config.online_store.type
+        publish = self.settings.publish
+        return online.retrying(
+            f"online store ({kind})",
+            what,
+            call,
+            publish.attempts,
+            publish.backoff_s,
+            online.is_unavailable,
+        )
 
     def connect(self, views: Sequence[str]) -> None:
-        """One read of the fallback row: an unreachable store fails before any write."""
+        """One read of the fallback row, whatever ``views`` are written: an unreachable
+        store fails here, before anything is written or journaled."""
         self._calling(
             "connecting",
             lambda: self.store.get_online_features(
@@ -121,9 +111,6 @@ class FeastWriter:
                 entity_rows=[{"segment": FALLBACK_SEGMENT}],
             ),
         )
-
-    def row_order(self, keys: np.ndarray) -> np.ndarray | None:
-        return None
 
     def write(self, batches: Batches, view: str, after_batch: AfterBatch | None = None) -> None:
         """Rows carry the publish time as their event time, as the direct writers do."""
@@ -144,7 +131,7 @@ class FeastWriter:
             number += 1
 
     def remove(self, view: str, users: np.ndarray) -> int:
-        """Overwrite the lists of ``users`` with empty ones."""
+        """Overwrite the lists of ``users`` in the user view with empty ones."""
         if not len(users):
             return 0
         from ranking_jobs import contracts as C
@@ -155,7 +142,7 @@ class FeastWriter:
             n = len(ids)
             empty = pa.table(
                 {
-                    "user_id": pa.array(ids, pa.int64()),
+                    online.JOIN_KEY[view]: pa.array(ids, pa.int64()),
                     "item_ids": pa.array([[]] * n, pa.list_(pa.int64())),
                     "scores": pa.array([[]] * n, pa.list_(pa.float32())),
                     "model_version": pa.array([""] * n),

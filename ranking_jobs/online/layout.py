@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,11 +18,15 @@ import pyarrow as pa
 from ranking_jobs import feast_internals
 from ranking_jobs.online import JOIN_KEY, AfterBatch, Batches, encoding
 from ranking_jobs.online.redis_store import RedisLists
-from ranking_jobs.online.sqlite_store import SqliteLists, sqlite_key_order, sqlite_rows
-from ranking_jobs.settings import Settings
+from ranking_jobs.online.sqlite_store import SqliteLists, sqlite_rows
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+    from ranking_jobs.settings import Settings
 
 
-def view_names(store: Any, view: str) -> tuple[str, list[str], list[Any]]:
+def view_names(store: FeatureStore, view: str) -> tuple[str, list[str], list[Any]]:
     """(online name of the view, its feature names, their Feast ValueTypes)."""
     from feast.infra.online_stores.helpers import compute_versioned_name
 
@@ -31,10 +35,15 @@ def view_names(store: Any, view: str) -> tuple[str, list[str], list[Any]]:
     return name, [f.name for f in fv.features], [f.dtype.to_value_type() for f in fv.features]
 
 
+def _hash_fields(view: str, features: list[str]) -> list[bytes]:
+    """The Redis hash fields of a view's row: one per feature, then its write stamp."""
+    return [feast_internals.field_hash(view, f) for f in features] + [f"_ts:{view}".encode()]
+
+
 class LayoutWriter:
     """Encodes Arrow rows in batches and writes them in Feast's layout of the store."""
 
-    def __init__(self, settings: Settings, store: Any, stamp: dt.datetime) -> None:
+    def __init__(self, settings: Settings, store: FeatureStore, stamp: dt.datetime) -> None:
         self.settings, self.store, self.stamp = settings, store, stamp
         self.redis: RedisLists | None = None
         self.sqlite: SqliteLists | None = None
@@ -48,10 +57,6 @@ class LayoutWriter:
         else:
             self.sqlite = SqliteLists(self.store)
             self.sqlite.begin([SqliteLists.table(self.store, v) for v in views])
-
-    def row_order(self, keys: np.ndarray) -> np.ndarray | None:
-        """SQLite: key order, so every insert appends to the b-trees."""
-        return sqlite_key_order(keys) if self.settings.feast.online_store == "sqlite" else None
 
     def _keys(self, ids: pa.Array, join_key: str) -> list[bytes]:
         from feast.infra.key_encoding_utils import serialize_entity_key
@@ -86,7 +91,7 @@ class LayoutWriter:
         ts = Timestamp()
         ts.FromDatetime(self.stamp)
         stamp = ts.SerializeToString()
-        fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
+        fields = _hash_fields(name, features)
         table = SqliteLists.table(self.store, view) if self.sqlite else ""
         event_ts = SqliteLists.stamp(self.stamp)
         pending = iter(batches)
@@ -154,8 +159,8 @@ class LayoutWriter:
         if self.redis is None or not len(users):
             return len(users)
         name, features, _ = view_names(self.store, view)
-        fields = [feast_internals.field_hash(name, f) for f in features] + [f"_ts:{name}".encode()]
-        keys = self._keys(pa.array(users, pa.int64()), "user_id")
+        fields = _hash_fields(name, features)
+        keys = self._keys(pa.array(users, pa.int64()), JOIN_KEY[view])
         self.redis.remove(keys, fields, self.settings.publish.batch_rows)
         return len(users)
 

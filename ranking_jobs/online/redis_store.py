@@ -10,31 +10,33 @@ Feast writes (tests hold both directions).
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from ranking_jobs import feast_internals
-from ranking_jobs.feast_store import FALLBACK_SEGMENT
-from ranking_jobs.online import (
-    LIST_FIELDS,
-    POPULAR_VIEW,
-    SOLD_FIELDS,
-    SOLD_VIEW,
-    USER_VIEW,
-    PublishError,
-    SoldItems,
-    StoredList,
-    StoreUnavailableError,
-)
+from ranking_jobs import feast_internals, online
+from ranking_jobs.online import SoldItems, StoredList, StoreUnavailableError
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from ranking_jobs.settings import Settings
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
+
+
+def client(url: str, **options: Any) -> Redis:
+    """A client of the first node of Feast's ``host:port,key=value`` connection string,
+    with ``options`` where the string does not set them."""
+    from redis import Redis
+
+    nodes, kwargs = feast_internals.redis_connection(url)
+    return Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **{**options, **kwargs})
+
+
+def _down(exc: BaseException) -> bool:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)
 
 
 def _bulk(value: bytes) -> bytes:
@@ -94,48 +96,28 @@ class RedisLists:
     def __init__(
         self, url: str, attempts: int, backoff_s: float, ttl_seconds: int | None = None
     ) -> None:
-        from redis import Redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        nodes, kwargs = feast_internals.redis_connection(url)
-        kwargs.setdefault("socket_connect_timeout", 5)
-        kwargs.setdefault("socket_timeout", 60)
         self.url, self.attempts, self.backoff_s = url, attempts, backoff_s
         self.ttl_seconds = ttl_seconds
-        self.client = Redis(
-            host=nodes[0]["host"],
-            port=int(nodes[0]["port"]),
+        self.client = client(
+            url,
+            socket_connect_timeout=5,
+            socket_timeout=60,
             retry=Retry(NoBackoff(), 0),  # our own retry loop, with backoff and a clear error
-            **kwargs,
         )
 
     def retrying(self, what: str, call: Callable[[], T]) -> T:
-        from redis.exceptions import ConnectionError, TimeoutError
-
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return call()
-            except (ConnectionError, TimeoutError, OSError) as exc:
-                if attempt == self.attempts:
-                    raise PublishError(
-                        f"Redis at {self.url} unreachable while {what}: {self.attempts} "
-                        f"attempts failed, last error: {exc}. The live lists and the live "
-                        "marker were left unchanged."
-                    ) from exc
-                wait = self.backoff_s * 2 ** (attempt - 1)
-                log.warning(
-                    "Redis at %s: %s failed (attempt %d/%d: %s); retrying in %.2fs",
-                    self.url,
-                    what,
-                    attempt,
-                    self.attempts,
-                    exc,
-                    wait,
-                )
-                self.client.connection_pool.disconnect()
-                time.sleep(wait)
-        raise AssertionError("unreachable")
+        return online.retrying(
+            f"Redis at {self.url}",
+            what,
+            call,
+            self.attempts,
+            self.backoff_s,
+            _down,
+            self.client.connection_pool.disconnect,
+        )
 
     def ping(self) -> None:
         self.retrying("connecting", self.client.ping)
@@ -205,26 +187,32 @@ class RedisListReader:
         self._value = Value
         self._entity_key = EntityKey
         self._project = settings.feast.project
-        nodes, kwargs = feast_internals.redis_connection(settings.feast.redis_url)
-        kwargs.setdefault("socket_timeout", settings.serving.redis_timeout_s)
-        kwargs.setdefault("socket_connect_timeout", settings.serving.redis_timeout_s)
+        timeout = settings.serving.redis_timeout_s
         # One immediate reconnect (a Redis restart drops pooled connections), then fail
         # fast: redis-py's default retries with backoff would hold a request for seconds.
-        kwargs.setdefault("retry", Retry(NoBackoff(), 1))
-        self.redis = redis.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **kwargs)
+        self.redis = client(
+            settings.feast.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+        )
         self._down = (redis.ConnectionError, redis.TimeoutError)
 
         def fields(view: str, names: tuple[str, ...]) -> list[bytes]:
             return [feast_internals.field_hash(view, n) for n in names]
 
-        self._list_fields = {v: fields(v, LIST_FIELDS) for v in (USER_VIEW, POPULAR_VIEW)}
-        self._sold_fields = fields(SOLD_VIEW, SOLD_FIELDS)
+        self._list_fields = {
+            v: fields(v, online.LIST_FIELDS) for v in (online.USER_VIEW, online.POPULAR_VIEW)
+        }
+        self._sold_fields = fields(online.SOLD_VIEW, online.SOLD_FIELDS)
         self._segment_key = feast_internals.redis_key(
             self._project,
-            EntityKey(join_keys=["segment"], entity_values=[Value(string_val=FALLBACK_SEGMENT)]),
+            EntityKey(
+                join_keys=["segment"], entity_values=[Value(string_val=online.FALLBACK_SEGMENT)]
+            ),
             feast_internals.ENTITY_KEY_VERSION,
         )
-        self._stamps = [f"_ts:{POPULAR_VIEW}".encode(), f"_ts:{SOLD_VIEW}".encode()]
+        self._stamps = [f"_ts:{online.POPULAR_VIEW}".encode(), f"_ts:{online.SOLD_VIEW}".encode()]
         # (write timestamp bytes, decoded value) of the segment rows, refreshed on change.
         self._popular: tuple[bytes | None, StoredList | None] = (None, None)
         self._sold: tuple[bytes | None, SoldItems] = (None, SoldItems())
@@ -270,7 +258,7 @@ class RedisListReader:
     def _segment(self, popular_ts: bytes | None, sold_ts: bytes | None) -> None:
         """Re-read the popular list and the sold set when their write stamp moved."""
         if popular_ts != self._popular[0]:
-            raw = self._command("HMGET", self._segment_key, *self._list_fields[POPULAR_VIEW])
+            raw = self._command("HMGET", self._segment_key, *self._list_fields[online.POPULAR_VIEW])
             self._popular = (popular_ts, self._decode_list(raw))
         if sold_ts != self._sold[0]:
             raw = self._command("HMGET", self._segment_key, *self._sold_fields)
@@ -279,7 +267,7 @@ class RedisListReader:
     def read(self, user_id: int) -> tuple[StoredList | None, StoredList | None, SoldItems]:
         try:
             with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(self.user_key(user_id), self._list_fields[USER_VIEW])
+                pipe.hmget(self.user_key(user_id), self._list_fields[online.USER_VIEW])
                 pipe.hmget(self._segment_key, self._stamps)
                 user_raw, stamps = pipe.execute()
         except self._down as exc:

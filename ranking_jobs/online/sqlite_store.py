@@ -1,4 +1,4 @@
-"""Feast's SQLite online-store table of a view, replaced whole in one transaction."""
+"""Feast's SQLite online-store tables as the direct writer fills them, and their key order."""
 
 from __future__ import annotations
 

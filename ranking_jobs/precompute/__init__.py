@@ -23,8 +23,8 @@ from ranking_jobs import baselines, lake
 from ranking_jobs import contracts as C
 from ranking_jobs.candidates import inputs
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import FALLBACK_SEGMENT
 from ranking_jobs.logs import timed
+from ranking_jobs.online import FALLBACK_SEGMENT
 from ranking_jobs.precompute.scoring import LISTS_SCHEMA
 from ranking_jobs.summaries import read_summary
 

@@ -11,19 +11,21 @@ What keeps it safe:
   store.
 - **Timestamp.** Rows carry the publish time as event timestamp (the day's
   as-of time stays in ``generated_at``), so a rerun of a day is newer than what
-  it replaces even for Feast's Redis writer, which skips rows whose timestamp is
-  not newer than the stored one (this writer replaces unconditionally).
-- **One run per list.** Every row carries ``run_id``. On Redis each user's list
-  is one HSET of all fields; on SQLite the whole table is replaced in one
-  transaction, so readers see the old lists until the commit.
-- **Absent users lose their list by explicit removal**, not expiry: on SQLite
-  the transaction deletes every old row first; on Redis the user ids of the live
-  lists are kept beside the marker (``live_users.npy``) and users in them but not
-  tonight get this view's fields deleted (HDEL, not DEL: Feast keys the hash by
-  entity, so other views of the same user share it). An expiry
-  (``RANKING_LIST_TTL_DAYS``) is available as a backstop but off by default:
-  it would expire the user's other views too, and a pipeline outage would empty
-  every list instead of keeping the last good ones.
+  it replaces, also for Feast's own writers (the ``feast`` store), which skip rows
+  whose timestamp is not newer than the stored one.
+- **One run per list.** Every row carries ``run_id`` and is written whole (on
+  Redis one HSET of all fields). On SQLite the whole table is replaced in one
+  transaction, so readers see the old lists until the commit; elsewhere each
+  written batch is live at once.
+- **Absent users lose their list by explicit removal**, not expiry. On SQLite the
+  transaction deletes every old row first. Elsewhere the user ids of the live lists
+  are kept beside the marker (``live_users.npy``) and users in them but not tonight
+  lose their list: on Redis this view's fields are deleted (HDEL, not DEL: Feast keys
+  the hash by entity, so other views of the same user share it); on any other store
+  an empty list is written over theirs. A Redis expiry (``RANKING_LIST_TTL_DAYS``) is
+  available as a backstop but off by default: it would expire the user's other views
+  too, and a pipeline outage would empty every list instead of keeping the last good
+  ones.
 - **Interrupted publishes are finished.** A journal (``publish_journal.json``,
   plus the user ids the run may write) is written before the first write and
   removed after the marker moves. The next run that finds it either supersedes
@@ -36,9 +38,9 @@ What keeps it safe:
   found while holding it is a crashed publish's, never a running one's. (The lock
   is per host: workers on several hosts sharing a state folder need a store-side
   lock.)
-- **Redis unreachable**: each batch is retried with exponential backoff
+- **Store unreachable**: each batch is retried with exponential backoff
   (``RANKING_PUBLISH_ATTEMPTS``, ``RANKING_PUBLISH_BACKOFF_S``), then the task
-  fails naming the Redis URL; the marker does not move.
+  fails naming the store (Redis: its URL); the marker does not move.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from ranking_jobs.logs import timed
 from ranking_jobs.online import AfterBatch, PublishError, live_marker
 from ranking_jobs.settings import Settings
 
-__all__ = ["PublishError", "exclusive", "journal", "live_marker", "publish", "publish_lists"]
+__all__ = ["exclusive", "journal", "publish", "publish_lists"]
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,15 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
         }
 
     popular = lake.read_partition(settings, C.POPULAR, ctx.ds)
-    heads = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds, ["user_id", "model_version"])
+    order_of = online.key_order(settings)
+    whole = None
+    if order_of is None:  # streamed in batches while writing
+        heads = lake.read_partition(
+            settings, C.RECOMMENDATIONS, ctx.ds, ["user_id", "model_version"]
+        )
+    else:  # read before the store's write transaction starts, in one contiguous copy
+        whole = lake.read_partition(settings, C.RECOMMENDATIONS, ctx.ds).combine_chunks()
+        heads = whole.select(["user_id", "model_version"])
     users = heads.column("user_id").to_numpy().astype(np.int64, copy=False)
     if len(np.unique(users)) != len(users):
         raise ValueError(f"recommendations/dt={ctx.ds_str} has more than one list for a user")
@@ -201,7 +211,13 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
                 },
             )
             writer.write([popular], online.POPULAR_VIEW)
-            batches = _batches(settings, ctx.ds, users, writer.row_order(users))
+            if whole is None:
+                streamed = lake.iter_partition(
+                    settings, C.RECOMMENDATIONS, ctx.ds, settings.publish.batch_rows
+                )
+                batches = _same_users(streamed, users, ctx.ds_str)
+            else:
+                batches = _in_order(whole, order_of(users), settings.publish.batch_rows)
             writer.write(batches, online.USER_VIEW, after_batch=after_batch)
             stale = np.setdiff1d(
                 np.union1d(_load_users(settings, "live"), inflight), users, assume_unique=True
@@ -225,19 +241,9 @@ def publish(ctx: RunContext, after_batch: AfterBatch | None = None) -> dict[str,
     return {"published": True, **marker, "removed": removed, "lists_per_second": rate}
 
 
-def _batches(
-    settings: Settings, ds: dt.date, users: np.ndarray, order: np.ndarray | None
-) -> Iterator[Any]:
-    """The night's lists a batch at a time: streamed and checked against ``users``, or,
-    when the store wants rows in ``order``, taken from one contiguous copy (taking rows
-    from the row-group chunks of a list column would concatenate them on every call)."""
-    step = settings.publish.batch_rows
-    if order is None:
-        streamed = lake.iter_partition(settings, C.RECOMMENDATIONS, ds, step)
-        return _same_users(streamed, users, ds.isoformat())
-    whole = lake.read_partition(settings, C.RECOMMENDATIONS, ds).combine_chunks()
-    if not np.array_equal(whole.column("user_id").to_numpy(), users):
-        raise RuntimeError(f"recommendations/dt={ds} changed while it was being published")
+def _in_order(whole: pa.Table, order: np.ndarray, step: int) -> Iterator[pa.Table]:
+    """``whole`` in batches of ``step`` rows taken in ``order`` (from one contiguous copy:
+    taking rows from a list column's row-group chunks concatenates them on every call)."""
     return (whole.take(order[i : i + step]) for i in range(0, len(order), step))
 
 

@@ -269,7 +269,8 @@ def test_monitoring_is_quiet_on_stable_nights_and_names_a_shifted_feature(night,
     """Two earlier nights are the reference; the night of DS is stable; then prices x10
     in DS's item features: a warning names the feature, and over the fail threshold the
     stage stops the night before publish, naming it too."""
-    from ranking_jobs.monitoring import MonitoringError, history
+    from ranking_jobs.monitoring import MonitoringError
+    from ranking_jobs.report import monitoring_history
     from ranking_jobs.runner import run_stage
 
     url, alerts = webhook
@@ -285,7 +286,7 @@ def test_monitoring_is_quiet_on_stable_nights_and_names_a_shifted_feature(night,
     textfile = Path(stable["textfile"]).read_text()  # what a textfile collector reads
     assert 'ranking_monitor_psi{name="price"}' in textfile
     assert 'ranking_monitor_age_days{name="champion"}' in textfile
-    record = history(watched, DS)
+    record = monitoring_history(watched, DS)
     tonight = record[record["ds"] == DS.isoformat()]
     assert {"psi", "null_share", "night", "age_days"} <= set(tonight["metric"])
     assert tonight.loc[tonight["name"] == "live_lists", "value"].item() == 0  # DS is live

@@ -10,7 +10,8 @@ import pyarrow as pa
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from ranking_jobs.feast_store import FALLBACK_SEGMENT, apply_definitions
+from ranking_jobs.feast_store import apply_definitions
+from ranking_jobs.online import FALLBACK_SEGMENT
 from ranking_jobs.publish import publish_lists
 from ranking_jobs.settings import Settings
 

@@ -9,7 +9,8 @@ import pytest
 
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import apply_definitions, online_db_path
-from ranking_jobs.publish import PublishError, journal, live_marker, publish_lists
+from ranking_jobs.online import PublishError, live_marker
+from ranking_jobs.publish import journal, publish_lists
 from ranking_jobs.serving import RecommendationClient
 from tests.conftest import make_settings
 from tests.integration.serving_data import DAY, MODEL, write_lists
@@ -90,9 +91,15 @@ def test_unknown_user_gets_fallback_and_limit_applies(store_settings):
 
 def test_an_unreachable_generic_store_fails_before_anything_is_written(tmp_path):
     dead = {"type": "redis", "connection_string": f"127.0.0.1:{free_port()}"}
-    settings = make_settings(tmp_path, online_store="feast", online_store_config=dead)
+    settings = make_settings(
+        tmp_path,
+        online_store="feast",
+        online_store_config=dead,
+        publish_attempts=2,
+        publish_backoff_s=0.01,
+    )
     apply_definitions(settings)
     write_lists(settings, DAY, {1: [10, 11]}, "r")
-    with pytest.raises(PublishError, match=r"online store \(redis\) unreachable while connecting"):
+    with pytest.raises(PublishError, match=r"store \(redis\) unreachable while connecting: 2 att"):
         publish_lists(RunContext.create(DAY, settings, "r"))
     assert live_marker(settings) is None and journal(settings) is None

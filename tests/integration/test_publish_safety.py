@@ -18,7 +18,8 @@ import redis
 
 from ranking_jobs.context import RunContext
 from ranking_jobs.feast_store import apply_definitions, feature_store, online_db_path
-from ranking_jobs.publish import PublishError, journal, live_marker, publish_lists
+from ranking_jobs.online import PublishError, live_marker
+from ranking_jobs.publish import journal, publish_lists
 from ranking_jobs.serving import RecommendationClient
 from tests.conftest import REPO, make_settings, redis_settings
 from tests.integration.serving_data import DAY, write_lists
