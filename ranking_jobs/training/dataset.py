@@ -26,6 +26,15 @@ from ranking_jobs.model import SHOWN_ONLY
 
 log = logging.getLogger(__name__)
 
+# Training and validation windows whose estimated rows exceed the row budget this many
+# times are sampled by query before their candidates are built, down to ``PRESAMPLE_TO``
+# times the budget; the exact budget is then applied to the rows built. Building every
+# query's candidates first takes memory in proportion to the users: a `medium` night's
+# three windows reached 27M rows and was killed at 20 GB. The estimate (a query's
+# candidates plus the items it was shown) is rough, hence the margin.
+PRESAMPLE_OVER = 2.0
+PRESAMPLE_TO = 1.5
+
 
 def grade_labels(day_events: pd.DataFrame) -> pd.DataFrame:
     """Strongest interaction per (user, item) in the label window, as a graded label;
@@ -67,16 +76,55 @@ def query_rows(candidates: pd.DataFrame, labels: pd.DataFrame, items: pd.DataFra
     return rows.merge(items[["item_id", *AFFINITY_DIMENSIONS]], on="item_id", how="inner")
 
 
-def rows_for_window(ctx: RunContext, window: Window) -> pd.DataFrame:
-    settings = ctx.settings
+def window_labels(ctx: RunContext, window: Window) -> pd.DataFrame:
+    """The graded labels of every (user, item) the window's events touch."""
     events = lake.read_days(
-        settings, C.RAW_EVENTS, window.days, ["user_id", "item_id", "event_type", "position"]
+        ctx.settings, C.RAW_EVENTS, window.days, ["user_id", "item_id", "event_type", "position"]
     ).to_pandas()
-    labels = grade_labels(events)
-    cands = inputs.candidates_at(settings, labels["user_id"].unique(), window.snapshot)
+    return grade_labels(events)
+
+
+def rows_for_window(
+    ctx: RunContext, window: Window, labels: pd.DataFrame, users: np.ndarray
+) -> pd.DataFrame:
+    """The labelled candidate rows of ``users``' queries in ``window``."""
+    labels = labels[labels["user_id"].isin(users)]
+    cands = inputs.candidates_at(ctx.settings, labels["user_id"].unique(), window.snapshot)
     rows = inputs.with_pair_features(query_rows(cands.frame, labels, cands.items), cands)
     rows["as_of"] = window.as_of
     return rows
+
+
+def planned_queries(
+    settings: Any, windows: list[Window], labels: dict[Window, pd.DataFrame]
+) -> dict[Window, np.ndarray]:
+    """The users whose rows each window builds: all of them, unless the training and
+    validation windows' estimated rows are far over the budget (``PRESAMPLE_OVER``),
+    then whole queries drawn at random down to ``PRESAMPLE_TO`` times it; and at most
+    ``RANKING_EVAL_USERS`` hold-out queries, drawn the same way."""
+    rng = np.random.default_rng(settings.generator.seed)
+    per_user = settings.candidates.per_user
+    plan: dict[Window, np.ndarray] = {}
+    sizes: dict[Window, np.ndarray] = {}
+    for window in windows:
+        shown = labels[window].groupby("user_id")["shown"].sum()
+        plan[window] = shown.index.to_numpy()
+        sizes[window] = per_user + shown.to_numpy()
+    fitting = [w for w in windows if w.split != "test"]
+    budget = settings.training.max_rows
+    if sum(int(sizes[w].sum()) for w in fitting) > PRESAMPLE_OVER * budget:
+        which = np.concatenate([np.full(len(plan[w]), i) for i, w in enumerate(fitting)])
+        est = np.concatenate([sizes[w] for w in fitting])
+        order = rng.permutation(len(est))
+        chosen = order[np.cumsum(est[order]) <= PRESAMPLE_TO * budget]
+        users = np.concatenate([plan[w] for w in fitting])
+        for i, window in enumerate(fitting):
+            plan[window] = np.sort(users[chosen[which[chosen] == i]])
+    for window in windows:
+        if window.split == "test" and len(plan[window]) > settings.evaluation.users:
+            drawn = rng.choice(plan[window], settings.evaluation.users, replace=False)
+            plan[window] = np.sort(drawn)
+    return plan
 
 
 def sample_queries(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -94,9 +142,15 @@ def sample_queries(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame
 def build_training_set(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     calendar = calendar_of(ctx)
+    windows = list(calendar.windows)
+    labels = {window: window_labels(ctx, window) for window in windows}
+    plan = planned_queries(settings, windows, labels)
+    before = {w.split: 0 for w in windows}
+    for window in windows:
+        before[window.split] += int(labels[window]["user_id"].nunique())
     parts = {split: [] for split in SPLITS}
-    for window in calendar.windows:
-        rows = rows_for_window(ctx, window)
+    for window in windows:
+        rows = rows_for_window(ctx, window, labels.pop(window), plan[window])
         rows["split"] = window.split
         parts[window.split].append(rows)
         log.info(
@@ -130,6 +184,7 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
         "rows_by_split": table.groupby("split").size().to_dict(),
         "queries_by_split": {k: int(v) for k, v in queries.items()},
         "sampled": fitting > settings.training.max_rows,
+        "queries_before_sampling": before,
         "positives_by_split": table.groupby("split")["label"]
         .apply(lambda s: int((s >= 2).sum()))
         .to_dict(),
