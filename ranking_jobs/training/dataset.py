@@ -27,12 +27,12 @@ from ranking_jobs.model import SHOWN_ONLY
 log = logging.getLogger(__name__)
 
 # Training and validation windows whose estimated rows exceed the row budget this many
-# times are sampled by query before their candidates are built, down to ``PRESAMPLE_TO``
-# times the budget; the exact budget is then applied to the rows built. Building every
-# query's candidates first takes memory in proportion to the users: a `medium` night's
-# three windows reached 27M rows and was killed at 20 GB. The estimate (a query's
-# candidates plus the items it was shown) is rough, hence the margin.
-PRESAMPLE_OVER = 2.0
+# times are sampled by query before their candidates are built, down to this many times
+# the budget; the exact budget is then applied to the rows built. Building every
+# query's candidates first takes memory in proportion to the users: `small` built 9M
+# rows to keep 3M, and a `medium` night's three windows reached 27M rows and was killed
+# at 20 GB. The estimate (a query's candidates plus the items it was shown) is rough,
+# hence the margin above the budget.
 PRESAMPLE_TO = 1.5
 
 
@@ -99,9 +99,9 @@ def planned_queries(
     settings: Any, windows: list[Window], labels: dict[Window, pd.DataFrame]
 ) -> dict[Window, np.ndarray]:
     """The users whose rows each window builds: all of them, unless the training and
-    validation windows' estimated rows are far over the budget (``PRESAMPLE_OVER``),
-    then whole queries drawn at random down to ``PRESAMPLE_TO`` times it; and at most
-    ``RANKING_EVAL_USERS`` hold-out queries, drawn the same way."""
+    validation windows' estimated rows are over ``PRESAMPLE_TO`` times the budget, then
+    whole queries drawn at random down to that; and at most ``RANKING_EVAL_USERS``
+    hold-out queries, drawn the same way."""
     rng = np.random.default_rng(settings.generator.seed)
     per_user = settings.candidates.per_user
     plan: dict[Window, np.ndarray] = {}
@@ -112,7 +112,7 @@ def planned_queries(
         sizes[window] = per_user + shown.to_numpy()
     fitting = [w for w in windows if w.split != "test"]
     budget = settings.training.max_rows
-    if sum(int(sizes[w].sum()) for w in fitting) > PRESAMPLE_OVER * budget:
+    if sum(int(sizes[w].sum()) for w in fitting) > PRESAMPLE_TO * budget:
         which = np.concatenate([np.full(len(plan[w]), i) for i, w in enumerate(fitting)])
         est = np.concatenate([sizes[w] for w in fitting])
         order = rng.permutation(len(est))
