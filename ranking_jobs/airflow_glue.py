@@ -32,7 +32,8 @@ def run_from_airflow(name: str, context: Mapping[str, Any]) -> dict[str, Any]:
     setup_logging()
     warn_unknown_variables(logging.getLogger(__name__))
     try:
-        return run_stage(name, context_from_airflow(context))
+        # `airflow dags test` runs every task in one process
+        return run_stage(name, context_from_airflow(context), end_spark=True)
     except CorruptPartitionError as exc:
         from airflow.sdk.exceptions import AirflowFailException
 

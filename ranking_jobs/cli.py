@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print(generate(ctx))
     elif args.command == "night":
         for stage in NIGHTLY:
-            run_stage(stage.name, ctx)
+            run_stage(stage.name, ctx, end_spark=True)
     elif args.command == "airflow-test":
         from ranking_jobs.airflow_runner import run_dag_test
 

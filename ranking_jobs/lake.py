@@ -343,10 +343,17 @@ def _consistent_read(
 
 
 def read_partition(
-    settings: Settings, table: str, ds: dt.date, columns: list[str] | None = None
+    settings: Settings,
+    table: str,
+    ds: dt.date,
+    columns: list[str] | None = None,
+    where: pads.Expression | None = None,
 ) -> pa.Table:
-    """Read one partition whole."""
-    return _consistent_read(settings, table, ds, lambda data: data.to_table(columns=columns))
+    """Read one partition, or only its rows that match ``where`` (filtered while the
+    row groups are decoded, so the rows left out are never held)."""
+    return _consistent_read(
+        settings, table, ds, lambda data: data.to_table(columns=columns, filter=where)
+    )
 
 
 def partition_rows(settings: Settings, table: str, ds: dt.date) -> int:

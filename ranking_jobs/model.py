@@ -17,6 +17,7 @@ from ranking_jobs.families import MODEL_FEATURES
 from ranking_jobs.settings import Settings
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pads
     from mlflow.models import ModelSignature
 
 # TreeSHAP costs about (trees x leaves x depth) per row: a bounded sample keeps it cheap.
@@ -214,6 +215,15 @@ def fingerprint(df: pd.DataFrame) -> str:
     """Content hash of a training frame: same data, same fingerprint."""
     hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+def of_splits(*splits: str) -> pads.Expression:
+    """The training set's rows of ``splits``, as a read filter: the stage that fits never
+    holds the hold-out, and the one that scores the hold-out holds nothing else (at
+    ``medium`` the hold-out is two thirds of the table)."""
+    import pyarrow.dataset as pads
+
+    return pads.field("split").isin(list(splits))
 
 
 def training_rows(settings: Settings, table: pd.DataFrame, split: str) -> pd.DataFrame:

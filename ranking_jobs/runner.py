@@ -14,8 +14,20 @@ from ranking_jobs.stages import STAGES
 log = logging.getLogger(__name__)
 
 
-def run_stage(name: str, ctx: Any) -> dict[str, Any]:
-    """Run one stage for a RunContext and log how long it took."""
+def run_stage(name: str, ctx: Any, end_spark: bool = False) -> dict[str, Any]:
+    """Run one stage for a RunContext and log how long it took.
+
+    ``end_spark``: end the JVM a Spark stage started once it is done. A process that runs
+    several stages (``ranking-jobs night``, ``airflow dags test``) otherwise keeps the
+    driver's heap (4.7 GiB at ``medium``) through the pandas stages after the features.
+    """
+    if end_spark:
+        from ranking_jobs.spark import release_spark
+
+        try:
+            return run_stage(name, ctx)
+        finally:
+            release_spark()
     from ranking_jobs import lake, profile, summaries  # not at import: the CLI starts light
 
     stage = STAGES[name]

@@ -47,6 +47,29 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
     return spark
 
 
+def release_spark() -> None:
+    """Stop the session and end its JVM, if this process started one; the next session
+    starts a new JVM."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    gateway = SparkContext._gateway
+    if context is not None:
+        context.stop()
+    if gateway is not None:
+        # The JVM exits when its stdin closes; forgetting the gateway makes the next
+        # session launch a new one instead of calling into the ended one.
+        gateway.shutdown()
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+
+
 def start_spark(settings: Settings, app: str, then: Callable[[SparkSession], T]) -> Future[T]:
     """``get_spark`` then ``then(spark)`` in a background thread: the JVM is slow to start
     (docs/decisions.md), time the caller can spend loading what it needs. A later ``get_spark``

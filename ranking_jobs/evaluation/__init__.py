@@ -36,7 +36,7 @@ from ranking_jobs.evaluation.metrics import (
     summarise,
     top_k_lists,
 )
-from ranking_jobs.model import SHOWN_ONLY, training_rows
+from ranking_jobs.model import SHOWN_ONLY, of_splits, training_rows
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +136,19 @@ def candidate_recall(test: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def position_ablation(
-    ctx: RunContext, table: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, Any]
-) -> tuple[str, np.ndarray]:
+def position_ablation(ctx: RunContext, overrides: dict[str, Any]) -> tuple[str, Any]:
     """The same model (same searched parameters) fitted with the other ``position_debias``
-    value, scored on the hold-out."""
-    from ranking_jobs.model import fit, predict
+    value. Fitted before the hold-out is read, so the two are never held together."""
+    from ranking_jobs.model import fit
 
     other = not ctx.settings.training.position_debias
     settings = ctx.settings.replace(position_debias=other)
+    fitting = of_splits("train", "valid")
+    table = lake.read_partition(settings, C.TRAINING, ctx.ds, where=fitting).to_pandas()
     train, valid = (training_rows(settings, table, split) for split in ("train", "valid"))
+    del table
     booster, _ = fit(settings, train, valid, overrides)
-    return f"model_position_debias_{'on' if other else 'off'}", predict(booster, test)
+    return f"model_position_debias_{'on' if other else 'off'}", booster
 
 
 def decide(
@@ -194,9 +195,7 @@ def decide(
     return decision, stats
 
 
-def row_diagnostics(
-    ctx: RunContext, table: pd.DataFrame, window: Window, boosters: dict[str, Any]
-) -> dict[str, Any]:
+def row_diagnostics(ctx: RunContext, window: Window, boosters: dict[str, Any]) -> dict[str, Any]:
     """The model and the row-level baselines on the hold-out rows of the training set:
     metrics on every candidate and on the shown items, per segment, candidate recall,
     and the model fitted with the other position-debias setting."""
@@ -204,16 +203,19 @@ def row_diagnostics(
     from ranking_jobs.summaries import read_summary
 
     settings = ctx.settings
-    test = holdout(table)
+    boosters = dict(boosters)
+    if settings.training.position_bias_ablation:
+        searched = ((read_summary(ctx, "train_model") or {}).get("search") or {}).get("best")
+        name, ablated = position_ablation(ctx, searched or {})
+        boosters[name] = ablated
+    test = holdout(
+        lake.read_partition(settings, C.TRAINING, ctx.ds, where=of_splits("test")).to_pandas()
+    )
     if test.empty:
         return {}
     scores = baseline_scores(ctx, test, window)
     for name, booster in boosters.items():
         scores[name] = predict(booster, test)
-    if settings.training.position_bias_ablation:
-        searched = ((read_summary(ctx, "train_model") or {}).get("search") or {}).get("best")
-        name, ablated = position_ablation(ctx, table, test, searched or {})
-        scores[name] = ablated
     qid, rel, k = test["qid"].to_numpy(), test["rel"].to_numpy(), settings.evaluation.k
     shown = test["shown_position"].notna().to_numpy()
     return {
@@ -291,7 +293,6 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
     for m in per_user:
         log.info("hold-out lists ndcg@%d %-18s %.4f", k, m, per_user[m].mean())
     champion_now = candidate if decision.promoted else champ
-    table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
     return {
         "holdout": [window.first.isoformat(), window.last.isoformat()],
         "snapshot": window.snapshot.isoformat(),
@@ -313,5 +314,5 @@ def evaluate_model(ctx: RunContext) -> dict[str, Any]:
         "candidate": candidate.label,
         "champion": champion_now.label if champion_now else None,
         "publisher": publisher,
-        **row_diagnostics(ctx, table, window, boosters),
+        **row_diagnostics(ctx, window, boosters),
     }

@@ -64,15 +64,15 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
 
     settings = ctx.settings
     users = inputs.active_users(settings, ctx.ds)
-    with ListWorkers(settings, ctx.ds) as workers:  # load while the champion loads
-        champ = registry.champion(settings)
-        items = inputs.item_table(settings, ctx.ds)  # read here first: a bad lake fails fast
-        if champ is not None:
+    items = inputs.item_table(settings, ctx.ds)  # read here first: a bad lake fails fast
+    champ = registry.champion(settings)
+    if champ is None:  # no Spark: a baseline's lists are made here
+        label, made = baseline_lists(ctx, users)
+    else:
+        with ListWorkers(settings, ctx.ds) as workers:  # load while the champion loads
             booster = registry.load_booster(settings, champ)
             made = lists_in_spark(settings, booster, users, ctx.ds, pd.Timestamp(ctx.end), workers)
-            label = champ.label
-    if champ is None:
-        label, made = baseline_lists(ctx, users)
+        label = champ.label
     lists = made.drop(["candidates"]).to_pandas()
     lists_uri = lake.write_partition(
         settings,

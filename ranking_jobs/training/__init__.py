@@ -23,7 +23,9 @@ def train_model(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs import model, registry
 
     settings = ctx.settings
-    table = lake.read_partition(settings, C.TRAINING, ctx.ds).to_pandas()
+    table = lake.read_partition(
+        settings, C.TRAINING, ctx.ds, where=model.of_splits("train", "valid")
+    ).to_pandas()
     train, valid = (training_rows(settings, table, split) for split in ("train", "valid"))
     metric = f"ndcg@{settings.evaluation.k}"
     overrides: dict[str, Any] = {}

@@ -63,7 +63,10 @@ def test_run_records_params_metrics_schema_fingerprint_and_versions(trained) -> 
     assert metrics["valid_rows"] == queries["valid"] * 12
 
     tags = run.data.tags
-    assert tags["training_fingerprint"] == model.fingerprint(table)
+    # the rows the model was fitted on: the hold-out is not read by training
+    fitted = table[table["split"].isin(["train", "valid"])]
+    assert tags["training_fingerprint"] == model.fingerprint(fitted)
+    assert tags["training_fingerprint"] != model.fingerprint(table)
     assert tags["ds"] == DS.isoformat() and tags["pipeline_run_id"] == f"manual__{DS}"
     assert tags["xgboost_version"] == xgboost.__version__
     assert tags["ranking_jobs_version"] == ranking_jobs.__version__

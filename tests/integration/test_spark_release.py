@@ -1,0 +1,39 @@
+"""A stage run with ``end_spark`` leaves no JVM behind, and the next Spark stage in the
+same process starts a working one (``ranking-jobs night`` and ``airflow dags test``
+run every stage in one process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+CHILD = textwrap.dedent(
+    """
+    import os
+    from pyspark import SparkContext
+    from ranking_jobs.settings import Settings
+    from ranking_jobs.spark import get_spark, release_spark
+
+    settings = Settings(spark_shuffle_partitions=2)
+    first = get_spark(settings, "release-test")
+    assert first.range(10).count() == 10
+    jvm = SparkContext._gateway.proc
+    release_spark()
+    jvm.wait(timeout=30)  # raises if the JVM outlived its release
+    print("first jvm exit", jvm.returncode)
+    release_spark()  # nothing left to release: a no-op
+    second = get_spark(settings, "release-test")
+    assert SparkContext._gateway.proc.pid != jvm.pid
+    print("second session sums", second.range(100).groupBy().sum("id").first()[0])
+    """
+)
+
+
+def test_release_ends_the_jvm_and_a_new_session_starts(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "first jvm exit" in done.stdout
+    assert "second session sums 4950" in done.stdout
