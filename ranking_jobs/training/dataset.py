@@ -100,7 +100,7 @@ def planned_queries(
 ) -> dict[Window, np.ndarray]:
     """The users whose rows each window builds: all of them, unless the training and
     validation windows' estimated rows are over ``PRESAMPLE_TO`` times the budget, then
-    whole queries drawn at random down to that; and at most ``RANKING_EVAL_USERS``
+    whole queries drawn at random down to that; and at most ``RANKING_HOLDOUT_ROW_USERS``
     hold-out queries, drawn the same way."""
     rng = np.random.default_rng(settings.generator.seed)
     per_user = settings.candidates.per_user
@@ -121,8 +121,8 @@ def planned_queries(
         for i, window in enumerate(fitting):
             plan[window] = np.sort(users[chosen[which[chosen] == i]])
     for window in windows:
-        if window.split == "test" and len(plan[window]) > settings.evaluation.users:
-            drawn = rng.choice(plan[window], settings.evaluation.users, replace=False)
+        if window.split == "test" and len(plan[window]) > settings.evaluation.row_users:
+            drawn = rng.choice(plan[window], settings.evaluation.row_users, replace=False)
             plan[window] = np.sort(drawn)
     return plan
 

@@ -1,5 +1,5 @@
 """The quality bench's own logic: default settings only, the future hold-out, where a
-failed night stopped, and the MovieLens files it imports."""
+failed night stopped, and the MovieLens and Complete Journey files it imports."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pandas as pd
 from bench.bench_quality import (
     MOVIELENS_GENRES,
     Lake,
+    completejourney_files,
     failed_stage,
     future_days,
     movielens_files,
@@ -64,3 +65,36 @@ def test_movielens_files(tmp_path: Path) -> None:
     assert pd.read_csv(items)["category"].tolist() == ["adventure", "unknown"]
     log, _, _ = movielens_files(src, tmp_path / "out", "purchases")
     assert set(pd.read_csv(log)["event_type"]) == {"purchase"}
+
+
+def test_completejourney_files(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    pd.DataFrame(
+        {
+            "household_id": ["900", "901", "900"],
+            "product_id": ["5", "5", "6"],
+            "quantity": [1, 3, 1],
+            "transaction_timestamp": pd.to_datetime(
+                ["2017-01-01 10:00", "2017-03-02 23:59", "2017-02-01 08:00"]
+            ),
+        }
+    ).to_parquet(src / "transactions.parquet")
+    pd.DataFrame(
+        {
+            "product_id": ["5", "6"],
+            "manufacturer_id": [69, None],
+            "department": ["GROCERY", "PRODUCE"],
+            "product_category": ["SOUP", "FRUIT"],
+            "product_type": ["CANNED", "APPLES"],
+        }
+    ).to_parquet(src / "products.parquet")
+    log, items, end = completejourney_files(src, tmp_path / "out")
+    assert end == dt.date(2017, 3, 2)
+    got = pd.read_parquet(log)
+    assert got["user_id"].tolist() == [900, 901, 900]  # every basket line, once
+    assert set(got["event_type"]) == {"purchase"}
+    assert got["timestamp"].iloc[2] == pd.Timestamp("2017-02-01 08:00")
+    products = pd.read_parquet(items).set_index("item_id")
+    assert products.loc[5, "category"] == "SOUP" and products.loc[6, "subcategory"] == "APPLES"
+    assert products.loc[5, "brand"] == "69" and pd.isna(products.loc[6, "brand"])

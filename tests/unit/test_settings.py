@@ -58,6 +58,7 @@ FLAT_NAMES = [
     "min_history_days",
     "train_max_rows",
     "eval_users",
+    "holdout_row_users",
     "candidates_per_user",
     "candidate_size_first",
     "candidate_quotas",

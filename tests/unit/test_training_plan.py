@@ -36,7 +36,7 @@ def _windows() -> list[Window]:
 
 
 def test_every_query_is_built_while_the_budget_holds() -> None:
-    settings = Settings(train_max_rows=10_000, candidates_per_user=10, eval_users=1_000)
+    settings = Settings(train_max_rows=10_000, candidates_per_user=10, holdout_row_users=1_000)
     windows = _windows()
     labels = {w: _labels(100, 5) for w in windows}  # 2 x 100 x 15 = 3,000 estimated rows
     plan = planned_queries(settings, windows, labels)
@@ -44,7 +44,7 @@ def test_every_query_is_built_while_the_budget_holds() -> None:
 
 
 def test_windows_far_over_the_budget_are_sampled_before_candidates_and_the_holdout_capped() -> None:
-    settings = Settings(train_max_rows=3_000, candidates_per_user=10, eval_users=100)
+    settings = Settings(train_max_rows=3_000, candidates_per_user=10, holdout_row_users=100)
     windows = _windows()
     labels = {w: _labels(1_000, 5) for w in windows}  # 30,000 estimated rows: 10x the budget
     plan = planned_queries(settings, windows, labels)
