@@ -17,17 +17,20 @@ log = logging.getLogger(__name__)
 def run_stage(name: str, ctx: Any, end_spark: bool = False) -> dict[str, Any]:
     """Run one stage for a RunContext and log how long it took.
 
-    ``end_spark``: end the JVM a Spark stage started once it is done. A process that runs
-    several stages (``ranking-jobs night``, ``airflow dags test``) otherwise keeps the
-    driver's heap (4.7 GiB at ``medium``) through the pandas stages after the features.
+    ``end_spark``: end the JVM the stage started once it is done (one that was running
+    before it, a caller's session, is left alone). A process that runs several stages
+    (``ranking-jobs night``, ``airflow dags test``) otherwise keeps the driver's heap
+    (4.7 GiB at ``medium``) through the pandas stages after the features.
     """
     if end_spark:
-        from ranking_jobs.spark import release_spark
+        from ranking_jobs.spark import release_spark, spark_running
 
+        started_here = not spark_running()
         try:
             return run_stage(name, ctx)
         finally:
-            release_spark()
+            if started_here:
+                release_spark()
     from ranking_jobs import lake, profile, summaries  # not at import: the CLI starts light
 
     stage = STAGES[name]

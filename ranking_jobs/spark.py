@@ -47,6 +47,15 @@ def get_spark(settings: Settings, app: str = "ranking_jobs") -> SparkSession:
     return spark
 
 
+def spark_running() -> bool:
+    """Whether this process has a Spark JVM."""
+    if "pyspark" not in sys.modules:
+        return False
+    from pyspark import SparkContext
+
+    return SparkContext._gateway is not None
+
+
 def release_spark() -> None:
     """Stop the session and end its JVM, if this process started one; the next session
     starts a new JVM."""
