@@ -14,6 +14,10 @@ from ranking_jobs.stages import STAGES
 log = logging.getLogger(__name__)
 
 
+class SparkJobError(RuntimeError):
+    """A Spark job of a stage failed; the JVM's error, as text."""
+
+
 def run_stage(name: str, ctx: Any, end_spark: bool = False) -> dict[str, Any]:
     """Run one stage for a RunContext and log how long it took.
 
@@ -28,6 +32,11 @@ def run_stage(name: str, ctx: Any, end_spark: bool = False) -> dict[str, Any]:
         started_here = not spark_running()
         try:
             return run_stage(name, ctx)
+        except Exception as error:
+            if started_here and type(error).__module__.startswith("py4j"):
+                # Its message is read from the JVM, which is about to end: keep it as text.
+                raise SparkJobError(f"{name}: {error}") from None
+            raise
         finally:
             if started_here:
                 release_spark()

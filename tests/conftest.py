@@ -26,12 +26,22 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# The moto server's credentials, set before any Spark JVM starts: its executors read
+# and write an S3 lake with the environment they inherited from it.
+for _name, _value in (
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+    ("AWS_REGION", "us-east-1"),
+):
+    os.environ.setdefault(_name, _value)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def make_settings(root: Path, **overrides: object) -> Settings:
-    return Settings(data_root=str(root / "lake"), state_dir=root / "var", **overrides)
+    overrides = {"data_root": str(root / "lake"), "state_dir": root / "var", **overrides}
+    return Settings(**overrides)
 
 
 def flush_redis(url: str) -> None:
@@ -121,10 +131,6 @@ def s3_server() -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    os.environ.setdefault("AWS_REGION", "us-east-1")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

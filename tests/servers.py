@@ -51,22 +51,22 @@ def start_redis(workdir: Path, port: int | None = None) -> tuple[subprocess.Pope
     return proc, f"127.0.0.1:{port}"
 
 
-def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_for_registered(log: Path, workers: int, procs: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if log.exists() and text in log.read_text(errors="replace"):
+        if log.read_text(errors="replace").count("Registering worker") >= workers:
             return
-        if proc.poll() is not None:
+        if any(p.poll() is not None for p in procs):
             break
         time.sleep(0.5)
-    raise AssertionError(f"no {text!r} in {log}:\n{log.read_text(errors='replace')[-3000:]}")
+    raise AssertionError(f"not {workers} workers registered:\n{log.read_text()[-3000:]}")
 
 
 @contextmanager
-def spark_cluster(workdir: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
-    """A Spark standalone master and one 2-core worker JVM on loopback. Yields the
-    master URL, the environment its drivers need, and the worker's work folder (each
-    executor leaves its log there)."""
+def spark_cluster(workdir: Path, workers: int = 1, cores: int = 2) -> Iterator[tuple[str, Path]]:
+    """A Spark standalone master and ``workers`` worker JVMs of ``cores`` each on
+    loopback. Yields the master URL and the folder holding the workers' work folders
+    (each executor leaves its log there)."""
     import pyspark
 
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
@@ -79,10 +79,10 @@ def spark_cluster(workdir: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     }
     port = free_port()
     work = workdir / "worker-work"
-    logs = [workdir / "master.log", workdir / "worker.log"]
     procs: list[subprocess.Popen] = []
     try:
-        with logs[0].open("wb") as out:
+        master_log = workdir / "master.log"
+        with master_log.open("wb") as out:
             procs.append(
                 subprocess.Popen(
                     [str(spark_class), "org.apache.spark.deploy.master.Master", "--host",
@@ -91,17 +91,19 @@ def spark_cluster(workdir: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
                 )
             )  # fmt: skip
         wait_for_port(port, timeout=90, proc=procs[0])
-        with logs[1].open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [str(spark_class), "org.apache.spark.deploy.worker.Worker",
-                     f"spark://127.0.0.1:{port}", "--host", "127.0.0.1", "--cores", "2",
-                     "--memory", "2g", "--webui-port", str(free_port()), "--work-dir", str(work)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT,
-                )
-            )  # fmt: skip
-        _wait_for_line(logs[0], "Registering worker", procs[1])
-        yield f"spark://127.0.0.1:{port}", env, work
+        for n in range(workers):
+            with (workdir / f"worker-{n}.log").open("wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [str(spark_class), "org.apache.spark.deploy.worker.Worker",
+                         f"spark://127.0.0.1:{port}", "--host", "127.0.0.1", "--cores",
+                         str(cores), "--memory", "2g", "--webui-port", str(free_port()),
+                         "--work-dir", str(work / str(n))],
+                        env=env, stdout=out, stderr=subprocess.STDOUT,
+                    )
+                )  # fmt: skip
+        _wait_for_registered(master_log, workers, procs)
+        yield f"spark://127.0.0.1:{port}", work
     finally:
         for proc in reversed(procs):
             proc.terminate()

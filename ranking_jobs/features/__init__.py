@@ -159,20 +159,16 @@ def _days_back(days: list[dt.date], n: int) -> list[dt.date]:
     return sorted({d for day in days for d in lake.day_range(day, n)})
 
 
-def _read(spark: Any, settings: Settings, table: str, days: list[dt.date]) -> Any:
-    """The existing partitions of ``table`` among ``days``, with ``dt`` as a date."""
-    from pyspark.sql import functions as F
+def _read(
+    spark: Any,
+    settings: Settings,
+    table: str,
+    days: list[dt.date],
+    columns: tuple[str, ...] | None = None,
+) -> Any:
+    from ranking_jobs import spark_lake  # pyspark is imported only by the stages using it
 
-    paths = [
-        lake.partition_uri(settings, table, d)
-        for d in days
-        if lake.has_partition(settings, table, d)
-    ]
-    return (
-        spark.read.option("basePath", lake.table_uri(settings, table))
-        .parquet(*paths)
-        .withColumn("dt", F.col("dt").cast("date"))
-    )
+    return spark_lake.read_days(spark, settings, table, days, columns)
 
 
 @dataclass(frozen=True)
@@ -195,12 +191,13 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
     from pyspark.sql import functions as F
 
     from ranking_jobs.features import common
+    from ranking_jobs.spark_lake import write_days
 
     window = _days_back(days, max(WINDOWS))
     snapshots = common.snapshot_frame(spark, days)
     # Only the columns the transforms read are cached: caching every event column
     # made item_stats' pass slower (docs/decisions.md).
-    used = _read(spark, settings, C.RAW_EVENTS, window).select(*common.EVENT_COLUMNS)
+    used = _read(spark, settings, C.RAW_EVENTS, window, common.EVENT_COLUMNS)
     events = common.with_snapshots(used, snapshots).cache()
     items_seen = common.latest_items(_read(spark, settings, C.RAW_ITEMS, window), snapshots)
     items_seen = items_seen.cache()
@@ -208,7 +205,7 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
     # months apart); only engagements are read for it, never the impressions.
     lookback = settings.features.user_item_lookback_days
     history = _days_back(days, lookback)
-    engaged = _read(spark, settings, C.RAW_EVENTS, history).select(*common.EVENT_COLUMNS)
+    engaged = _read(spark, settings, C.RAW_EVENTS, history, common.EVENT_COLUMNS)
     engaged = engaged.where(F.col("event_type") != "impression")
     pair_events = common.with_snapshots(engaged, snapshots, lookback)
     item_snapshots = _read(spark, settings, C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
@@ -227,7 +224,7 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
         ):
             frame = frame.repartition("dt").sortWithinPartitions("dt", *keys).cache()
             t["count"] = rows[table] = frame.count()
-            frame.write.partitionBy("dt").mode("overwrite").parquet(staging)
+            write_days(frame, settings, staging)
             frame.unpersist()
     events.unpersist()
     items_seen.unpersist()

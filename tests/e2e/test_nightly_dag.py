@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
-from tests.conftest import REPO, make_settings
+from tests.conftest import make_settings, redis_settings
 from tests.servers import spark_cluster
 
 pytestmark = pytest.mark.e2e
 
 DS = dt.date(2026, 1, 31)
+NIGHT = {"task_retries": 0, "history_days": 10, "min_gain_over_baseline": -1.0}
+FIRST_LISTS: dict[str, pa.Table] = {}  # the first night's, before tests republish
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +33,10 @@ def night(tmp_path_factory: pytest.TempPathFactory):
     # The gate is held open: these tests are about the plumbing around a champion, and a
     # 10-day tiny marketplace is too small for the model to beat every baseline surely
     # (the quality bar is bench.bench_quality's; the refused path has its own test).
-    settings = make_settings(
-        tmp_path_factory.mktemp("e2e"),
-        task_retries=0,
-        history_days=10,
-        min_gain_over_baseline=-1.0,
-    )
+    settings = make_settings(tmp_path_factory.mktemp("e2e"), **NIGHT)
     generate(RunContext.create(DS, settings))
     assert run_dag_test(settings, DS) == 0, "first DAG run failed"
+    FIRST_LISTS["recommendations"] = lake.read_partition(settings, C.RECOMMENDATIONS, DS)
     return settings
 
 
@@ -243,26 +241,47 @@ def test_the_lists_job_finds_the_inputs_the_warm_up_loaded(night):
         raise LookupError("the driver failed")
 
 
-def test_precompute_runs_unchanged_on_a_standalone_cluster(night, tmp_path):
-    """The stage's CLI in a child process whose only difference is RANKING_SPARK_MASTER:
-    executors on the cluster's worker make the same lists local mode made."""
-    from ranking_jobs.airflow_runner import settings_env
+def test_the_night_on_a_spark_cluster_with_an_s3_lake_publishes_local_modes_lists(
+    night, s3_server, redis_server, tmp_path
+):
+    """The same raw data on a moto S3 server, the whole DAG with a standalone master and
+    two workers and Redis as the online store: the features are extracted and the lists
+    scored by executors on the workers, and every list equals local mode's."""
+    import boto3
+    import pyarrow.fs as pafs
 
-    before = lake.read_partition(night, C.RECOMMENDATIONS, DS)
-    with spark_cluster(tmp_path) as (master, env, work):
-        done = subprocess.run(
-            [sys.executable, "-m", "ranking_jobs.cli", "precompute_lists", "--ds", str(DS),
-             "--run-id", "on-a-cluster"],
-            env={**env, **settings_env(night), "RANKING_SPARK_MASTER": master},
-            capture_output=True, text=True, timeout=600, cwd=REPO,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-4000:]
-        # executors of the job ran on the worker: their logs are in its work folder
-        assert any(work.glob("app-*/*/stderr")), sorted(p.name for p in work.glob("*"))
-    after = lake.read_partition(night, C.RECOMMENDATIONS, DS)
-    assert set(after["run_id"].to_pylist()) == {"on-a-cluster"}
+    from ranking_jobs.airflow_runner import run_dag_test
+    from ranking_jobs.serving import RecommendationClient
+
+    bucket = f"cluster-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=bucket)
+    with spark_cluster(tmp_path, workers=2, cores=1) as (master, work):
+        remote = redis_settings(
+            tmp_path,
+            redis_server,
+            data_root=f"s3://{bucket}/lake",
+            s3_endpoint_url=s3_server,
+            spark_master=master,
+            **NIGHT,
+        )
+        s3, root = lake.filesystem(remote.paths.data_root, s3_server)
+        # the generator's output, byte for byte
+        pafs.copy_files(f"{night.paths.data_root}/raw", f"{root}/raw", destination_filesystem=s3)
+        assert run_dag_test(remote, DS) == 0, "the night on the cluster failed"
+        # both Spark stages ran executors on both workers: their logs are in the work folders
+        apps = {p.parent.parent.name for p in work.glob("*/app-*/*/stderr")}
+        assert len(apps) == 2, sorted(str(p) for p in work.glob("*/*"))
+        assert {p.parts[-4] for p in work.glob("*/app-*/*/stderr")} == {"0", "1"}
+    assert not (tmp_path / "lake").exists()  # nothing went to a local lake
+    got = lake.read_partition(remote, C.RECOMMENDATIONS, DS)
     cols = ["user_id", "item_ids", "scores", "model_version"]
-    assert after.select(cols).equals(before.select(cols))
+    want = FIRST_LISTS["recommendations"]
+    assert got.num_rows == want.num_rows > 0
+    assert got.sort_by("user_id").select(cols).equals(want.sort_by("user_id").select(cols))
+    client = RecommendationClient(remote)
+    for row in want.sort_by("user_id").slice(0, 5).to_pylist():
+        rec = client.get(row["user_id"], limit=remote.lists.top_n)
+        assert rec.personalised and rec.items == row["item_ids"], row["user_id"]
 
 
 def test_monitoring_is_quiet_on_stable_nights_and_names_a_shifted_feature(night, webhook):
