@@ -33,9 +33,9 @@ def run_stage(name: str, ctx: Any, end_spark: bool = False) -> dict[str, Any]:
         try:
             return run_stage(name, ctx)
         except Exception as error:
-            if started_here and type(error).__module__.startswith("py4j"):
+            if started_here and type(error).__module__.split(".")[0] in ("py4j", "pyspark"):
                 # Its message is read from the JVM, which is about to end: keep it as text.
-                raise SparkJobError(f"{name}: {error}") from None
+                raise SparkJobError(f"{name}: {type(error).__name__}: {error}") from None
             raise
         finally:
             if started_here:

@@ -38,6 +38,26 @@ CHILD = textwrap.dedent(
         raise SystemExit("the stage without a context ran")
     assert spark_running()
     print("kept session sums", second.range(10).groupBy().sum("id").first()[0])
+
+    # a stage failing inside the JVM it started: its error is still readable as text
+    # after the release (a pyspark error reads its message from the JVM)
+    import dataclasses
+    import datetime as dt
+    from ranking_jobs import profile, stages
+    from ranking_jobs.context import RunContext
+    from ranking_jobs.runner import SparkJobError
+
+    def failing(ctx):
+        get_spark(settings, "failing").range(3).select("no_such_column").collect()
+
+    release_spark()
+    stage = stages.STAGES[profile.STAGE]  # the one stage run without a profile
+    stages.STAGES[profile.STAGE] = dataclasses.replace(stage, target="__main__:failing")
+    try:
+        run_stage(profile.STAGE, RunContext.create(dt.date(2026, 1, 31), settings), end_spark=True)
+    except SparkJobError as error:
+        print("failed stage says", str(error).splitlines()[0])
+    assert not spark_running()
     """
 )
 
@@ -50,3 +70,5 @@ def test_release_ends_the_jvm_and_a_new_session_starts(tmp_path) -> None:
     assert "first jvm exit" in done.stdout
     assert "second session sums 4950" in done.stdout
     assert "kept session sums 45" in done.stdout
+    said = done.stdout.split("failed stage says ")[1]
+    assert said.startswith("profile_data: AnalysisException") and "no_such_column" in said
