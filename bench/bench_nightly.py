@@ -3,6 +3,7 @@ memory of the whole process tree, rows in and out, and seconds per 1,000 users.
 
     python -m bench.bench_nightly --scale tiny|small|medium|large [--root DIR]
     python -m bench.bench_nightly --compare tiny,small,medium   # side by side
+    python -m bench.bench_nightly --scale small --cluster       # local, then a cluster
 
 For each scale the bench makes a fresh lake under ``--root/<scale>`` with the
 product's defaults (every other ``RANKING_*`` variable removed), times
@@ -20,12 +21,20 @@ night's calendar needs. The ratio column of ``--compare`` divides each scale's
 seconds per 1,000 users by the first scale's: a stage whose cost per user grows with
 the population shows a ratio above 1.
 
+With ``--cluster`` the same night runs a second time on the same raw data (copied,
+byte for byte) with the lake on an S3 API server (moto, in this process), a standalone
+Spark master with two 1-core workers, and Redis as the online store, all started here;
+the bench then says whether the two nights published the same lists. On the cluster
+the memory column covers the driver's process tree only (the workers' JVMs and their
+Python workers are not its children).
+
 Figures are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -35,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,24 +123,52 @@ def stage_rows(settings: Any, stores: tuple[str, ...], day: dt.date) -> int | No
     return sum(lake.partition_rows(settings, t, day) for t in tables)
 
 
-def measure(scale: str, root: Path) -> dict[str, Any]:
-    """Generate a fresh lake of ``scale`` and run one night on it; the figures."""
+@dataclass(frozen=True)
+class Cluster:
+    """Where a cluster night runs: its Spark master, S3 lake and Redis."""
+
+    master: str
+    lake: str
+    s3_endpoint: str
+    redis: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "RANKING_SPARK_MASTER": self.master,
+            "RANKING_DATA_ROOT": self.lake,
+            "RANKING_S3_ENDPOINT_URL": self.s3_endpoint,
+            "RANKING_ONLINE_STORE": "redis",
+            "RANKING_REDIS_URL": self.redis,
+        }
+
+
+def measure(scale: str, root: Path, cluster: Cluster | None = None) -> dict[str, Any]:
+    """Generate a fresh lake of ``scale`` and run one night on it; the figures. On a
+    ``cluster``, the raw data of the local run's lake is copied to its S3 lake instead
+    (the "generating" figure is then the copy)."""
     from ranking_jobs.data.presets import get_preset
     from ranking_jobs.settings import Settings
     from ranking_jobs.stages import NIGHTLY
 
-    folder = root / scale
+    folder = root / (f"{scale}-cluster" if cluster else scale)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     env = scale_env(scale, folder)
-    print(f"\n=== {scale} under {folder} ===", flush=True)
-    generate = sampled(["generate", "--ds", DS.isoformat()], env, folder / "generate.log")
-    if generate.returncode:
-        raise SystemExit(f"generate failed, see {folder / 'generate.log'}")
+    settings = Settings(data_root=str(folder / "lake"), state_dir=folder / "var", scale=scale)
+    print(f"\n=== {scale} under {folder} {'on ' + cluster.master if cluster else ''}===")
+    if cluster:
+        env.update(cluster.env())
+        settings = settings.replace(data_root=cluster.lake, s3_endpoint_url=cluster.s3_endpoint)
+        generate = Run(time.perf_counter())
+        copy_raw(root / scale / "lake", settings)
+        generate.seconds = time.perf_counter() - generate.seconds
+    else:
+        generate = sampled(["generate", "--ds", DS.isoformat()], env, folder / "generate.log")
+        if generate.returncode:
+            raise SystemExit(f"generate failed, see {folder / 'generate.log'}")
     night = sampled(["airflow-test", "--ds", DS.isoformat()], env, folder / "night.log")
     if night.returncode:
         raise SystemExit(f"the night failed, see {folder / 'night.log'}")
-    settings = Settings(data_root=str(folder / "lake"), state_dir=folder / "var", scale=scale)
     users = get_preset(scale).n_users
     reports = folder / "var" / "reports" / DS.isoformat()
     stages = []
@@ -149,7 +187,8 @@ def measure(scale: str, root: Path) -> dict[str, Any]:
             }
         )
     return {
-        "scale": scale,
+        "scale": scale + ("-cluster" if cluster else ""),
+        "settings": settings,
         "users": users,
         "generate_s": generate.seconds,
         "generate_peak_gib": generate.peak / GIB,
@@ -157,6 +196,55 @@ def measure(scale: str, root: Path) -> dict[str, Any]:
         "night_peak_gib": night.peak / GIB,
         "stages": stages,
     }
+
+
+def copy_raw(local_lake: Path, settings: Any) -> None:
+    import pyarrow.fs as pafs
+
+    from ranking_jobs import lake
+
+    fs, root = lake.filesystem(settings.paths.data_root, settings.paths.s3_endpoint_url)
+    pafs.copy_files(str(local_lake / "raw"), f"{root}/raw", destination_filesystem=fs)
+
+
+def same_lists(a: Any, b: Any) -> str:
+    """Whether two nights published the same lists (every column but the run id)."""
+    from ranking_jobs import contracts as C
+    from ranking_jobs import lake
+
+    said = []
+    for table, key in ((C.RECOMMENDATIONS, "user_id"), (C.POPULAR, "segment")):
+        x, y = (
+            lake.read_partition(s, table, DS).sort_by(key).drop_columns(["run_id"]) for s in (a, b)
+        )
+        verdict = "identical" if x.equals(y) else "DIFFERENT"
+        said.append(f"{table}: {x.num_rows:,} and {y.num_rows:,} rows, {verdict}")
+    return "; ".join(said)
+
+
+@contextlib.contextmanager
+def cluster_servers(root: Path) -> Iterator[Cluster]:
+    """moto's S3 server (in this process), Redis and a 2-worker standalone cluster."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.servers import free_port, spark_cluster, start_redis
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
+        os.environ.setdefault(name, value)  # before the cluster's JVMs start: they inherit it
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    port = free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    s3.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench-lake")
+    redis, address = start_redis(root / "redis")
+    try:
+        with spark_cluster(root / "spark", workers=2, cores=1) as (master, _):
+            yield Cluster(master, "s3://bench-lake/lake", endpoint, address)
+    finally:
+        redis.terminate()
+        s3.stop()
 
 
 def _rows(n: int | None) -> str:
@@ -207,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--scale", choices=("tiny", "small", "medium", "large"))
     group.add_argument("--compare", help="comma-separated scales, e.g. tiny,small,medium")
     parser.add_argument("--root", type=Path, default=None, help="where the lakes go")
+    parser.add_argument(
+        "--cluster", action="store_true", help="also on a standalone cluster with an S3 lake"
+    )
     args = parser.parse_args(argv)
+    if args.cluster and not args.scale:
+        parser.error("--cluster runs one --scale")
     root = args.root or Path(tempfile.mkdtemp(prefix="bench-nightly-"))
     scales = [args.scale] if args.scale else args.compare.split(",")
     runs = []
@@ -215,6 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         got = measure(scale, root)
         print_scale(got)
         runs.append(got)
+    if args.cluster:
+        with cluster_servers(root / "cluster") as cluster:
+            got = measure(args.scale, root, cluster)
+            print_scale(got)
+            runs.append(got)
+            print(
+                "\nlists of the local and the cluster night:",
+                same_lists(*(r["settings"] for r in runs)),
+            )
     if len(runs) > 1:
         print_compare(runs)
     return 0

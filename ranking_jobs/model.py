@@ -131,6 +131,15 @@ def fit(
     categorical features' vocabulary travels inside the model file.
     """
     vocab = vocabulary(settings, train)
+    if settings.training.engine == "spark" and not settings.training.position_debias:
+        # Unbiased LambdaMART reads positions from the row order, which the Spark
+        # estimator re-sorts: a debiased fit (the ablation's too) stays single-node.
+        from ranking_jobs.training.distributed import fit_on_spark
+
+        params = {**xgb_params(settings), **(overrides or {})}
+        booster, history = fit_on_spark(settings, train, valid, params)
+        booster.set_attr(**{VOCABULARY_ATTR: json.dumps(vocab)})
+        return booster, history
     dtrain = ranking_dmatrix(train, vocab, settings.training.position_debias)
     dvalid = ranking_dmatrix(valid, vocab)
     booster, history = fit_dmatrices(settings, dtrain, dvalid, overrides)

@@ -298,6 +298,12 @@ class TrainingSettings(Section):
         0.6, gt=0, le=1, description="XGBoost colsample_bytree: share of features per tree."
     )
     nthread: int = Field(2, ge=1, description="XGBoost threads.")
+    engine: Literal["xgboost", "spark"] = Field(
+        "xgboost",
+        alias="train_engine",
+        description="Where the model is boosted: in the stage's process, or on the Spark "
+        "master's executors (xgboost.spark, one XGBoost worker per executor slot).",
+    )
     categorical_features: bool = Field(
         False,
         description="Also give the model the item's category, brand, size and style as "
@@ -318,6 +324,15 @@ class TrainingSettings(Section):
     search_timeout_s: float = Field(
         1800, gt=0, description="Wall-time budget of the hyperparameter search."
     )
+
+    @model_validator(mode="after")
+    def _engine_supports_the_features(self) -> TrainingSettings:
+        if self.engine == "spark" and self.categorical_features:
+            raise ValueError(
+                "train_engine=spark does not take categorical_features (the Spark "
+                "estimator's numeric feature columns); set one of them off"
+            )
+        return self
 
 
 class MlflowSettings(Section):

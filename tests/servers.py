@@ -78,6 +78,7 @@ def spark_cluster(workdir: Path, workers: int = 1, cores: int = 2) -> Iterator[t
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     work = workdir / "worker-work"
     procs: list[subprocess.Popen] = []
     try:
