@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -155,7 +156,7 @@ def measure(scale: str, root: Path, cluster: Cluster | None = None) -> dict[str,
     folder.mkdir(parents=True)
     env = scale_env(scale, folder)
     settings = Settings(data_root=str(folder / "lake"), state_dir=folder / "var", scale=scale)
-    print(f"\n=== {scale} under {folder} {'on ' + cluster.master if cluster else ''}===")
+    print(f"\n=== {scale} under {folder} {'on ' + cluster.master + ' ' if cluster else ''}===")
     if cluster:
         env.update(cluster.env())
         settings = settings.replace(data_root=cluster.lake, s3_endpoint_url=cluster.s3_endpoint)
@@ -233,6 +234,7 @@ def cluster_servers(root: Path) -> Iterator[Cluster]:
     for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
         os.environ.setdefault(name, value)  # before the cluster's JVMs start: they inherit it
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per S3 request
     port = free_port()
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     s3.start()

@@ -72,6 +72,8 @@ def read_days(
             lake.partition_uri(settings, table, day), settings.paths.s3_endpoint_url
         )
         files += [(f, day.isoformat()) for f in lake.partition_files(fs, path)]
+    if not files:
+        raise lake.MissingPartitionError(f"{table}: no Parquet file in {present[0]}..{present[-1]}")
     first = pq.read_schema(files[0][0], filesystem=fs)
     names = [n for n in (columns or first.names) if n != "dt"]
     schema = pa.schema([first.field(n) for n in names]).append(pa.field("dt", pa.date32()))
@@ -138,10 +140,18 @@ class _Reader(DataSourceReader):
         fs, path = _fs(self.options, f"s3://{path}")
         names = [n for n in self.schema.names if n != "dt"]
         stored = pq.ParquetFile(path, filesystem=fs)
-        for batch in stored.iter_batches(columns=names):
-            day_col = pa.array([dt.date.fromisoformat(day)] * batch.num_rows, pa.date32())
-            table = pa.Table.from_batches([batch]).append_column("dt", day_col)
-            yield from table.cast(self.schema).to_batches()
+        # a column an older partition lacks reads as nulls, as with Spark's own reader
+        has = [n for n in names if n in stored.schema_arrow.names]
+        for batch in stored.iter_batches(columns=has):
+            n = batch.num_rows
+            columns = {
+                name: batch.column(name)
+                if name in has
+                else pa.nulls(n, self.schema.field(name).type)
+                for name in names
+            }
+            columns["dt"] = pa.array([dt.date.fromisoformat(day)] * n, pa.date32())
+            yield from pa.table(columns).cast(self.schema).to_batches()
 
 
 @dataclass

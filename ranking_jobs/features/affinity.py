@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ranking_jobs.features.common import END, age_days, interactions
+from ranking_jobs.features.common import END, age_days, exact_sum, interactions
 
 # Weight of an interaction: stronger intent counts more.
 AFFINITY_WEIGHTS = {"click": 1.0, "like": 2.0, "save": 2.0, "add_to_bag": 3.0, "purchase": 4.0}
@@ -37,12 +37,14 @@ def user_affinity(snap_events: DataFrame, items: DataFrame, dimension: str) -> D
         .join(items.select("dt", "item_id", dimension), ["dt", "item_id"])
         .withColumn("_w", intent_weight())
     )
-    per_value = scored.groupBy("dt", END, "user_id", dimension).agg(F.sum("_w").alias("_w"))
-    total = Window.partitionBy("dt", "user_id")
+    per_value = scored.groupBy("dt", END, "user_id", dimension).agg(
+        exact_sum(F.col("_w")).alias("_w")
+    )
+    total = F.sum("_w").over(Window.partitionBy("dt", "user_id"))  # exact too: decimals
     return per_value.select(
         "dt",
         "user_id",
         dimension,
-        (F.col("_w") / F.sum("_w").over(total)).alias(f"{dimension}_affinity"),
+        (F.col("_w").cast("double") / total.cast("double")).alias(f"{dimension}_affinity"),
         F.col(END).alias("event_timestamp"),
     )

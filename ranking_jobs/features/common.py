@@ -67,6 +67,22 @@ def windowed_counts(snap_events: DataFrame, keys: list[str]) -> DataFrame:
     return snap_events.groupBy("dt", END, *keys).agg(*aggs)
 
 
+# Fixed point for sums of fractional values: exact, so independent of the order in
+# which Spark's tasks add them.
+EXACT = "decimal(38,18)"
+
+
+def exact_sum(values: Column) -> Column:
+    """The sum of ``values`` in fixed point (``EXACT``), as a decimal.
+
+    A sum of doubles depends on the order its terms are added in, which follows the
+    input's partitioning: the same events read by a cluster, or from an S3 lake, gave
+    features differing in the last bits, and through early stopping a different model
+    and different lists. Terms are rounded to 18 decimals first; a group's sum then
+    comes out the same however it is split."""
+    return F.sum(values.cast(EXACT))
+
+
 def smoothed_rate(successes: Column, trials: Column, prior: Column, strength: float) -> Column:
     """Beta-prior smoothing: a cold item's rate starts at the prior and moves with evidence."""
     return (successes + F.lit(strength) * prior) / (trials + F.lit(strength))

@@ -12,6 +12,7 @@ from ranking_jobs.features.affinity import intent_weight
 from ranking_jobs.features.common import (
     END,
     age_days,
+    exact_sum,
     interactions,
     position_in,
     windowed_counts,
@@ -40,9 +41,10 @@ def user_stats(snap_events: DataFrame, items: DataFrame) -> DataFrame:
     )
     ranks = {system: position_in(sizes, "size") for system, sizes in SIZE_CHARTS.items()}
     sizes = [
-        (F.sum(F.col("_w") * rank) / F.sum(F.when(rank.isNotNull(), F.col("_w")))).alias(
-            USER_SIZE_FLOATS[system]
-        )
+        (
+            exact_sum(F.col("_w") * rank).cast("double")
+            / exact_sum(F.when(rank.isNotNull(), F.col("_w"))).cast("double")
+        ).alias(USER_SIZE_FLOATS[system])
         for system, rank in ranks.items()
     ]
     profile = inter.groupBy("dt", END, "user_id").agg(

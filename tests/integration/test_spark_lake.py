@@ -73,3 +73,14 @@ def test_reading_days_none_of_which_exist_names_the_table(spark, lakes):
     for settings in lakes:
         with pytest.raises(lake.MissingPartitionError, match="raw/events: none of the 2"):
             spark_lake.read_days(spark, settings, "raw/events", DAYS[:2])
+
+
+def test_a_column_an_older_s3_partition_lacks_reads_as_nulls(spark, lakes):
+    _, remote = lakes
+    newer = pa.table({"user_id": pa.array([1, 2], pa.int64()), "score": [0.5, 0.25]})
+    lake.write_partition(remote, TABLE, DAYS[0], newer.drop_columns(["score"]))
+    lake.write_partition(remote, TABLE, DAYS[1], newer)
+    got = spark_lake.read_days(spark, remote, TABLE, DAYS[1:2] + DAYS[:1]).toArrow()
+    got = got.sort_by([("dt", "ascending"), ("user_id", "ascending")])
+    assert got["score"].to_pylist() == [None, None, 0.5, 0.25]
+    assert got["dt"].to_pylist() == [DAYS[0]] * 2 + [DAYS[1]] * 2

@@ -522,3 +522,30 @@ def test_user_item_history_counts_engagements_within_the_lookback(spark: Any) ->
     assert set(long) == {(100, 1), (100, 2), (101, 2)}
     assert long[(100, 2)]["ui_purchases"] == 1 and long[(101, 2)]["ui_purchases"] == 0
     assert long[(101, 2)]["ui_days_since"] == pytest.approx(40.0)
+
+
+def test_exact_sums_do_not_depend_on_the_order_of_the_terms(spark):
+    """Decayed intent weights summed in two orders (and over 1 and 7 partitions): the
+    features' sums come out bit for bit the same, where doubles would not."""
+    import math
+
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(3)
+    weights = rng.choice([1.0, 2.0, 3.0, 4.0], 2000) * 0.5 ** (rng.random(2000) * 30 / 7)
+    frame = spark.createDataFrame(pd.DataFrame({"w": weights, "g": 1}))
+
+    def total(ordered, partitions):
+        rows = ordered.coalesce(1) if partitions == 1 else ordered.repartition(partitions)
+        exact = rows.groupBy("g").agg(common.exact_sum(F.col("w")).cast("double").alias("s"))
+        return exact.first()["s"]
+
+    got = {
+        total(frame.orderBy(order), partitions)
+        for order in (F.col("w").asc(), F.col("w").desc())
+        for partitions in (1, 7)
+    }
+    assert len(got) == 1
+    (value,) = got
+    assert value == pytest.approx(math.fsum(np.round(weights, 18)), rel=1e-15)
+    assert sum(sorted(weights)) != sum(sorted(weights, reverse=True))  # doubles would differ
