@@ -209,15 +209,23 @@ def copy_raw(local_lake: Path, settings: Any) -> None:
 
 
 def same_lists(a: Any, b: Any) -> str:
-    """Whether two nights published the same lists (every column but the run id)."""
+    """Whether two nights published the same lists (every column but the run id), and
+    wrote the same training set (where lists differ, the first place to look)."""
     from ranking_jobs import contracts as C
     from ranking_jobs import lake
 
     said = []
-    for table, key in ((C.RECOMMENDATIONS, "user_id"), (C.POPULAR, "segment")):
+    keyed = (
+        (C.TRAINING, ["split", "as_of", "user_id", "item_id"]),
+        (C.RECOMMENDATIONS, ["user_id"]),
+        (C.POPULAR, ["segment"]),
+    )
+    for table, key in keyed:
         x, y = (
-            lake.read_partition(s, table, DS).sort_by(key).drop_columns(["run_id"]) for s in (a, b)
+            lake.read_partition(s, table, DS).sort_by([(k, "ascending") for k in key])
+            for s in (a, b)
         )
+        x, y = (t.drop_columns([c for c in ("run_id",) if c in t.column_names]) for t in (x, y))
         verdict = "identical" if x.equals(y) else "DIFFERENT"
         said.append(f"{table}: {x.num_rows:,} and {y.num_rows:,} rows, {verdict}")
     return "; ".join(said)

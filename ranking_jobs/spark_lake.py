@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -164,8 +163,12 @@ class _Writer(DataSourceArrowWriter):
         self.options = options
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> _Written:
+        from pyspark import TaskContext
+
         fs, root = _fs(self.options, self.options["root"])
-        task = uuid.uuid4().hex[:12]
+        # Named by the task's partition: a retried or speculative attempt overwrites its
+        # predecessor's file instead of adding a second copy of the rows.
+        task = f"{TaskContext.get().partitionId():05d}"
         writers: dict[str, pq.ParquetWriter] = {}
         try:
             for batch in iterator:
