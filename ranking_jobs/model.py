@@ -134,7 +134,7 @@ def fit(
     if settings.training.engine == "spark" and not settings.training.position_debias:
         # Unbiased LambdaMART reads positions from the row order, which the Spark
         # estimator re-sorts: a debiased fit (the ablation's too) stays single-node.
-        from ranking_jobs.training.distributed import fit_on_spark
+        from ranking_jobs.model_spark import fit_on_spark
 
         params = {**xgb_params(settings), **(overrides or {})}
         booster, history = fit_on_spark(settings, train, valid, params)

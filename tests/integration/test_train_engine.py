@@ -19,7 +19,7 @@ SETTINGS = Settings(num_boost_round=60, early_stopping_rounds=10, train_engine="
 
 def test_the_spark_engine_learns_the_signal_and_stops_early(spark, caplog):
     train, valid = _frame(1, 60, "train"), _frame(2, 30, "valid")
-    with caplog.at_level(logging.INFO, logger="ranking_jobs.training.distributed"):
+    with caplog.at_level(logging.INFO, logger="ranking_jobs.model_spark"):
         booster, history = model.fit(SETTINGS, train, valid)
     assert "training on Spark: 2 XGBoost workers" in caplog.text
     rounds = booster.num_boosted_rounds()
@@ -37,7 +37,7 @@ def test_the_spark_engine_learns_the_signal_and_stops_early(spark, caplog):
 def test_a_debiased_fit_stays_single_node(spark, caplog):
     """Unbiased LambdaMART reads positions from the row order the estimator re-sorts."""
     debiased = SETTINGS.replace(position_debias=True, num_boost_round=5)
-    with caplog.at_level(logging.INFO, logger="ranking_jobs.training.distributed"):
+    with caplog.at_level(logging.INFO, logger="ranking_jobs.model_spark"):
         booster, _ = model.fit(debiased, _frame(1, 30, "train"), _frame(2, 10, "valid"))
     assert "training on Spark" not in caplog.text and booster.num_boosted_rounds() <= 5
 

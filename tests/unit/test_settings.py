@@ -57,6 +57,7 @@ FLAT_NAMES = [
     "min_holdout_queries",
     "min_history_days",
     "train_max_rows",
+    "train_engine",
     "eval_users",
     "holdout_row_users",
     "candidates_per_user",
