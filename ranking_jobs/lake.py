@@ -48,9 +48,13 @@ class CorruptPartitionError(ValueError):
     """A partition's files are there but are not readable Parquet."""
 
 
+def on_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
 def filesystem(uri: str, s3_endpoint: str | None = None) -> tuple[pafs.FileSystem, str]:
     """The filesystem holding ``uri`` (local, or S3 at ``s3_endpoint``) and its path there."""
-    if uri.startswith("s3://"):
+    if on_s3(uri):
         return pafs.S3FileSystem(endpoint_override=s3_endpoint), uri.removeprefix("s3://")
     return pafs.LocalFileSystem(), uri
 

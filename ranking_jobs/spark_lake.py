@@ -36,10 +36,6 @@ if TYPE_CHECKING:
 SOURCE = "ranking_lake"
 
 
-def on_object_store(settings: Settings) -> bool:
-    return settings.paths.data_root.startswith("s3://")
-
-
 def read_days(
     spark: SparkSession,
     settings: Settings,
@@ -56,7 +52,7 @@ def read_days(
         raise lake.MissingPartitionError(
             f"{table}: none of the {len(days)} partitions {days[0]}..{days[-1]} exist"
         )
-    if not on_object_store(settings):
+    if not lake.on_s3(settings.paths.data_root):
         frame = (
             spark.read.option("basePath", lake.table_uri(settings, table))
             .parquet(*(lake.partition_uri(settings, table, d) for d in present))
@@ -92,7 +88,7 @@ def write_days(frame: DataFrame, settings: Settings, root: str) -> None:
     """Write ``frame`` under ``root`` as ``dt=YYYY-MM-DD`` folders of Parquet files
     without the ``dt`` column (what Spark's ``partitionBy("dt")`` writes); ``root`` is
     a staging folder of ``lake.staged_partitions``, whose swap is the commit."""
-    if not on_object_store(settings):
+    if not lake.on_s3(settings.paths.data_root):
         frame.write.partitionBy("dt").mode("overwrite").parquet(root)
         return
     frame.sparkSession.dataSource.register(LakeSource)
