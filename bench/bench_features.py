@@ -508,9 +508,11 @@ def _jvm_figures(gc_log: Path, stderr_log: Path) -> dict[str, Any]:
     }
 
 
-def feature_frames(settings: Any, days: list[dt.date]) -> dict[str, Any]:
-    """Every feature table's partitions of ``days`` as one pandas frame, rows in key
-    order, so two builds of the same snapshots compare frame by frame."""
+def feature_frames(
+    settings: Any, days: list[dt.date], tables: list[str] | None = None
+) -> dict[str, Any]:
+    """Each table's partitions of ``days`` (default: every feature table) as one pandas
+    frame, rows in key order, so two builds of the same days compare frame by frame."""
     import pandas as pd
 
     from ranking_jobs import lake
@@ -518,10 +520,11 @@ def feature_frames(settings: Any, days: list[dt.date]) -> dict[str, Any]:
     from ranking_jobs.families import FEATURE_COLUMNS
 
     out = {}
-    for table in FEATURE_COLUMNS:
+    for table in tables or FEATURE_COLUMNS:
         frames = [lake.read_partition(settings, table, d).to_pandas().assign(dt=d) for d in days]
         frame = pd.concat(frames, ignore_index=True)
-        keys = ["dt", *[c for c in ("user_id", "item_id", *AFFINITY_DIMENSIONS) if c in frame]]
+        keyed = ("user_id", "item_id", "neighbour_id", *AFFINITY_DIMENSIONS)
+        keys = ["dt", *[c for c in keyed if c in frame]]
         out[table] = frame.sort_values(keys).reset_index(drop=True)
     return out
 

@@ -57,6 +57,12 @@ FEATURES_USER_AFFINITY = {
 FEATURES_COVISITATION = "features/item_covisitation"
 FEATURES_USER_ITEM = "features/user_item_stats"
 FEATURES_USER_PROFILE = "features/user_profile"
+# Compact per-day aggregates of raw/events that the snapshots' windows are rolled from,
+# so a night reads one new day of events (features.daily).
+DAILY_ITEM = "daily/item_events"
+DAILY_USER = "daily/user_events"
+DAILY_USER_ITEM = "daily/user_item_events"
+DAILY_PAIRS = "daily/item_pairs"
 TRAINING = "training"
 RECOMMENDATIONS = "recommendations"
 # Lists per Parquet row group of ``recommendations``: publish streams the partition

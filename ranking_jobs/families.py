@@ -76,7 +76,7 @@ FAMILIES: tuple[Family, ...] = (
         keys=("item_id",),
         columns=_counts_floats_ints(cols.ITEM_COUNTS, cols.ITEM_FLOATS, cols.ITEM_INTS),
         transform="ranking_jobs.features.item:item_stats",
-        inputs=("events", "item_snapshots", "settings.features.prior_strength", "items_seen"),
+        inputs=("item_days", "item_snapshots", "settings.features.prior_strength", "items_seen"),
         description="Item popularity, smoothed rates, age, price and seller quality.",
     ),
     Family(
@@ -85,7 +85,7 @@ FAMILIES: tuple[Family, ...] = (
         keys=("user_id",),
         columns=_counts_floats_ints(cols.USER_COUNTS, cols.USER_FLOATS, cols.USER_INTS),
         transform="ranking_jobs.features.user:user_stats",
-        inputs=("events", "items_seen"),
+        inputs=("user_days", "user_items", "items_seen"),
         description="User activity over windows, recency, price level, breadth.",
     ),
     Family(
@@ -104,7 +104,7 @@ FAMILIES: tuple[Family, ...] = (
             keys=("user_id", d),
             columns=((f"{d}_affinity", FLOAT),),
             transform="ranking_jobs.features.affinity:user_affinity",
-            inputs=("events", "items_seen"),
+            inputs=("user_items", "items_seen"),
             params={"dimension": d},
             description=f"Time-decayed share of the user's interactions per listing {d}.",
         )
@@ -116,7 +116,7 @@ FAMILIES: tuple[Family, ...] = (
         keys=("item_id",),
         columns=(("neighbour_ids", INT_LIST), ("neighbour_scores", FLOAT_LIST)),
         transform="ranking_jobs.features.covisitation:item_covisitation",
-        inputs=("events",),
+        inputs=("pairs", "item_days"),
         description="Items engaged with in the same sessions, best first (cosine score).",
         model_input=False,
     ),
@@ -126,7 +126,7 @@ FAMILIES: tuple[Family, ...] = (
         keys=("user_id", "item_id"),
         columns=_typed(cols.USER_ITEM_INTS, INT) + _typed(cols.USER_ITEM_FLOATS, FLOAT),
         transform="ranking_jobs.features.user_item:user_item_stats",
-        inputs=("pair_events",),
+        inputs=("user_item_history",),
         description="The user's engagements and purchases of this very listing, and how "
         "long ago the last was.",
     ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from ranking_jobs import lake
 from ranking_jobs.columns import AFFINITY_DIMENSIONS, WINDOWS
 from ranking_jobs.context import RunContext
 from ranking_jobs.families import FAMILIES, FEATURE_COLUMNS
+from ranking_jobs.features.daily import DAILY_COLUMNS
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
@@ -34,10 +36,15 @@ def is_current(settings: Settings, day: dt.date) -> bool:
     A snapshot written before a feature was added lacks its column, and Feast
     would fail on it at retrieval: such a day is rewritten like a missing one.
     """
+    return _current(settings, FEATURE_COLUMNS, day)
+
+
+def _current(settings: Settings, tables: dict[str, list[str]], day: dt.date) -> bool:
+    """Whether each of ``tables`` has a partition for ``day`` holding its columns."""
     return all(
         lake.has_partition(settings, t, day)
         and set(want) <= lake.partition_columns(settings, t, day)
-        for t, want in FEATURE_COLUMNS.items()
+        for t, want in tables.items()
     )
 
 
@@ -67,12 +74,18 @@ def build_features(ctx: RunContext) -> dict[str, Any]:
     from ranking_jobs.spark import get_spark
 
     spark = get_spark(settings, "build_features")
+    reduced = write_daily(spark, ctx, todo)
     written = write_snapshots(spark, ctx, todo)
 
     from ranking_jobs.feast_store import apply_definitions
 
     applied = apply_definitions(settings)
-    return {"snapshots": [d.isoformat() for d in todo], "feast_objects": applied, "rows": written}
+    return {
+        "snapshots": [d.isoformat() for d in todo],
+        "daily_aggregates": reduced,
+        "feast_objects": applied,
+        "rows": written,
+    }
 
 
 def arrow_schema(frame: DataFrame) -> pa.Schema:
@@ -85,24 +98,71 @@ def arrow_schema(frame: DataFrame) -> pa.Schema:
     return to_arrow_schema(StructType(fields), timezone="UTC")
 
 
+def daily_days(settings: Settings, snapshots: list[dt.date]) -> list[dt.date]:
+    """The raw days whose daily aggregates ``snapshots`` roll up: every raw/events
+    partition within their longest window or user-item lookback."""
+    span = max(max(WINDOWS), settings.features.user_item_lookback_days)
+    raw_days = set(lake.list_partitions(settings, C.RAW_EVENTS))
+    return [d for d in _days_back(snapshots, span) if d in raw_days]
+
+
+def write_daily(
+    spark: Any, ctx: RunContext, snapshots: list[dt.date], batch_rows: int | None = None
+) -> dict[str, Any]:
+    """Reduce every raw day the snapshots need and the lake lacks (and ``ds`` itself,
+    which a rerun may have changed) to its daily aggregates, each day once.
+
+    Batches of consecutive days hold at most ``batch_rows`` raw events (default: the
+    ``feature_batch_rows`` setting). Returns the days reduced, their events and the
+    Spark seconds per million events."""
+    settings = ctx.settings
+    days = [
+        d
+        for d in daily_days(settings, snapshots)
+        if d == ctx.ds or not _current(settings, DAILY_COLUMNS, d)
+    ]
+    events = {d: lake.partition_rows(settings, C.RAW_EVENTS, d) for d in days}
+    batches = plan_batches(events, batch_rows or settings.features.batch_rows)
+    start = time.perf_counter()
+    for i, batch in enumerate(batches, 1):
+        n = sum(events[d] for d in batch)
+        with timed(log, f"daily aggregates {i}/{len(batches)}: {batch[0]}..{batch[-1]}") as t:
+            t["count"] = n
+            _write_daily_batch(spark, settings, batch)
+    seconds = time.perf_counter() - start
+    total = sum(events.values())
+    return {
+        "days": [d.isoformat() for d in days],
+        "events": total,
+        "seconds": round(seconds, 1),
+        "seconds_per_million_events": round(seconds / total * 1e6, 1) if total else None,
+    }
+
+
+def _write_daily_batch(spark: Any, settings: Settings, days: list[dt.date]) -> None:
+    from ranking_jobs.features import common, daily
+
+    events = _read(spark, settings, C.RAW_EVENTS, days, common.EVENT_COLUMNS).cache()
+    for table, transform in daily.DAILY_TRANSFORMS.items():
+        _write_table(settings, table, days, transform(events))
+    events.unpersist()
+
+
 def write_snapshots(
     spark: Any, ctx: RunContext, days: list[dt.date], batch_rows: int | None = None
 ) -> dict[str, int]:
     """Write the snapshots batch by batch, one Spark pass per table and batch; rows
-    written per table.
+    written per table. The daily aggregates of their windows must be in the lake.
 
-    One pass over every snapshot replicates each event into every snapshot whose
-    window holds it, so a long backfill in one pass ran out of heap. A batch holds
-    consecutive snapshots whose replicated rows (``snapshot_rows``) stay within
-    ``batch_rows`` (default: the ``feature_batch_rows`` setting); a single snapshot
-    needs no estimate.
+    One pass over several snapshots pairs each daily aggregate row with every
+    snapshot whose window holds it, so a batch holds consecutive snapshots whose
+    paired rows (``snapshot_rows``) stay within ``batch_rows`` (default: the
+    ``feature_batch_rows`` setting).
     """
     settings = ctx.settings
     budget = batch_rows or settings.features.batch_rows
     days = sorted(days)
-    batches = (
-        [days] if len(days) == 1 else plan_batches(snapshot_rows(spark, settings, days), budget)
-    )
+    batches = plan_batches(snapshot_rows(settings, days), budget)
     written: Counter[str] = Counter()
     for i, batch in enumerate(batches, 1):
         if len(batches) > 1:
@@ -133,25 +193,23 @@ def plan_batches(rows: dict[dt.date, int], budget: int) -> list[list[dt.date]]:
     return batches
 
 
-def snapshot_rows(spark: Any, settings: Settings, days: list[dt.date]) -> dict[dt.date, int]:
-    """Rows each snapshot replicates: the events, co-visitation pairs and raw/items
-    rows of its 30-day window, and the engaged events of its user-item lookback."""
-    from ranking_jobs.features import common
-
+def snapshot_rows(settings: Settings, days: list[dt.date]) -> dict[dt.date, int]:
+    """Rows each snapshot pairs with itself: the daily aggregates and raw/items rows of
+    its 30-day window, and the user-item aggregates of its lookback (from the Parquet
+    footers; no data read)."""
     window, lookback = max(WINDOWS), settings.features.user_item_lookback_days
-    events = _read(spark, settings, C.RAW_EVENTS, _days_back(days, max(window, lookback)))
-    volumes = {r["dt"]: r.asDict() for r in common.day_volumes(events).collect()}
-    items = _read(spark, settings, C.RAW_ITEMS, _days_back(days, window))
-    for r in items.groupBy("dt").count().collect():
-        volumes.setdefault(r["dt"], {})["items"] = r["count"]
+    in_window = (C.DAILY_ITEM, C.DAILY_USER, C.DAILY_USER_ITEM, C.DAILY_PAIRS, C.RAW_ITEMS)
+    spans = [(t, window) for t in in_window] + [(C.DAILY_USER_ITEM, lookback)]
+    present = {t: set(lake.list_partitions(settings, t)) for t in in_window}
+    counted: dict[tuple[str, dt.date], int] = {}
 
-    def total(day: dt.date, n: int, *names: str) -> int:
-        return sum(volumes.get(d, {}).get(k, 0) for d in lake.day_range(day, n) for k in names)
+    def rows(table: str, day: dt.date) -> int:
+        if (table, day) not in counted:
+            has = day in present[table]
+            counted[table, day] = lake.partition_rows(settings, table, day) if has else 0
+        return counted[table, day]
 
-    return {
-        d: total(d, window, "events", "pairs", "items") + total(d, lookback, "engaged")
-        for d in days
-    }
+    return {d: sum(rows(t, day) for t, n in spans for day in lake.day_range(d, n)) for d in days}
 
 
 def _days_back(days: list[dt.date], n: int) -> list[dt.date]:
@@ -174,58 +232,68 @@ def _read(
 @dataclass(frozen=True)
 class SnapshotInputs:
     """What the families' transforms read for a batch of snapshots (``Family.inputs``
-    names these attributes): the events in each snapshot's windows, the items seen in
-    them, the raw items and users of each snapshot day, and the engagements of each
-    snapshot's user-item lookback."""
+    names these attributes): the daily aggregates rolled into each snapshot's 30-day
+    window (items, users, user-items, item pairs) and its user-item lookback, the
+    items seen in the window, and the raw items and users of each snapshot day."""
 
     settings: Settings
-    events: Any
+    item_days: Any
+    user_days: Any
+    user_items: Any
+    user_item_history: Any
+    pairs: Any
     items_seen: Any
     item_snapshots: Any
     user_snapshots: Any
-    pair_events: Any
 
 
 def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[str, int]:
     """The snapshots of ``days`` in one Spark pass per table; rows written per table."""
     from pyspark.sql import functions as F
 
-    from ranking_jobs.features import common
+    from ranking_jobs.features import common, daily
+
+    window, lookback = max(WINDOWS), settings.features.user_item_lookback_days
+    spans = dict.fromkeys(daily.DAILY_COLUMNS, window) | {C.DAILY_USER_ITEM: max(window, lookback)}
+    tables = {t: _read(spark, settings, t, _days_back(days, n)) for t, n in spans.items()}
+    snapshots = common.snapshot_frame(spark, days)
+    rolled = daily.rolled_inputs(tables, snapshots, lookback)
+    # Read by several families: cached once.
+    cached = [rolled["item_days"].cache(), rolled["user_items"].cache()]
+    seen = _read(spark, settings, C.RAW_ITEMS, _days_back(days, window))
+    items_seen = common.latest_items(seen, snapshots).cache()
+    cached.append(items_seen)
+    inputs = SnapshotInputs(
+        settings=settings,
+        **rolled,
+        items_seen=items_seen,
+        item_snapshots=_read(spark, settings, C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt"),
+        user_snapshots=_read(spark, settings, C.RAW_USERS, days).join(F.broadcast(snapshots), "dt"),
+    )
+    rows = {
+        family.table: _write_table(settings, family.table, days, family.build(inputs))
+        for family in FAMILIES
+    }
+    for frame in cached:
+        frame.unpersist()
+    return rows
+
+
+SORT_KEYS = ("user_id", "item_id", "neighbour_id")
+
+
+def _write_table(settings: Settings, table: str, days: list[dt.date], frame: DataFrame) -> int:
+    """Write ``frame``'s rows of ``days`` as the table's partitions, each swapped in
+    whole; rows written. Sorted by key within a day, so a rewrite is the same file."""
     from ranking_jobs.spark_lake import write_days
 
-    window = _days_back(days, max(WINDOWS))
-    snapshots = common.snapshot_frame(spark, days)
-    # Only the columns the transforms read are cached: caching every event column
-    # made item_stats' pass slower (docs/decisions.md).
-    used = _read(spark, settings, C.RAW_EVENTS, window, common.EVENT_COLUMNS)
-    events = common.with_snapshots(used, snapshots).cache()
-    items_seen = common.latest_items(_read(spark, settings, C.RAW_ITEMS, window), snapshots)
-    items_seen = items_seen.cache()
-    # User-item history looks back further than the windows (a repurchase can be
-    # months apart); only engagements are read for it, never the impressions.
-    lookback = settings.features.user_item_lookback_days
-    history = _days_back(days, lookback)
-    engaged = _read(spark, settings, C.RAW_EVENTS, history, common.EVENT_COLUMNS)
-    engaged = engaged.where(F.col("event_type") != "impression")
-    pair_events = common.with_snapshots(engaged, snapshots, lookback)
-    item_snapshots = _read(spark, settings, C.RAW_ITEMS, days).join(F.broadcast(snapshots), "dt")
-    user_snapshots = _read(spark, settings, C.RAW_USERS, days).join(F.broadcast(snapshots), "dt")
-
-    inputs = SnapshotInputs(
-        settings, events, items_seen, item_snapshots, user_snapshots, pair_events
-    )
-    frames = {family.table: family.build(inputs) for family in FAMILIES}
-    rows = {}
-    for table, frame in frames.items():
-        keys = [c for c in ("user_id", "item_id", *AFFINITY_DIMENSIONS) if c in frame.columns]
-        with (
-            timed(log, f"{table} x {len(days)} snapshots") as t,
-            lake.staged_partitions(settings, table, days, arrow_schema(frame)) as staging,
-        ):
-            frame = frame.repartition("dt").sortWithinPartitions("dt", *keys).cache()
-            t["count"] = rows[table] = frame.count()
-            write_days(frame, settings, staging)
-            frame.unpersist()
-    events.unpersist()
-    items_seen.unpersist()
+    keys = [c for c in (*SORT_KEYS, *AFFINITY_DIMENSIONS) if c in frame.columns]
+    with (
+        timed(log, f"{table} x {len(days)} days") as t,
+        lake.staged_partitions(settings, table, days, arrow_schema(frame)) as staging,
+    ):
+        frame = frame.repartition("dt").sortWithinPartitions("dt", *keys).cache()
+        t["count"] = rows = frame.count()
+        write_days(frame, settings, staging)
+        frame.unpersist()
     return rows

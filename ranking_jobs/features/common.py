@@ -1,10 +1,9 @@
-"""Shared pieces of the feature transforms: snapshots, windows, smoothing.
+"""Shared pieces of the feature transforms: snapshots, smoothing, exact sums.
 
-Several snapshots are computed in one pass: ``with_snapshots`` pairs every event
-with each snapshot whose 30-day window contains it, and every aggregate groups
-by the snapshot day ``dt``. That pairing replicates each event once per snapshot
-that sees it, so the stage passes snapshots in batches sized by ``day_volumes``.
-A snapshot for day D only sees events strictly before its end instant (D+1 00:00
+Several snapshots are computed in one pass: the daily aggregates are paired with
+each snapshot whose window holds their day (``daily.rolled``), and every
+aggregate groups by the snapshot day ``dt``. A snapshot for day D only sees the
+raw partitions up to D, i.e. events strictly before its end instant (D+1 00:00
 UTC), which is also the Feast event timestamp of its rows, so nothing unknown at
 that instant can reach a training row. Every function here and in the family
 modules is a pure DataFrame transform.
@@ -29,8 +28,8 @@ COUNTED = {
     "purchase": "purchases",
 }
 END = "snapshot_end"
-# The raw event columns any feature transform reads.
-EVENT_COLUMNS = ("ts", "user_id", "item_id", "event_type", "session_id")
+# The raw event columns the daily aggregates read.
+EVENT_COLUMNS = ("dt", "ts", "user_id", "item_id", "event_type", "session_id")
 
 
 def snapshot_frame(spark: SparkSession, days: list[dt.date]) -> DataFrame:
@@ -41,30 +40,9 @@ def snapshot_frame(spark: SparkSession, days: list[dt.date]) -> DataFrame:
     return spark.createDataFrame(rows, f"dt date, {END} timestamp")
 
 
-def days_before_end(col: str, days: int) -> Column:
-    return F.col(col) >= F.col(END) - F.make_interval(days=F.lit(days))
-
-
-def with_snapshots(
-    events: DataFrame, snapshots: DataFrame, lookback_days: int = max(WINDOWS)
-) -> DataFrame:
-    """Each event once per snapshot whose lookback (default: the longest window) holds it."""
-    cond = (F.col("ts") < F.col(END)) & days_before_end("ts", lookback_days)
-    return events.join(F.broadcast(snapshots), cond)
-
-
-def age_days(col: str) -> Column:
-    return (F.col(END).cast("long") - F.col(col).cast("long")) / 86400.0
-
-
-def windowed_counts(snap_events: DataFrame, keys: list[str]) -> DataFrame:
-    """Counts of every event type over 1/7/30-day windows, per snapshot and key."""
-    aggs = []
-    for w in WINDOWS:
-        for event_type, name in COUNTED.items():
-            hit = days_before_end("ts", w) & (F.col("event_type") == event_type)
-            aggs.append(F.sum(F.when(hit, 1).otherwise(0)).cast("long").alias(f"{name}_{w}d"))
-    return snap_events.groupBy("dt", END, *keys).agg(*aggs)
+def age_days(col: str, end: str = END) -> Column:
+    """Days from ``col`` to the instant ``end`` (default: the snapshot's end)."""
+    return (F.col(end).cast("long") - F.col(col).cast("long")) / 86400.0
 
 
 # Fixed point for sums of fractional values: exact, so independent of the order in
@@ -111,30 +89,3 @@ def position_in(values: Sequence[str], col: str) -> Column:
     a condition on the condition scale, a size in its size chart."""
     position = F.array_position(F.array(*[F.lit(v) for v in values]), F.col(col))
     return F.when(position > 0, position - 1).cast("double")
-
-
-def interactions(snap_events: DataFrame) -> DataFrame:
-    return snap_events.where(F.col("event_type") != "impression")
-
-
-def day_volumes(events: DataFrame) -> DataFrame:
-    """Per raw ``dt``: its events, its engaged (non-impression) events and the
-    co-visitation pairs of its sessions (n * (n - 1) for n distinct engaged items).
-
-    These are the rows every snapshot whose window holds the day replicates; the
-    pairs grow with the square of a basket, so a log of big baskets is dominated
-    by them.
-    """
-    engaged = F.col("event_type") != "impression"
-    counts = events.groupBy("dt").agg(
-        F.count("*").alias("events"), F.count(F.when(engaged, 1)).alias("engaged")
-    )
-    baskets = (
-        events.where(engaged)
-        .select("dt", "session_id", "item_id")
-        .distinct()
-        .groupBy("dt", "session_id")
-        .agg(F.count("*").alias("_n"))
-    )
-    pairs = baskets.groupBy("dt").agg(F.sum(F.col("_n") * (F.col("_n") - 1)).alias("pairs"))
-    return counts.join(pairs, "dt", "left").fillna(0, subset=["pairs"])

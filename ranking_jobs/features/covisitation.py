@@ -10,38 +10,25 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ranking_jobs.features.common import END, interactions
+from ranking_jobs.features.common import END
 
 TOP_K = 20
 
 
-def item_covisitation(snap_events: DataFrame, top_k: int = TOP_K) -> DataFrame:
-    """Per snapshot and item: up to ``top_k`` neighbour ids and scores, best first."""
-    engaged = interactions(snap_events).select("dt", END, "session_id", "item_id").dropDuplicates()
-    sessions_per_item = engaged.groupBy("dt", "item_id").agg(F.count("*").alias("n"))
-    left = engaged.alias("a")
-    right = engaged.alias("b")
-    pairs = (
-        left.join(
-            right,
-            (F.col("a.dt") == F.col("b.dt"))
-            & (F.col("a.session_id") == F.col("b.session_id"))
-            & (F.col("a.item_id") != F.col("b.item_id")),
-        )
-        .groupBy(
-            F.col("a.dt").alias("dt"),
-            F.col("a.snapshot_end").alias(END),
-            F.col("a.item_id").alias("item_id"),
-            F.col("b.item_id").alias("neighbour_id"),
-        )
-        .agg(F.count("*").alias("together"))
+def item_covisitation(pairs: DataFrame, item_days: DataFrame, top_k: int = TOP_K) -> DataFrame:
+    """Per snapshot and item: up to ``top_k`` neighbour ids and scores, best first.
+
+    ``pairs`` and ``item_days``: the daily pair counts and item aggregates rolled
+    into each snapshot's window; a visit is a session's engagements within one day.
+    """
+    visits = item_days.groupBy("dt", "item_id").agg(F.sum("sessions").alias("n"))
+    together = pairs.groupBy("dt", END, "item_id", "neighbour_id").agg(
+        F.sum("together").alias("together")
     )
-    n_a = sessions_per_item.select("dt", "item_id", F.col("n").alias("n_a"))
-    n_b = sessions_per_item.select(
-        "dt", F.col("item_id").alias("neighbour_id"), F.col("n").alias("n_b")
-    )
+    n_a = visits.select("dt", "item_id", F.col("n").alias("n_a"))
+    n_b = visits.select("dt", F.col("item_id").alias("neighbour_id"), F.col("n").alias("n_b"))
     scored = (
-        pairs.join(n_a, ["dt", "item_id"])
+        together.join(n_a, ["dt", "item_id"])
         .join(n_b, ["dt", "neighbour_id"])
         .withColumn("score", F.col("together") / F.sqrt(F.col("n_a") * F.col("n_b")))
     )

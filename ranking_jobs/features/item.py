@@ -7,13 +7,8 @@ from pyspark.sql import functions as F
 
 from ranking_jobs.columns import ITEM_COUNTS
 from ranking_jobs.contracts import CONDITIONS
-from ranking_jobs.features.common import (
-    END,
-    age_days,
-    position_in,
-    smoothed_rate,
-    windowed_counts,
-)
+from ranking_jobs.features.common import END, age_days, position_in, smoothed_rate
+from ranking_jobs.features.daily import window_counts
 
 # Rates of a listing's category and brand: what a cold listing is judged by.
 SCOPED_RATES = [
@@ -25,16 +20,17 @@ SCOPED_RATES = [
 
 
 def item_stats(
-    snap_events: DataFrame, item_snapshots: DataFrame, prior_strength: float, items_seen: DataFrame
+    item_days: DataFrame, item_snapshots: DataFrame, prior_strength: float, items_seen: DataFrame
 ) -> DataFrame:
     """Per snapshot item: popularity, smoothed rates (item, category, brand), age, price, seller.
 
+    ``item_days``: the item daily aggregates rolled into each snapshot's window.
     ``item_snapshots``: the raw items partitions with their ``dt`` and ``snapshot_end``.
     ``items_seen``: per snapshot, latest attributes of every listing (``latest_items``).
     Category, brand and seller rates also count listings that sold since (gone from
     ``item_snapshots``): otherwise every sale would drop out of them the next day.
     """
-    counts = windowed_counts(snap_events, ["item_id"])
+    counts = window_counts(item_days, ["item_id"])
     base = item_snapshots.join(counts, ["dt", END, "item_id"], "left").fillna(0, subset=ITEM_COUNTS)
     history = counts.join(
         items_seen.select("dt", "item_id", "category", "brand", "seller_id"), ["dt", "item_id"]

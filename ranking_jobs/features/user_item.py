@@ -11,24 +11,21 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ranking_jobs.features.common import END, age_days, interactions
+from ranking_jobs.features.common import END, age_days
 
 
-def user_item_stats(snap_events: DataFrame) -> DataFrame:
+def user_item_stats(user_items: DataFrame) -> DataFrame:
     """Per snapshot and engaged (user, item): engagements, purchases, days since the last.
 
-    ``snap_events``: events joined to the snapshots whose lookback contains them
-    (``with_snapshots``); the lookback sets how far back a pair is remembered.
+    ``user_items``: the user-item daily aggregates rolled into each snapshot's
+    lookback (``daily.rolled``), which sets how far back a pair is remembered.
     """
     return (
-        interactions(snap_events)
-        .groupBy("dt", END, "user_id", "item_id")
+        user_items.groupBy("dt", END, "user_id", "item_id")
         .agg(
-            F.count("*").cast("long").alias("ui_engagements"),
-            F.sum(F.when(F.col("event_type") == "purchase", 1).otherwise(0))
-            .cast("long")
-            .alias("ui_purchases"),
-            F.min(age_days("ts")).alias("ui_days_since"),
+            F.sum("engagements").cast("long").alias("ui_engagements"),
+            F.sum("purchases").cast("long").alias("ui_purchases"),
+            F.min(age_days("last_ts")).alias("ui_days_since"),
         )
         .select(
             "dt",

@@ -17,7 +17,7 @@ import pytest
 
 from ranking_jobs import columns as cols
 from ranking_jobs import contracts as C
-from ranking_jobs.features import affinity, common, item, user, user_item
+from ranking_jobs.features import affinity, common, daily, item, user, user_item
 
 pytestmark = pytest.mark.spark
 
@@ -106,20 +106,29 @@ def items_df(spark: Any, days: list[dt.date], overrides: dict | None = None) -> 
     return spark.createDataFrame(rows, ddl(C.ITEMS_SCHEMA))
 
 
+def rolled(
+    spark: Any, days: list[dt.date], events: Any, lookback: int = max(cols.WINDOWS)
+) -> dict[str, Any]:
+    """The daily aggregates of ``events`` rolled into the snapshots of ``days``, as the
+    stage rolls them from the lake."""
+    daily_tables = {t: f(events) for t, f in daily.DAILY_TRANSFORMS.items()}
+    return daily.rolled_inputs(daily_tables, common.snapshot_frame(spark, days), lookback)
+
+
 def compute(spark: Any, days: list[dt.date], events: Any, items: Any) -> dict[str, Any]:
-    """The three feature tables for ``days``, wired as build_features wires them."""
+    """The feature tables for ``days``, wired as build_features wires them."""
     from pyspark.sql import functions as F
 
     snapshots = common.snapshot_frame(spark, days)
-    snap_events = common.with_snapshots(events.drop("dt"), snapshots)
+    r = rolled(spark, days, events)
     seen = common.latest_items(items, snapshots)
     item_snapshots = items.where(F.col("dt").isin(days)).join(F.broadcast(snapshots), "dt")
     return {
-        "item": item.item_stats(snap_events, item_snapshots, M, seen),
-        "user": user.user_stats(snap_events, seen),
-        "affinity": affinity.user_affinity(snap_events, seen, "category"),
-        "brand_affinity": affinity.user_affinity(snap_events, seen, "brand"),
-        "user_item": user_item.user_item_stats(snap_events),
+        "item": item.item_stats(r["item_days"], item_snapshots, M, seen),
+        "user": user.user_stats(r["user_days"], r["user_items"], seen),
+        "affinity": affinity.user_affinity(r["user_items"], seen, "category"),
+        "brand_affinity": affinity.user_affinity(r["user_items"], seen, "brand"),
+        "user_item": user_item.user_item_stats(r["user_item_history"]),
     }
 
 
@@ -190,8 +199,7 @@ def test_window_edges_inclusive_start_exclusive_end(spark: Any) -> None:
             (1, 1, "click", END),
         ],
     )
-    snap = common.with_snapshots(events.drop("dt"), common.snapshot_frame(spark, [D]))
-    row = common.windowed_counts(snap, ["item_id"]).collect()[0]
+    row = daily.window_counts(rolled(spark, [D], events)["item_days"], ["item_id"]).first()
     assert (row["clicks_1d"], row["clicks_7d"], row["clicks_30d"]) == (1, 2, 3)
 
 
@@ -483,15 +491,13 @@ def test_covisitation_cosine_neighbours_by_hand(spark: Any) -> None:
         (101, 3, "add_to_bag", END - DAY), (102, 3, "save", END - 2 * DAY),
         (102, 1, "impression", END - 2 * DAY),
     ])  # fmt: skip
-    snaps = common.snapshot_frame(spark, [D])
-    rows = by_key(
-        covisitation.item_covisitation(common.with_snapshots(events.drop("dt"), snaps)), "item_id"
-    )
+    r = rolled(spark, [D], events)
+    rows = by_key(covisitation.item_covisitation(r["pairs"], r["item_days"]), "item_id")
     assert rows[1]["neighbour_ids"] == [2, 3]
     assert rows[1]["neighbour_scores"] == pytest.approx([1.0, 0.5])
     assert rows[3]["neighbour_ids"] == [1, 2]  # a tie is broken by the neighbour id
     assert rows[3]["neighbour_scores"] == pytest.approx([0.5, 0.5])
-    top1 = covisitation.item_covisitation(common.with_snapshots(events.drop("dt"), snaps), 1)
+    top1 = covisitation.item_covisitation(r["pairs"], r["item_days"], 1)
     assert by_key(top1, "item_id")[2]["neighbour_ids"] == [1]
 
 
@@ -505,20 +511,15 @@ def test_user_item_history_counts_engagements_within_the_lookback(spark: Any) ->
         (101, 2, "like", END - 40 * DAY),
         (101, 3, "impression", END - HOUR),  # shown only: no row
     ])  # fmt: skip
-    snaps = common.snapshot_frame(spark, [D])
-    short = by_key(
-        user_item.user_item_stats(common.with_snapshots(events.drop("dt"), snaps, 30)),
-        "user_id",
-        "item_id",
-    )
+    def history(lookback: int) -> dict[Any, dict[str, Any]]:
+        r = rolled(spark, [D], events, lookback)
+        return by_key(user_item.user_item_stats(r["user_item_history"]), "user_id", "item_id")
+
+    short = history(30)
     assert set(short) == {(100, 1)}
     assert short[(100, 1)]["ui_engagements"] == 2 and short[(100, 1)]["ui_purchases"] == 1
     assert short[(100, 1)]["ui_days_since"] == pytest.approx(1.0)
-    long = by_key(
-        user_item.user_item_stats(common.with_snapshots(events.drop("dt"), snaps, 60)),
-        "user_id",
-        "item_id",
-    )
+    long = history(60)
     assert set(long) == {(100, 1), (100, 2), (101, 2)}
     assert long[(100, 2)]["ui_purchases"] == 1 and long[(101, 2)]["ui_purchases"] == 0
     assert long[(101, 2)]["ui_days_since"] == pytest.approx(40.0)
