@@ -24,12 +24,13 @@ builds the last ``--snapshots`` daily snapshots of a long, small log instead: a
 synthetic interaction log shaped like an imported shop log (``LONG``: a few
 hundred users, baskets of log-normal size, 100 days) is written and imported with
 ``import_interactions`` once under ``--root``; then, each in a fresh child, the
-feature stage's ``write_snapshots`` writes the snapshots all in one pass (the
-reference: one batch, as the stage did before it batched) and in the batches its
-row budget gives. Each run prints wall seconds, the process tree's peak RSS/PSS
-(the JVM grows its heap towards ``-Xmx`` whatever it holds, so this moves little),
-the peak heap left after a garbage collection and the full collections (from the
-JVM's GC log: how close the heap came to running out) and the
+feature stage's ``write_daily`` reduces every raw day once to its daily aggregates,
+and ``write_snapshots`` rolls the snapshots from them all in one pass (the
+reference: one batch) and in the batches its row budget gives. Each run prints
+wall seconds, the process tree's peak RSS/PSS (the JVM grows its heap towards
+``-Xmx`` whatever it holds, so this moves little), the peak heap left after a
+garbage collection and the full collections (from the JVM's GC log: how close the
+heap came to running out) and the
 ``OutOfMemoryError`` lines it logged; the features of both runs are compared.
 ``--driver-memory`` runs both with a smaller heap, where the difference shows.
 """
@@ -312,20 +313,16 @@ def _child_spark(mode: str, scale: str, root: Path) -> dict[str, Any]:
         from ranking_jobs import contracts as C
         from ranking_jobs import lake
         from ranking_jobs.columns import WINDOWS
-        from ranking_jobs.features import common
+        from ranking_jobs.features import common, daily
+        from ranking_jobs.spark_lake import read_days
 
-        window = [
-            d
-            for d in lake.day_range(ctx.ds, max(WINDOWS))
-            if lake.has_partition(settings, C.RAW_EVENTS, d)
-        ]
+        window = lake.day_range(ctx.ds, max(WINDOWS))
         target = str(Path(settings.paths.data_root).parent / "bench" / "spark_item_counts")
         t2 = time.perf_counter()
-        events = spark.read.parquet(
-            *[lake.partition_uri(settings, C.RAW_EVENTS, d) for d in window]
-        )
-        snap = common.with_snapshots(events, common.snapshot_frame(spark, [ctx.ds]))
-        counts = common.windowed_counts(snap, ["item_id"]).drop("dt", common.END)
+        events = read_days(spark, settings, C.RAW_EVENTS, window)
+        snapshots = common.snapshot_frame(spark, [ctx.ds])
+        rolled = daily.rolled(daily.item_days(events), snapshots, max(WINDOWS))
+        counts = daily.window_counts(rolled, ["item_id"]).drop("dt", common.END)
         counts.write.mode("overwrite").parquet(target)
         out["item_counts_s"] = round(time.perf_counter() - t2, 2)
         out["item_counts_check"] = _checksum(f"{target}/*.parquet")
@@ -460,7 +457,7 @@ def _child_long_generate(root: Path) -> dict[str, Any]:
 def _child_long(run: str, root: Path, snapshots: int, batch_rows: int | None) -> dict[str, Any]:
     from ranking_jobs import lake
     from ranking_jobs.context import RunContext
-    from ranking_jobs.features import write_snapshots
+    from ranking_jobs.features import write_daily, write_snapshots
     from ranking_jobs.spark import get_spark
 
     settings = _long_settings(root)
@@ -471,12 +468,15 @@ def _child_long(run: str, root: Path, snapshots: int, batch_rows: int | None) ->
     session_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     days = lake.day_range(ctx.ds, snapshots)
+    reduced = write_daily(spark, ctx, days)
     rows = write_snapshots(spark, ctx, days, ALL_AT_ONCE if run == "all-at-once" else batch_rows)
     build_s = time.perf_counter() - t1
     spark.stop()
     return {
         "run": run,
         "snapshots": len(days),
+        "daily_days": len(reduced["days"]),
+        "daily_s": reduced["seconds"],
         "batches": handler.batches,
         "session_s": round(session_s, 2),
         "build_s": round(build_s, 2),

@@ -6,12 +6,22 @@ a test checks the transforms produce exactly these columns.
 
 from __future__ import annotations
 
+from ranking_jobs import contracts as C
 from ranking_jobs.contracts import SIZE_CHARTS
 
 WINDOWS = (1, 7, 30)
 EVENT_COUNTS = ("impressions", "clicks", "likes", "saves", "bag_adds", "purchases")
 
 ITEM_COUNTS = [f"{name}_{w}d" for w in WINDOWS for name in EVENT_COUNTS]
+
+# Each daily aggregate table of raw/events (``features.daily``) and its columns besides
+# ``dt``: what a current partition holds.
+DAILY_COLUMNS: dict[str, list[str]] = {
+    C.DAILY_ITEM: ["item_id", *EVENT_COUNTS, "sessions"],
+    C.DAILY_USER: ["user_id", *EVENT_COUNTS],
+    C.DAILY_USER_ITEM: ["user_id", "item_id", "engagements", "purchases", "last_ts", "intent"],
+    C.DAILY_PAIRS: ["item_id", "neighbour_id", "together"],
+}
 ITEM_FLOATS = [
     "ctr_7d",
     "ctr_30d",

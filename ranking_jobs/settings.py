@@ -183,9 +183,10 @@ class FeaturesSettings(Section):
         20_000_000,
         ge=1,
         alias="feature_batch_rows",
-        description="Rows one batch of feature snapshots may copy (each snapshot's window of "
-        "events, raw/items rows and co-visitation pairs, plus the engagements of its "
-        "user-item lookback); bounds a backfill's memory. Raise it with driver memory.",
+        description="Rows one batch of the feature stage may hold: raw events reduced to "
+        "daily aggregates at once, or daily aggregate and raw/items rows of the snapshots' "
+        "windows and user-item lookbacks rolled in one pass; bounds a backfill's memory. "
+        "Raise it with driver memory.",
     )
     prior_strength: float = Field(
         20.0, gt=0, description="Pseudo-impressions of the category prior in smoothed rates."

@@ -18,6 +18,8 @@ RAW = ("raw/events", "raw/items", "raw/users")
 # Every feature family's table (``ranking_jobs.families``): a declared name ending in
 # ``/*`` covers each table below it, so a new family changes no declaration here.
 FEATURES = "features/*"
+# The daily aggregates of raw/events the feature windows are rolled from (features.daily).
+DAILY = "daily/*"
 FEAST = "feast registry"
 MLFLOW = "mlflow"  # runs, model versions and the champion alias
 ONLINE = "online store"  # the live lists, the popular fallback and sold items
@@ -79,8 +81,8 @@ NIGHTLY: tuple[Stage, ...] = (
         "build_features",
         "ranking_jobs.features:build_features",
         "Spark feature extraction for the snapshot date; registers views in Feast.",
-        reads=(*RAW, FEATURES),
-        writes=(FEATURES, FEAST),
+        reads=(*RAW, DAILY, FEATURES),
+        writes=(DAILY, FEATURES, FEAST),
     ),
     Stage(
         "build_training_set",

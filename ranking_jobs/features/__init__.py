@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
-from ranking_jobs.columns import AFFINITY_DIMENSIONS, WINDOWS
+from ranking_jobs.columns import AFFINITY_DIMENSIONS, DAILY_COLUMNS, WINDOWS
 from ranking_jobs.context import RunContext
 from ranking_jobs.families import FAMILIES, FEATURE_COLUMNS
-from ranking_jobs.features.daily import DAILY_COLUMNS
 from ranking_jobs.logs import timed
 from ranking_jobs.settings import Settings
 
@@ -254,7 +253,7 @@ def _write_batch(spark: Any, settings: Settings, days: list[dt.date]) -> dict[st
     from ranking_jobs.features import common, daily
 
     window, lookback = max(WINDOWS), settings.features.user_item_lookback_days
-    spans = dict.fromkeys(daily.DAILY_COLUMNS, window) | {C.DAILY_USER_ITEM: max(window, lookback)}
+    spans = dict.fromkeys(DAILY_COLUMNS, window) | {C.DAILY_USER_ITEM: max(window, lookback)}
     tables = {t: _read(spark, settings, t, _days_back(days, n)) for t, n in spans.items()}
     snapshots = common.snapshot_frame(spark, days)
     rolled = daily.rolled_inputs(tables, snapshots, lookback)

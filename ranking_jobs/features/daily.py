@@ -27,14 +27,6 @@ AFFINITY_WEIGHTS = {"click": 1.0, "like": 2.0, "save": 2.0, "add_to_bag": 3.0, "
 AFFINITY_HALF_LIFE_DAYS = 7.0
 DAY_END = "day_end"
 
-# Each daily table and its columns besides ``dt``: what a current partition holds.
-DAILY_COLUMNS: dict[str, list[str]] = {
-    C.DAILY_ITEM: ["item_id", *COUNTED.values(), "sessions"],
-    C.DAILY_USER: ["user_id", *COUNTED.values()],
-    C.DAILY_USER_ITEM: ["user_id", "item_id", "engagements", "purchases", "last_ts", "intent"],
-    C.DAILY_PAIRS: ["item_id", "neighbour_id", "together"],
-}
-
 
 def decay(age: Column) -> Column:
     """How much an interaction ``age`` days old still counts: halved every half-life."""

@@ -22,10 +22,10 @@ import pytest
 from bench.bench_features import feature_frames
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.columns import DAILY_COLUMNS
 from ranking_jobs.context import RunContext
 from ranking_jobs.families import FEATURE_COLUMNS
 from ranking_jobs.features import plan_batches, snapshot_rows, write_daily, write_snapshots
-from ranking_jobs.features.daily import DAILY_COLUMNS
 from ranking_jobs.settings import Settings
 from tests.conftest import make_settings
 

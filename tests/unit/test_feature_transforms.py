@@ -511,6 +511,7 @@ def test_user_item_history_counts_engagements_within_the_lookback(spark: Any) ->
         (101, 2, "like", END - 40 * DAY),
         (101, 3, "impression", END - HOUR),  # shown only: no row
     ])  # fmt: skip
+
     def history(lookback: int) -> dict[Any, dict[str, Any]]:
         r = rolled(spark, [D], events, lookback)
         return by_key(user_item.user_item_stats(r["user_item_history"]), "user_id", "item_id")

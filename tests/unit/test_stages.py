@@ -11,9 +11,11 @@ import pyarrow as pa
 
 from ranking_jobs import contracts as C
 from ranking_jobs import lake
+from ranking_jobs.columns import DAILY_COLUMNS
 from ranking_jobs.families import FAMILIES
 from ranking_jobs.stages import (
     AVAILABILITY,
+    DAILY,
     FEATURES,
     NIGHTLY,
     STORES,
@@ -31,6 +33,7 @@ LAKE_TABLES = {
     C.RAW_ITEMS,
     C.RAW_USERS,
     FEATURES,
+    DAILY,
     C.TRAINING,
     C.RECOMMENDATIONS,
     C.POPULAR,
@@ -50,6 +53,7 @@ def test_every_declared_name_is_a_lake_table_or_a_store() -> None:
     assert declared - set(STORES) - {"features/user_stats"} == LAKE_TABLES
     # every family's table is covered by the features/* the stages declare
     assert all(covers((FEATURES,), family.table) for family in FAMILIES)
+    assert all(covers((DAILY,), table) for table in DAILY_COLUMNS)
     assert not covers((FEATURES,), "featuresque") and not covers(("training",), "training/x")
 
 
