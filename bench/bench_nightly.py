@@ -108,9 +108,14 @@ def sampled(args: list[str], env: dict[str, str], log: Path) -> Run:
 
 
 def scale_env(scale: str, folder: Path) -> dict[str, str]:
+    """The product's defaults, with the lake and state under ``folder`` and the history
+    the preset is meant for (30 days at medium and large: full 30-day windows)."""
+    from ranking_jobs.data.presets import get_preset
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("RANKING_")}
     env.update(
         RANKING_SCALE=scale,
+        RANKING_HISTORY_DAYS=str(get_preset(scale).recommended_history_days),
         RANKING_DATA_ROOT=str(folder / "lake"),
         RANKING_STATE_DIR=str(folder / "var"),
         RANKING_TASK_RETRIES="0",
