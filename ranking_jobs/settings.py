@@ -486,8 +486,8 @@ class ListsSettings(Section):
     precompute_shard_users: int = Field(
         20_000,
         ge=1,
-        description="Most users per precompute Spark task: a task holds its users' "
-        "candidates with their features in memory.",
+        description="Most users per precompute Spark task, or per batch of a baseline's "
+        "lists: either holds its users' candidates in memory.",
     )
 
 

@@ -180,6 +180,15 @@ def test_a_refused_model_without_champion_publishes_the_best_baselines_lists(nig
     made = run_stage("precompute_lists", ctx)
     assert made["model_version"] == f"baseline:{best}"
     assert made["users"] == made["active_users"] > 100
+    # made in batches of users, they are the lists one batch of every user gives
+    from ranking_jobs.candidates.inputs import active_users
+    from ranking_jobs.precompute import baseline_lists
+
+    users = active_users(fresh, ctx.ds)
+    whole = baseline_lists(ctx, users)[1]
+    small = RunContext.create(DS, fresh.replace(precompute_shard_users=37), run_id="no-champion")
+    assert baseline_lists(small, users)[1].equals(whole)
+    assert whole.num_rows == made["users"]
     run_stage("validate_lists", ctx)
     run_stage("publish_lists", ctx)
     users = lake.read_partition(fresh, C.RECOMMENDATIONS, DS)["user_id"].to_pylist()[:3]
