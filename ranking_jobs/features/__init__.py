@@ -1,8 +1,10 @@
 """Feature extraction stage: raw lake tables -> feature snapshots -> Feast.
 
-A snapshot for day D holds everything known at the end of D. The stage writes
-D's snapshot and, on a first run or after a gap, the earlier snapshots that the
-training window needs, so a fresh lake needs no manual backfill.
+A snapshot for day D holds everything known at the end of D. The stage reduces
+each raw/events day it has not reduced yet (and D itself) to daily aggregates
+(``daily``), then rolls D's snapshot and, on a first run or after a gap, the
+earlier snapshots that the training window needs from them, so a fresh lake needs
+no manual backfill.
 """
 
 from __future__ import annotations
