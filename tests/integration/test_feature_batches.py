@@ -25,7 +25,7 @@ from ranking_jobs import lake
 from ranking_jobs.columns import DAILY_COLUMNS
 from ranking_jobs.context import RunContext
 from ranking_jobs.families import FEATURE_COLUMNS
-from ranking_jobs.features import plan_batches, snapshot_rows, write_daily, write_snapshots
+from ranking_jobs.features import daily, plan_batches, snapshot_rows, write_daily, write_snapshots
 from ranking_jobs.settings import Settings
 from tests.conftest import make_settings
 
@@ -129,12 +129,14 @@ def _equals_recomputation_from_raw(settings: Settings, features: dict[str, pd.Da
     pd.testing.assert_frame_equal(
         got.sort_index(), history.sort_index(), check_dtype=False, rtol=1e-12
     )
-    weights = {"click": 1.0, "like": 2.0, "save": 2.0, "add_to_bag": 3.0, "purchase": 4.0}
     seen = pd.concat(
         [lake.read_partition(settings, C.RAW_ITEMS, d).to_pandas() for d in lake.day_range(DS, 30)]
     ).drop_duplicates("item_id", keep="last")[["item_id", "category"]]
     engaged = engaged.merge(seen, on="item_id")
-    engaged["w"] = engaged["event_type"].map(weights) * 0.5 ** (engaged["age"] / 7)
+    half_life = daily.AFFINITY_HALF_LIFE_DAYS
+    engaged["w"] = engaged["event_type"].map(daily.AFFINITY_WEIGHTS) * 0.5 ** (
+        engaged["age"] / half_life
+    )
     per_value = engaged.groupby(["user_id", "category"])["w"].sum()
     share = per_value / per_value.groupby(level="user_id").transform("sum")
     got = features[C.FEATURES_USER_AFFINITY["category"]].set_index(["user_id", "category"])
