@@ -140,11 +140,9 @@ def has_partition(settings: Settings, table: str, ds: dt.date) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.Directory
 
 
-def partition_columns(settings: Settings, table: str, ds: dt.date) -> set[str]:
-    """Column names of a partition, from its Parquet footers (no data read)."""
-    fs, path = _filesystem(settings, partition_uri(settings, table, ds))
-    dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None)
-    return set(dataset.schema.names)
+def partition_schema(settings: Settings, table: str, ds: dt.date) -> pa.Schema:
+    """The schema of a partition, from its Parquet footers (no data read)."""
+    return _consistent_read(settings, table, ds, lambda data: data.schema)
 
 
 @contextlib.contextmanager

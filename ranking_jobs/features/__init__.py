@@ -44,7 +44,7 @@ def _current(settings: Settings, tables: dict[str, list[str]], day: dt.date) -> 
     """Whether each of ``tables`` has a partition for ``day`` holding its columns."""
     return all(
         lake.has_partition(settings, t, day)
-        and set(want) <= lake.partition_columns(settings, t, day)
+        and set(want) <= set(lake.partition_schema(settings, t, day).names)
         for t, want in tables.items()
     )
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import Any, TypeVar
 
 from ranking_jobs import lake
 from ranking_jobs.context import RunContext
+from ranking_jobs.settings import Settings
 from ranking_jobs.validation.engine import GxSession, ValidationSummary, raise_for
 from ranking_jobs.validation.errors import MissingDataPartitionError
+
+T = TypeVar("T")
 
 
 def data_docs_dir(ctx: RunContext) -> Path:
@@ -35,13 +36,19 @@ def session_for(ctx: RunContext, stage: str) -> GxSession:
     )
 
 
-def read_required(ctx: RunContext, tables: Sequence[str], day: dt.date) -> dict[str, pa.Table]:
-    """Read each table's partition for ``day``; one clear error naming every missing one."""
-    out: dict[str, pa.Table] = {}
+def read_required(
+    ctx: RunContext,
+    tables: Sequence[str],
+    day: dt.date,
+    read: Callable[[Settings, str, dt.date], T] = lake.read_partition,  # type: ignore[assignment]
+) -> dict[str, T]:
+    """``read`` (the whole partition by default) of each table's partition for ``day``;
+    one clear error naming every missing one."""
+    out: dict[str, T] = {}
     missing: list[str] = []
     for table in tables:
         try:
-            out[table] = lake.read_partition(ctx.settings, table, day)
+            out[table] = read(ctx.settings, table, day)
         except lake.MissingPartitionError:
             missing.append(lake.partition_uri(ctx.settings, table, day))
     if missing:

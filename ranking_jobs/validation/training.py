@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ranking_jobs import contracts as C
@@ -74,6 +77,8 @@ DERIVED = (QUERY_SIZE, SPLIT_WITHOUT_POSITIVE)
 # row, and where it was displayed.
 BOOKKEEPING = ("sources", "shown_position")
 FLOAT_MAX = float(np.finfo(np.float64).max)
+# Rows held at once while the partition is streamed: a few hundred MB of features.
+VALIDATION_BATCH_ROWS = 250_000
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +154,11 @@ def family_warnings(empty: dict[str, str]) -> list[str]:
     ]
 
 
-def feature_columns(df: pd.DataFrame) -> list[str]:
+def feature_columns(schema: pa.Schema) -> list[str]:
     """Every numeric column that is not a key, the label, bookkeeping or a derived check."""
     skip = set(KEYS) | set(DERIVED) | set(BOOKKEEPING)
-    return [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])]
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    return [f.name for f in schema if f.name not in skip and any(k(f.type) for k in numeric)]
 
 
 def with_query_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -177,20 +183,45 @@ def with_query_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def feature_extremes(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """Each feature's smallest and largest value (rows ``min``, ``max``; missing values
-    ignored, infinities kept; both missing when the feature holds no value).
+class FeatureExtremes:
+    """Each feature's smallest and largest value, gathered batch by batch (missing
+    values ignored, infinities kept; both missing when the feature holds no value).
 
-    The per-feature rules read this frame: a rule per feature on every row of a
+    The per-feature rules read :meth:`frame`: a rule per feature on every row of a
     training set cost Great Expectations about a second per 300k rows, so validating
-    a few million rows took minutes; on the extremes it takes no longer at 1M users.
+    a few million rows took minutes; on the extremes it takes no longer at 1M users,
+    and the features are never held whole.
     """
-    out = {}
-    for column in features:
-        values = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
-        held = values[~np.isnan(values)]
-        out[column] = [held.min(), held.max()] if len(held) else [np.nan, np.nan]
-    return pd.DataFrame(out, index=["min", "max"], dtype=np.float64)
+
+    def __init__(self, features: list[str]) -> None:
+        self.low = dict.fromkeys(features, np.inf)
+        self.high = dict.fromkeys(features, -np.inf)
+        self.held = dict.fromkeys(features, False)
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        for column in self.low:
+            values = pc.cast(batch[column], pa.float64()).to_numpy(zero_copy_only=False)
+            values = values[~np.isnan(values)]
+            if len(values):
+                self.held[column] = True
+                self.low[column] = min(self.low[column], values.min())
+                self.high[column] = max(self.high[column], values.max())
+
+    def frame(self) -> pd.DataFrame:
+        out = {
+            c: [self.low[c], self.high[c]] if self.held[c] else [np.nan, np.nan] for c in self.low
+        }
+        return pd.DataFrame(out, index=["min", "max"], dtype=np.float64)
+
+
+def feature_extremes(
+    batches: Iterable[pa.RecordBatch | pa.Table], features: list[str]
+) -> pd.DataFrame:
+    """:class:`FeatureExtremes` of ``features`` over ``batches``."""
+    extremes = FeatureExtremes(features)
+    for batch in batches:
+        extremes.add(batch)
+    return extremes.frame()
 
 
 def features_spec(
@@ -250,11 +281,23 @@ def training_spec() -> SuiteSpec:
 
 
 def validate_training_set(ctx: RunContext) -> dict[str, Any]:
-    """Validate training/dt=ctx.ds; raise DataValidationError naming each broken rule."""
-    table = read_required(ctx, [C.TRAINING], ctx.ds)[C.TRAINING]
-    df = to_frame(table)
-    features = feature_columns(df)
-    floats = [c for c in features if pd.api.types.is_float_dtype(df[c])]
+    """Validate training/dt=ctx.ds; raise DataValidationError naming each broken rule.
+
+    The partition is streamed: the row rules run on the key columns of every row, the
+    feature rules on each feature's extremes, so no frame of every feature is held."""
+    schema = read_required(ctx, [C.TRAINING], ctx.ds, read=lake.partition_schema)[C.TRAINING]
+    features = feature_columns(schema)
+    floats = [c for c in features if pa.types.is_floating(schema.field(c).type)]
+    key_columns = [c for c in KEYS if c in schema.names]
+    extremes = FeatureExtremes(features)
+    keys = [schema.empty_table().select(key_columns)]
+    started = time.perf_counter()
+    for batch in lake.iter_partition(ctx.settings, C.TRAINING, ctx.ds, VALIDATION_BATCH_ROWS):
+        extremes.add(batch)
+        keys.append(pa.Table.from_batches([batch.select(key_columns)]))
+    key_frame = to_frame(pa.concat_tables(keys))
+    seconds = time.perf_counter() - started
+    log.info("validate_training_set: streamed %d rows in %.1f s", len(key_frame), seconds)
     empty = empty_families(ctx.settings, ctx.ds)
     warnings = family_warnings(empty)
     for warning in warnings:
@@ -262,9 +305,11 @@ def validate_training_set(ctx: RunContext) -> dict[str, Any]:
     session = session_for(ctx, "validate_training_set")
     location = lake.partition_uri(ctx.settings, C.TRAINING, ctx.ds)
     summaries = [
-        session.check(with_query_columns(df), training_spec(), C.TRAINING, location=location),
         session.check(
-            feature_extremes(df, features),
+            with_query_columns(key_frame), training_spec(), C.TRAINING, location=location
+        ),
+        session.check(
+            extremes.frame(),
             features_spec(features, floats, empty),
             f"{C.TRAINING}_features",
             location=location,
