@@ -22,6 +22,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 
 @contextlib.contextmanager
@@ -35,6 +39,37 @@ def _master(cluster: bool) -> Iterator[str]:
         yield url
 
 
+def read_splits(settings: Any, ds: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training set's fitting rows (train and valid splits, as stored) and its
+    hold-out queries ready to score (``qid``, ``rel``)."""
+    from ranking_jobs import contracts as C
+    from ranking_jobs import lake, model
+    from ranking_jobs.evaluation import holdout
+
+    fitting = lake.read_partition(
+        settings, C.TRAINING, ds, where=model.of_splits("train", "valid")
+    ).to_pandas()
+    held = lake.read_partition(settings, C.TRAINING, ds, where=model.of_splits("test"))
+    return fitting, holdout(held.to_pandas())
+
+
+def fit_and_score(
+    settings: Any, fitting: pd.DataFrame, test: pd.DataFrame
+) -> tuple[float, int, np.ndarray]:
+    """Seconds to fit, boosting rounds kept and per-query hold-out NDCG@k of the
+    product's model fitted on ``fitting``."""
+    from ranking_jobs import model
+    from ranking_jobs.evaluation.metrics import ndcg_at_k
+
+    train, valid = (model.training_rows(settings, fitting, s) for s in ("train", "valid"))
+    started = time.perf_counter()
+    booster, _ = model.fit(settings, train, valid)
+    seconds = time.perf_counter() - started
+    scores = model.predict(booster, test)
+    per_query = ndcg_at_k(test["qid"], test["rel"], scores, settings.evaluation.k)
+    return seconds, booster.num_boosted_rounds(), per_query
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lake", type=Path, required=True)
@@ -42,34 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", action="store_true", help="a 2-worker standalone cluster")
     args = parser.parse_args(argv)
 
-    from ranking_jobs import contracts as C
-    from ranking_jobs import lake, model
-    from ranking_jobs.evaluation import holdout
-    from ranking_jobs.evaluation.metrics import bootstrap_diff_ci, ndcg_at_k
+    from ranking_jobs.evaluation.metrics import bootstrap_diff_ci
     from ranking_jobs.settings import Settings
 
     settings = Settings(data_root=str(args.lake.resolve()))
     k = settings.evaluation.k
-    fitting = lake.read_partition(
-        settings, C.TRAINING, args.ds, where=model.of_splits("train", "valid")
-    ).to_pandas()
-    train, valid = (model.training_rows(settings, fitting, s) for s in ("train", "valid"))
-    del fitting
-    held = lake.read_partition(settings, C.TRAINING, args.ds, where=model.of_splits("test"))
-    test = holdout(held.to_pandas())
+    fitting, test = read_splits(settings, args.ds)
+    splits = fitting["split"].value_counts()
     print(
-        f"{len(train):,} train / {len(valid):,} valid rows; hold-out {test['qid'].nunique():,} "
-        f"queries, {len(test):,} rows"
+        f"{splits.get('train', 0):,} train / {splits.get('valid', 0):,} valid rows; hold-out "
+        f"{test['qid'].nunique():,} queries, {len(test):,} rows"
     )
     got = {}
     with _master(args.cluster) as master:
         for engine in ("xgboost", "spark"):
             engined = settings.replace(train_engine=engine, spark_master=master)
-            started = time.perf_counter()
-            booster, _ = model.fit(engined, train, valid)
-            seconds = time.perf_counter() - started
-            per_query = ndcg_at_k(test["qid"], test["rel"], model.predict(booster, test), k)
-            got[engine] = (seconds, booster.num_boosted_rounds(), per_query)
+            got[engine] = fit_and_score(engined, fitting, test)
     where = f"on {master}" if args.cluster else "in local mode (2 cores)"
     print(f"\n{'engine':<28}{'seconds':>9}{'rounds':>8}{f'NDCG@{k}':>9}")
     for engine, (seconds, rounds, per_query) in got.items():

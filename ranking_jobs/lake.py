@@ -185,6 +185,13 @@ def staged_partitions(
             fs.delete_dir(staging_path)
 
 
+def staged_rows(settings: Settings, staging: str) -> int:
+    """Rows written under a staging root of ``staged_partitions``, from the Parquet
+    footers (no data read)."""
+    fs, path = _filesystem(settings, staging)
+    return pads.dataset(path, filesystem=fs, format="parquet", partitioning=None).count_rows()
+
+
 def _swap_in(settings: Settings, staging: str, final: str, token: str) -> None:
     fs, final_path = _filesystem(settings, final)
     _, staging_path = _filesystem(settings, staging)

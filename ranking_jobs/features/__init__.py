@@ -293,8 +293,6 @@ def _write_table(settings: Settings, table: str, days: list[dt.date], frame: Dat
         timed(log, f"{table} x {len(days)} days") as t,
         lake.staged_partitions(settings, table, days, arrow_schema(frame)) as staging,
     ):
-        frame = frame.repartition("dt").sortWithinPartitions("dt", *keys).cache()
-        t["count"] = rows = frame.count()
-        write_days(frame, settings, staging)
-        frame.unpersist()
+        write_days(frame.repartition("dt").sortWithinPartitions("dt", *keys), settings, staging)
+        t["count"] = rows = lake.staged_rows(settings, staging)
     return rows

@@ -70,7 +70,12 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     """The champion's lists for every active user or, while no model has passed the gate,
     the lists of the best baseline the night's evaluation found."""
     from ranking_jobs import registry
-    from ranking_jobs.precompute.scoring import ListWorkers, lists_in_spark
+    from ranking_jobs.precompute.scoring import (
+        ListWorkers,
+        in_one_process,
+        lists_in_process,
+        lists_in_spark,
+    )
 
     settings = ctx.settings
     users = inputs.active_users(settings, ctx.ds)
@@ -78,6 +83,10 @@ def precompute_lists(ctx: RunContext) -> dict[str, Any]:
     champ = registry.champion(settings)
     if champ is None:  # no Spark: a baseline's lists are made here
         label, made = baseline_lists(ctx, users)
+    elif in_one_process(settings, users):
+        booster = registry.load_booster(settings, champ)
+        made = lists_in_process(settings, booster, users, ctx.ds, pd.Timestamp(ctx.end))
+        label = champ.label
     else:
         with ListWorkers(settings, ctx.ds) as workers:  # load while the champion loads
             booster = registry.load_booster(settings, champ)

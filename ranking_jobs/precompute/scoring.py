@@ -120,6 +120,29 @@ def shards(users: np.ndarray, shard_users: int, slots: int) -> list[np.ndarray]:
     return [s for s in np.array_split(users, count) if len(s)]
 
 
+def in_one_process(settings: Settings, users: np.ndarray) -> bool:
+    """Whether the night's lists are made here instead of in Spark: in local mode, when
+    every user fits one shard. Starting Spark and loading the inputs into its Python
+    workers then costs more than the one shard's scoring."""
+    return settings.spark.master.startswith("local") and (
+        len(users) <= settings.lists.precompute_shard_users
+    )
+
+
+def lists_in_process(
+    settings: Settings, booster: Any, users: np.ndarray, snapshot: dt.date, as_of: pd.Timestamp
+) -> pa.Table:
+    """``LISTS_SCHEMA`` rows of ``user_lists`` for ``users`` as one shard, in this
+    process: the function a Spark task runs on its shard."""
+    from ranking_jobs.lists import list_inputs, user_lists
+
+    with timed(log, f"lists of {len(users):,} users (one shard, no Spark), scored") as t:
+        source = list_inputs(settings, snapshot, None)
+        lists = user_lists(settings, booster, source, np.asarray(users, np.int64), as_of)
+        t["count"] = int(lists["candidates"].sum())
+    return pa.Table.from_pandas(lists, schema=LISTS_SCHEMA, preserve_index=False)
+
+
 def lists_in_spark(
     settings: Settings,
     booster: Any,

@@ -139,6 +139,20 @@ def sample_queries(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame
     return rows[np.isin(keys, keep)]
 
 
+def within_budget(
+    frames: dict[str, pd.DataFrame], max_rows: int, seed: int
+) -> dict[str, pd.DataFrame]:
+    """The splits with training and validation sampled (whole queries) to ``max_rows``
+    rows between them, shared in proportion to their rows; the hold-out keeps every
+    query."""
+    fitting = len(frames["train"]) + len(frames["valid"])
+    out = dict(frames)
+    for split in ("train", "valid"):
+        share = max_rows * len(frames[split]) / max(fitting, 1)
+        out[split] = sample_queries(frames[split], int(share), seed)
+    return out
+
+
 def build_training_set(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.settings
     calendar = calendar_of(ctx)
@@ -161,13 +175,9 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
             f"{len(rows):,}",
             f"{rows['user_id'].nunique():,}",
         )
-    # The budget is shared by training and validation in proportion to their rows; the
-    # hold-out keeps every query.
     frames = {split: pd.concat(p, ignore_index=True) for split, p in parts.items()}
     fitting = len(frames["train"]) + len(frames["valid"])
-    for split in ("train", "valid"):
-        share = settings.training.max_rows * len(frames[split]) / max(fitting, 1)
-        frames[split] = sample_queries(frames[split], int(share), settings.generator.seed)
+    frames = within_budget(frames, settings.training.max_rows, settings.generator.seed)
     rows = pd.concat(frames.values(), ignore_index=True)
     rows["event_timestamp"] = rows["as_of"]
     table = assemble_features(settings, rows).drop(columns="event_timestamp")
