@@ -487,7 +487,8 @@ class ListsSettings(Section):
         20_000,
         ge=1,
         description="Most users per precompute Spark task, or per batch of a baseline's "
-        "lists: either holds its users' candidates in memory.",
+        "lists: either holds its users' candidates in memory. In local mode, a night with "
+        "no more active users makes its lists without Spark.",
     )
 
 
