@@ -7,7 +7,7 @@ Builds a frame shaped like a training set: ``--rows`` rows, ``--features`` float
 features (a tenth of their values missing) plus the keys. Both ways run the same
 rules through the project's Great Expectations session: "holds a value" and
 "finite" for every feature; the reference on the rows, the suite on
-``feature_extremes``. Both must agree; one feature is made entirely null and one
+``FeatureExtremes``. Both must agree; one feature is made entirely null and one
 infinite, so both ways must also fail on the same two rules. Figures are printed,
 never asserted.
 """
@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ranking_jobs.validation.engine import GxSession
 from ranking_jobs.validation.spec import Rule, SuiteSpec, between
-from ranking_jobs.validation.training import FLOAT_MAX, feature_extremes, features_spec
+from ranking_jobs.validation.training import FLOAT_MAX, FeatureExtremes, features_spec
 
 
 def frame(rows: int, features: int, seed: int = 0) -> pd.DataFrame:
@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     session.check(df.head(10), features_spec(features[:2]), "warm-up")  # GX's first-use cost
 
     started = time.perf_counter()
-    extremes = feature_extremes(batches, features)
+    gathered = FeatureExtremes(features)
+    for batch in batches:
+        gathered.add(batch)
+    extremes = gathered.frame()
     ours = session.check(extremes, features_spec(features), "extremes")
     ours_s = time.perf_counter() - started
     started = time.perf_counter()

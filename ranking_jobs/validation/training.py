@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -214,22 +213,12 @@ class FeatureExtremes:
         return pd.DataFrame(out, index=["min", "max"], dtype=np.float64)
 
 
-def feature_extremes(
-    batches: Iterable[pa.RecordBatch | pa.Table], features: list[str]
-) -> pd.DataFrame:
-    """:class:`FeatureExtremes` of ``features`` over ``batches``."""
-    extremes = FeatureExtremes(features)
-    for batch in batches:
-        extremes.add(batch)
-    return extremes.frame()
-
-
 def features_spec(
     features: list[str],
     float_features: list[str] | None = None,
     empty: dict[str, str] | None = None,
 ) -> SuiteSpec:
-    """Rules of the training set's features, checked on :func:`feature_extremes`:
+    """Rules of the training set's features, checked on :meth:`FeatureExtremes.frame`:
     a feature holds a value (its extremes are not missing) unless its family is in
     ``empty`` (see :func:`empty_families`) or it is optional; ``float_features``
     (default: all) are finite."""

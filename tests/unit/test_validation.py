@@ -226,7 +226,10 @@ def test_feature_extremes_keep_infinities_and_mark_empty_features() -> None:
     )
     table = pa.Table.from_pandas(df, preserve_index=False)
     # streamed in batches: the middle one holds no value of "a" or "n"
-    got = T.feature_extremes([table.slice(0, 1), table.slice(1, 1), table.slice(2)], list(df))
+    extremes = T.FeatureExtremes(list(df))
+    for batch in (table.slice(0, 1), table.slice(1, 1), table.slice(2)):
+        extremes.add(batch)
+    got = extremes.frame()
     assert got.loc["min", "a"] == -2.0 and got.loc["max", "a"] == 0.5
     assert got["b"].isna().all()  # entirely null: the not-null rule fails on it
     assert got.loc["max", "c"] == np.inf  # the finiteness rule fails on it
