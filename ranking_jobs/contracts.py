@@ -38,6 +38,11 @@ LABEL_GRADES: dict[str, int] = {
 NOT_SHOWN_GRADE = 0
 
 
+def is_engagement(label: np.ndarray) -> np.ndarray:
+    """Which graded labels are an engagement (a click or more), not a bare impression."""
+    return np.asarray(label) >= LABEL_GRADES["click"]
+
+
 def engagement_grade(label: np.ndarray) -> np.ndarray:
     """Grades shifted so that engagement starts at 1 (a click) and a bare impression
     counts 0 like an unshown item: what a list is judged on, and what the model learns,

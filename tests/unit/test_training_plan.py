@@ -1,5 +1,5 @@
-"""The training set's query plan: every query while the budget holds, a sample before any
-candidate is built when the windows are far over it, and a capped hold-out."""
+"""The training set's query plan: every engaged query while the budget holds, a sample
+before any candidate is built when the windows are far over it, and a capped hold-out."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from ranking_jobs import contracts as C
 from ranking_jobs.calendar import Window
 from ranking_jobs.settings import Settings
 from ranking_jobs.training.dataset import PRESAMPLE_TO, planned_queries
@@ -16,12 +17,14 @@ DAY = dt.date(2026, 1, 10)
 
 
 def _labels(users: int, shown: int) -> pd.DataFrame:
-    """``users`` users, each shown ``shown`` items."""
+    """``users`` users, each shown ``shown`` items and clicking the first."""
     return pd.DataFrame(
         {
             "user_id": np.repeat(np.arange(users), shown),
             "item_id": np.tile(np.arange(shown), users),
-            "label": 1,
+            "label": np.tile(
+                [C.LABEL_GRADES["click"]] + [C.LABEL_GRADES["impression"]] * (shown - 1), users
+            ),
             "shown": True,
         }
     )
@@ -55,3 +58,19 @@ def test_windows_far_over_the_budget_are_sampled_before_candidates_and_the_holdo
     assert len(test) == 100 and len(np.unique(test)) == 100 and set(test) <= set(range(1_000))
     again = planned_queries(settings, windows, labels)
     assert all(np.array_equal(again[w], plan[w]) for w in windows)  # seeded
+
+
+def test_users_only_shown_items_are_no_query() -> None:
+    settings = Settings(train_max_rows=10_000, candidates_per_user=10, holdout_row_users=1_000)
+    windows = _windows()
+    labels = {w: _labels(100, 5) for w in windows}
+    for frame in labels.values():  # users 50..99 engage with nothing
+        frame.loc[frame["user_id"] >= 50, "label"] = C.LABEL_GRADES["impression"]
+    valid = labels[windows[1]]
+    valid.loc[(valid["user_id"] == 60) & (valid["item_id"] == 3), "label"] = C.LABEL_GRADES[
+        "purchase"
+    ]
+    plan = planned_queries(settings, windows, labels)
+    assert np.array_equal(plan[windows[0]], np.arange(50))
+    assert np.array_equal(plan[windows[1]], [*range(50), 60])
+    assert np.array_equal(plan[windows[2]], np.arange(50))
