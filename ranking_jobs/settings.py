@@ -288,7 +288,9 @@ class TrainingSettings(Section):
         "graded labels, or only the logged impressions ('shown'; better by true utility "
         "on `small` data, refused by the gate on `tiny`).",
     )
-    num_boost_round: int = Field(300, ge=1, description="Maximum XGBoost boosting rounds.")
+    num_boost_round: int = Field(
+        1000, ge=1, description="Maximum XGBoost boosting rounds; early stopping ends sooner."
+    )
     early_stopping_rounds: int = Field(40, ge=1, description="Early stopping patience.")
     max_depth: int = Field(4, ge=1, description="XGBoost tree depth.")
     learning_rate: float = Field(0.05, gt=0, description="XGBoost eta.")
