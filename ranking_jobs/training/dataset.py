@@ -139,6 +139,20 @@ def planned_queries(
     return plan
 
 
+def require_engagement(windows: list[Window], plan: dict[Window, np.ndarray]) -> None:
+    """Fail by name when a split has no engaged user at all: the night cannot fit or
+    judge a model on it, and a log whose events all import as impressions (weights
+    below 2) is the usual cause."""
+    empty = [s for s in SPLITS if not any(len(plan[w]) for w in windows if w.split == s)]
+    if empty:
+        spans = [f"{w.first}..{w.last}" for w in windows if w.split in empty]
+        raise ValueError(
+            f"no user engaged (a click or more) in the {' and '.join(empty)} label windows "
+            f"({', '.join(spans)}): raw/events holds impressions only there. An imported "
+            "log needs event types above impression, or weights of 2 or more"
+        )
+
+
 def sample_queries(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     """Whole queries (user, as-of) drawn at random until ``max_rows`` rows: a budget that
     keeps training time flat as users grow, without cutting any query's list short."""
@@ -171,6 +185,7 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
     windows = list(calendar.windows)
     labels = {window: window_labels(ctx, window) for window in windows}
     plan = planned_queries(settings, windows, labels)
+    require_engagement(windows, plan)
     before = {w.split: 0 for w in windows}
     for window in windows:
         before[window.split] += len(engaged_users(labels[window]))

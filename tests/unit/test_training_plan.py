@@ -7,11 +7,12 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ranking_jobs import contracts as C
 from ranking_jobs.calendar import Window
 from ranking_jobs.settings import Settings
-from ranking_jobs.training.dataset import PRESAMPLE_TO, planned_queries
+from ranking_jobs.training.dataset import PRESAMPLE_TO, planned_queries, require_engagement
 
 DAY = dt.date(2026, 1, 10)
 
@@ -74,3 +75,15 @@ def test_users_only_shown_items_are_no_query() -> None:
     assert np.array_equal(plan[windows[0]], np.arange(50))
     assert np.array_equal(plan[windows[1]], [*range(50), 60])
     assert np.array_equal(plan[windows[2]], np.arange(50))
+
+
+def test_a_split_without_any_engagement_is_refused_by_name() -> None:
+    settings = Settings(train_max_rows=10_000, candidates_per_user=10, holdout_row_users=1_000)
+    windows = _windows()
+    labels = {w: _labels(20, 5) for w in windows}
+    require_engagement(windows, planned_queries(settings, windows, labels))  # engaged: passes
+    labels[windows[1]]["label"] = C.LABEL_GRADES["impression"]
+    with pytest.raises(
+        ValueError, match=r"in the valid label windows \(2026-01-11\.\.2026-01-11\)"
+    ):
+        require_engagement(windows, planned_queries(settings, windows, labels))
