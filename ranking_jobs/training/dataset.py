@@ -148,7 +148,7 @@ def require_engagement(windows: list[Window], plan: dict[Window, np.ndarray]) ->
         spans = [f"{w.first}..{w.last}" for w in windows if w.split in empty]
         raise ValueError(
             f"no user engaged (a click or more) in the {' and '.join(empty)} label windows "
-            f"({', '.join(spans)}): raw/events holds impressions only there. An imported "
+            f"({', '.join(spans)}): raw/events holds no click or stronger event there. An imported "
             "log needs event types above impression, or weights of 2 or more"
         )
 
