@@ -50,7 +50,7 @@ USER_FLOATS = [
 USER_INTS = ["user_category_breadth"]
 
 # (user, item) history of engagement with the very listing.
-USER_ITEM_INTS = ["ui_engagements", "ui_purchases"]
+USER_ITEM_INTS = ["ui_engagements", "ui_purchases", "ui_days", "ui_span_days"]
 USER_ITEM_FLOATS = ["ui_days_since"]
 
 # Item attributes a user can lean towards; each has its own affinity view keyed by

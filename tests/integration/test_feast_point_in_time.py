@@ -103,6 +103,8 @@ def user_item_table(day: dt.date) -> pa.Table:
             "ui_engagements": pa.array([1 + (day - D1).days] * len(pairs), pa.int64()),
             "ui_purchases": pa.array([0] * len(pairs), pa.int64()),
             "ui_days_since": pa.array([0.5] * len(pairs), pa.float64()),
+            "ui_days": pa.array([1] * len(pairs), pa.int64()),
+            "ui_span_days": pa.array([0] * len(pairs), pa.int64()),
             "event_timestamp": pa.array([day_end(day)] * len(pairs), C.TS),
         }
     )

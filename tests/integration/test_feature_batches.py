@@ -119,11 +119,15 @@ def _equals_recomputation_from_raw(settings: Settings, features: dict[str, pd.Da
         got = items[f"clicks_{w}d"]
         assert (got.reindex(clicks.index) == clicks).all() and got.drop(clicks.index).eq(0).all()
     engaged = events[events["event_type"] != "impression"].copy()
+    engaged["day"] = engaged["ts"].dt.floor("D")
     history = engaged.groupby(["user_id", "item_id"]).agg(
         ui_engagements=("age", "size"),
         ui_purchases=("event_type", lambda t: int((t == "purchase").sum())),
         ui_days_since=("age", "min"),
+        ui_days=("day", "nunique"),
+        ui_span_days=("day", lambda d: (d.max() - d.min()).days),
     )
+    assert history["ui_days"].max() > 1  # some pair recurs: the day counts are tested
     got = features[C.FEATURES_USER_ITEM].set_index(["user_id", "item_id"])[list(history.columns)]
     assert len(history) > 100
     pd.testing.assert_frame_equal(

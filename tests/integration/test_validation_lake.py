@@ -226,7 +226,8 @@ def test_user_item_history_of_a_purchase_only_log_is_warned_not_refused(
     result = validate_training_set(ctx)
     assert result["success"]
     assert result["warnings"] == [
-        "user-item history features (ui_engagements, ui_purchases, ui_days_since) not required "
+        "user-item history features (ui_engagements, ui_purchases, ui_days, ui_span_days, "
+        "ui_days_since) not required "
         "tonight: every engagement in the 30 days up to 2026-01-31 is a purchase and "
         "exclude_purchased keeps bought items out of the candidates"
     ]

@@ -520,10 +520,13 @@ def test_user_item_history_counts_engagements_within_the_lookback(spark: Any) ->
     assert set(short) == {(100, 1)}
     assert short[(100, 1)]["ui_engagements"] == 2 and short[(100, 1)]["ui_purchases"] == 1
     assert short[(100, 1)]["ui_days_since"] == pytest.approx(1.0)
+    # engaged on the snapshot day and the day before: two days, one day apart
+    assert (short[(100, 1)]["ui_days"], short[(100, 1)]["ui_span_days"]) == (2, 1)
     long = history(60)
     assert set(long) == {(100, 1), (100, 2), (101, 2)}
     assert long[(100, 2)]["ui_purchases"] == 1 and long[(101, 2)]["ui_purchases"] == 0
     assert long[(101, 2)]["ui_days_since"] == pytest.approx(40.0)
+    assert (long[(100, 2)]["ui_days"], long[(100, 2)]["ui_span_days"]) == (1, 0)
 
 
 def test_exact_sums_do_not_depend_on_the_order_of_the_terms(spark):
