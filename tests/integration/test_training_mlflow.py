@@ -25,6 +25,16 @@ from tests.unit.test_training_evaluation import _frame
 DS = dt.date(2026, 1, 31)
 
 
+def _write_training_set(settings: Settings) -> list[pd.DataFrame]:
+    """40 training, 20 validation and 20 hold-out queries, one query of each fitting
+    split without engagement (training leaves it out)."""
+    frames = [_frame(1, 40, "train"), _frame(2, 20, "valid"), _frame(3, 20, "test")]
+    for frame in frames[:2]:
+        frame.loc[frame["user_id"] == 0, "label"] = 0
+    lake.write_partition(settings, C.TRAINING, DS, pa.Table.from_pandas(pd.concat(frames)))
+    return frames
+
+
 @pytest.fixture
 def trained(tmp_path) -> tuple[Settings, dict, pd.DataFrame]:
     settings = make_settings(
@@ -34,10 +44,7 @@ def trained(tmp_path) -> tuple[Settings, dict, pd.DataFrame]:
         nthread=1,
         categorical_features=True,  # their vocabulary travels in the run's artifacts
     )
-    frames = [_frame(1, 40, "train"), _frame(2, 20, "valid"), _frame(3, 20, "test")]
-    for frame in frames[:2]:  # a query without engagement in each split: left out
-        frame.loc[frame["user_id"] == 0, "label"] = 0
-    lake.write_partition(settings, C.TRAINING, DS, pa.Table.from_pandas(pd.concat(frames)))
+    _write_training_set(settings)
     summary = train_model(RunContext.create(DS, settings))
     return settings, summary, lake.read_partition(settings, C.TRAINING, DS).to_pandas()
 
@@ -97,10 +104,7 @@ def test_search_runs_its_trials_logs_them_and_trains_with_the_best(tmp_path) -> 
     settings = make_settings(
         tmp_path, num_boost_round=15, early_stopping_rounds=5, nthread=1, search_trials=4
     )
-    frames = [_frame(1, 40, "train"), _frame(2, 20, "valid"), _frame(3, 20, "test")]
-    for frame in frames[:2]:  # a query without engagement in each split: left out
-        frame.loc[frame["user_id"] == 0, "label"] = 0
-    lake.write_partition(settings, C.TRAINING, DS, pa.Table.from_pandas(pd.concat(frames)))
+    frames = _write_training_set(settings)
     summary = train_model(RunContext.create(DS, settings))
     trials = summary["search"]["trials"]
     assert len(trials) == 4
